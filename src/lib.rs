@@ -1,0 +1,18 @@
+//! vcon-scitt: a SCITT transparency service for the vCon lifecycle.
+//!
+//! Layering (maths → formats → storage → service), one module per concept:
+//! - [`merkle`]: RFC 9162 hashing, proofs, tile layout. Pure.
+//! - [`cbor`], [`keys`], [`tree_head`], [`receipt`]: wire formats and crypto,
+//!   shared by the server and the offline verifier.
+//! - [`log`] (feature `server`): the append-only log on RocksDB with a single
+//!   group-committing sequencer, crash recovery and fsck.
+#![forbid(unsafe_code)]
+
+pub mod cbor;
+pub mod keys;
+pub mod merkle;
+pub mod receipt;
+pub mod tree_head;
+
+#[cfg(feature = "server")]
+pub mod log;

@@ -1,0 +1,284 @@
+//! The append-only log: RFC 9162 tree over RocksDB, fed by one sequencer.
+//!
+//! Lifecycle: [`Log::open`] recovers from the last durable state (signing a
+//! head for durable-but-unsigned data), [`Log::submit`] hands an entry to the
+//! sequencer and returns a [`Pending`] that resolves only once the entry is
+//! fsync'd *and* covered by a signed, persisted tree head. Reads (entries,
+//! proofs, heads) go straight to RocksDB and never wait for the sequencer.
+
+mod fsck;
+mod sequencer;
+pub mod store;
+
+use std::path::Path;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use fsck::{FsckReport, fsck};
+pub use sequencer::Faults;
+pub use store::Store;
+
+use crate::merkle::{self, Hash};
+use store::StoreNodes;
+
+pub use crate::tree_head::{SignedTreeHead, TreeHead, TreeHeadSigner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("the sequencer queue is full")]
+    QueueFull,
+    #[error("the log is shutting down")]
+    Closed,
+    #[error("the log halted after an integrity alarm: {0}")]
+    Halted(String),
+    #[error("signing the tree head failed: {0}")]
+    Signing(String),
+    #[error("the batch holding this entry failed: {0}")]
+    BatchFailed(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+/// Tuning for the sequencer; defaults come from the measurements in
+/// BENCHMARKS.md.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Most entries in one commit.
+    pub max_batch: usize,
+    /// How long the sequencer lingers for more entries after the queue ran
+    /// dry (0 = commit what is there at once: the lowest latency; the batch
+    /// still grows under load because entries queue during each fsync).
+    pub max_delay: Duration,
+    /// Bounded queue in front of the sequencer; a full queue is back-pressure.
+    pub queue_capacity: usize,
+    pub faults: Arc<Faults>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 1024,
+            max_delay: Duration::from_micros(500),
+            queue_capacity: 65_536,
+            faults: Arc::new(Faults::default()),
+        }
+    }
+}
+
+/// What an appender gets back: its index and a signed head that covers it.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub index: u64,
+    pub leaf: Hash,
+    pub head: Arc<SignedTreeHead>,
+    /// True when an identical entry was already in the log.
+    pub duplicate: bool,
+}
+
+/// Extra key/values the service writes in the same batch as an entry
+/// (secondary indexes), so they are exactly as durable as the entry.
+#[derive(Debug, Clone, Default)]
+pub struct IndexWrites {
+    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+pub(crate) struct Request {
+    pub entry: Vec<u8>,
+    pub leaf: Hash,
+    /// Secondary-index rows, made once the sequencer assigns the index.
+    pub index_writes: Option<Box<dyn Fn(u64) -> IndexWrites + Send>>,
+    pub reply: tokio::sync::oneshot::Sender<Result<Appended, LogError>>,
+}
+
+/// A submitted entry, waiting for durability.
+pub struct Pending {
+    rx: tokio::sync::oneshot::Receiver<Result<Appended, LogError>>,
+}
+
+impl Pending {
+    pub async fn wait(self) -> Result<Appended, LogError> {
+        self.rx.await.unwrap_or(Err(LogError::Closed))
+    }
+
+    pub fn wait_blocking(self) -> Result<Appended, LogError> {
+        self.rx.blocking_recv().unwrap_or(Err(LogError::Closed))
+    }
+}
+
+/// Shared state readers use without touching the sequencer.
+pub(crate) struct Shared {
+    pub latest: RwLock<Arc<SignedTreeHead>>,
+    pub halted: RwLock<Option<String>>,
+    pub metrics: sequencer::Metrics,
+}
+
+/// The log handle. Cheap to clone; the sequencer stops when the last handle
+/// is dropped or on [`Log::shutdown`].
+#[derive(Clone)]
+pub struct Log {
+    store: Arc<Store>,
+    tx: SyncSender<sequencer::Msg>,
+    shared: Arc<Shared>,
+    thread: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir` and starts the sequencer.
+    pub fn open(dir: &Path, config: LogConfig, signer: Arc<dyn TreeHeadSigner>) -> Result<Log, LogError> {
+        let store = Store::open(dir)?;
+        Self::with_store(store, config, signer)
+    }
+
+    pub fn with_store(
+        store: Arc<Store>,
+        config: LogConfig,
+        signer: Arc<dyn TreeHeadSigner>,
+    ) -> Result<Log, LogError> {
+        let (seq, latest) = sequencer::Sequencer::recover(store.clone(), config.clone(), signer)?;
+        let shared = Arc::new(Shared {
+            latest: RwLock::new(Arc::new(latest)),
+            halted: RwLock::new(None),
+            metrics: sequencer::Metrics::default(),
+        });
+        let (tx, rx) = std::sync::mpsc::sync_channel(config.queue_capacity.max(1));
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || seq.run(rx, sh))
+            .map_err(|e| LogError::Storage(format!("spawning the sequencer: {e}")))?;
+        Ok(Log { store, tx, shared, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+    }
+
+    /// Hands an entry to the sequencer. Fails at once with
+    /// [`LogError::QueueFull`] when the queue is full (back-pressure).
+    pub fn submit(&self, entry: Vec<u8>) -> Result<Pending, LogError> {
+        let leaf = merkle::leaf_hash(&entry);
+        self.submit_with(entry, leaf, None)
+    }
+
+    /// As [`Log::submit`], with a precomputed leaf hash (the sequencer checks
+    /// it again before signing) and secondary-index rows to write atomically.
+    pub fn submit_with(
+        &self,
+        entry: Vec<u8>,
+        leaf: Hash,
+        index_writes: Option<Box<dyn Fn(u64) -> IndexWrites + Send>>,
+    ) -> Result<Pending, LogError> {
+        if let Some(why) = self.halted() {
+            return Err(LogError::Halted(why));
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let req = Request { entry, leaf, index_writes, reply };
+        match self.tx.try_send(sequencer::Msg::Append(req)) {
+            Ok(()) => {
+                self.shared.metrics.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(Pending { rx })
+            }
+            Err(TrySendError::Full(_)) => Err(LogError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(LogError::Closed),
+        }
+    }
+
+    /// Appends and waits (blocking); for tools and tests.
+    pub fn append_blocking(&self, entry: Vec<u8>) -> Result<Appended, LogError> {
+        self.submit(entry)?.wait_blocking()
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The latest signed tree head.
+    pub fn latest(&self) -> Arc<SignedTreeHead> {
+        match self.shared.latest.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Why the log stopped accepting writes, if it did.
+    pub fn halted(&self) -> Option<String> {
+        match self.shared.halted.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn metrics(&self) -> &sequencer::Metrics {
+        &self.shared.metrics
+    }
+
+    pub fn queue_depth(&self) -> u64 {
+        self.shared.metrics.queued.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
+        self.store.entry(index)
+    }
+
+    pub fn index_of(&self, leaf: &Hash) -> Result<Option<u64>, LogError> {
+        self.store.index_of(leaf)
+    }
+
+    /// The head of the batch that included `index` (stable receipts).
+    pub fn first_head_covering(&self, index: u64) -> Result<Option<SignedTreeHead>, LogError> {
+        self.store.first_head_covering(index)
+    }
+
+    pub fn head(&self, size: u64) -> Result<Option<SignedTreeHead>, LogError> {
+        self.store.head(size)
+    }
+
+    /// Inclusion proof of `index` in the tree of `size`, which must not exceed
+    /// the latest signed size.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
+        self.check_size(size)?;
+        if index >= size {
+            return Err(LogError::InvalidRequest(format!("index {index} is not below size {size}")));
+        }
+        merkle::inclusion_proof(&mut StoreNodes::new(&self.store), index, size)
+    }
+
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LogError> {
+        self.check_size(size2)?;
+        if size1 > size2 {
+            return Err(LogError::InvalidRequest(format!("size {size1} is above size {size2}")));
+        }
+        merkle::consistency_proof(&mut StoreNodes::new(&self.store), size1, size2)
+    }
+
+    /// Root of the tree at any signed size, recomputed from storage.
+    pub fn root_at(&self, size: u64) -> Result<Hash, LogError> {
+        self.check_size(size)?;
+        merkle::root(&mut StoreNodes::new(&self.store), size)
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), LogError> {
+        let latest = self.latest().head.size;
+        if size > latest {
+            return Err(LogError::InvalidRequest(format!(
+                "size {size} is beyond the latest signed size {latest}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stops the sequencer after it finishes the batch in hand. Entries still
+    /// queued are answered with [`LogError::Closed`].
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(sequencer::Msg::Stop);
+        let handle = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}

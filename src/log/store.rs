@@ -1,0 +1,305 @@
+//! RocksDB layout. Everything a batch adds goes in one `WriteBatch` with a
+//! synced WAL, so after a crash a batch is either wholly present or absent.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `entries` | index (u64 BE) | entry bytes (see `spec-notes/entry.md`) |
+//! | `leaves` | leaf hash (32 B) | index (u64 BE) — dedup and entry-id lookup |
+//! | `tiles` | level (u8) ‖ tile index (u64 BE) | [`Tile`] bytes (row 0 + interior rows) |
+//! | `heads` | tree size (u64 BE) | [`SignedTreeHead`] record |
+//! | `meta` | name | value (`size`: committed leaf count, u64 BE) |
+//! | `index` | secondary keys | written by the service layer in the same batch |
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
+    IteratorMode, Options, WriteBatch, WriteOptions,
+};
+
+use super::{LogError, SignedTreeHead, TreeHead};
+use crate::merkle::tile::{Tile, TileId};
+use crate::merkle::{Hash, NodeSource};
+
+pub const CF_ENTRIES: &str = "entries";
+pub const CF_LEAVES: &str = "leaves";
+pub const CF_TILES: &str = "tiles";
+pub const CF_HEADS: &str = "heads";
+pub const CF_META: &str = "meta";
+pub const CF_INDEX: &str = "index";
+const ALL_CFS: [&str; 6] = [CF_ENTRIES, CF_LEAVES, CF_TILES, CF_HEADS, CF_META, CF_INDEX];
+
+const META_SIZE: &[u8] = b"size";
+
+/// The store handle: a RocksDB instance shared by the sequencer (sole writer)
+/// and any number of readers.
+pub struct Store {
+    db: DB,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Arc<Store>, LogError> {
+        Self::open_inner(path, false)
+    }
+
+    /// Opens without write access, for fsck against a live data dir.
+    pub fn open_read_only(path: &Path) -> Result<Arc<Store>, LogError> {
+        Self::open_inner(path, true)
+    }
+
+    fn open_inner(path: &Path, read_only: bool) -> Result<Arc<Store>, LogError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_bytes_per_sync(1 << 20);
+        // Refuse to open over a corrupt WAL tail silently: only a torn last
+        // record (a crash mid-write) may be dropped.
+        opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut o = Options::default();
+            let mut bbo = BlockBasedOptions::default();
+            match *name {
+                CF_ENTRIES => o.set_compression_type(DBCompressionType::Lz4),
+                CF_LEAVES => {
+                    // Dedup looks up mostly-absent keys: a bloom filter makes a miss
+                    // cost no disk read.
+                    bbo.set_bloom_filter(10.0, false);
+                    o.set_compression_type(DBCompressionType::None);
+                }
+                _ => o.set_compression_type(DBCompressionType::None),
+            }
+            bbo.set_cache_index_and_filter_blocks(true);
+            o.set_block_based_table_factory(&bbo);
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = if read_only {
+            DB::open_cf_descriptors_read_only(&opts, path, cfs, false)
+        } else {
+            DB::open_cf_descriptors(&opts, path, cfs)
+        }
+        .map_err(|e| LogError::Storage(format!("opening {}: {e}", path.display())))?;
+        Ok(Arc::new(Store { db }))
+    }
+
+    pub fn cf(&self, name: &str) -> Result<&ColumnFamily, LogError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| LogError::Corrupt(format!("column family {name} is missing")))
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(storage)
+    }
+
+    /// Writes a batch with the WAL fsync'd before returning.
+    pub fn write_synced(&self, batch: WriteBatch) -> Result<(), LogError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo).map_err(storage)
+    }
+
+    /// Number of leaves whose data is durable (may exceed the latest signed
+    /// head after a crash between the data write and the head write).
+    pub fn data_size(&self) -> Result<u64, LogError> {
+        match self.get(CF_META, META_SIZE)? {
+            None => Ok(0),
+            Some(v) => be_u64(&v).ok_or_else(|| LogError::Corrupt("meta size is not 8 bytes".into())),
+        }
+    }
+
+    pub fn put_data_size(&self, batch: &mut WriteBatch, size: u64) -> Result<(), LogError> {
+        batch.put_cf(self.cf(CF_META)?, META_SIZE, size.to_be_bytes());
+        Ok(())
+    }
+
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
+        self.get(CF_ENTRIES, &index.to_be_bytes())
+    }
+
+    pub fn index_of(&self, leaf: &Hash) -> Result<Option<u64>, LogError> {
+        match self.get(CF_LEAVES, leaf)? {
+            None => Ok(None),
+            Some(v) => be_u64(&v)
+                .map(Some)
+                .ok_or_else(|| LogError::Corrupt("leaf index value is not 8 bytes".into())),
+        }
+    }
+
+    pub fn tile(&self, id: TileId) -> Result<Option<Tile>, LogError> {
+        match self.get(CF_TILES, &id.key())? {
+            None => Ok(None),
+            Some(b) => Tile::from_bytes(&b)
+                .map(Some)
+                .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index))),
+        }
+    }
+
+    pub fn put_tile(&self, batch: &mut WriteBatch, id: TileId, tile: &Tile) -> Result<(), LogError> {
+        batch.put_cf(self.cf(CF_TILES)?, id.key(), tile.to_bytes());
+        Ok(())
+    }
+
+    pub fn put_entry(
+        &self,
+        batch: &mut WriteBatch,
+        index: u64,
+        leaf: &Hash,
+        entry: &[u8],
+    ) -> Result<(), LogError> {
+        batch.put_cf(self.cf(CF_ENTRIES)?, index.to_be_bytes(), entry);
+        batch.put_cf(self.cf(CF_LEAVES)?, leaf, index.to_be_bytes());
+        Ok(())
+    }
+
+    pub fn put_head(&self, batch: &mut WriteBatch, head: &SignedTreeHead) -> Result<(), LogError> {
+        batch.put_cf(self.cf(CF_HEADS)?, head.head.size.to_be_bytes(), head.to_record());
+        Ok(())
+    }
+
+    pub fn head(&self, size: u64) -> Result<Option<SignedTreeHead>, LogError> {
+        match self.get(CF_HEADS, &size.to_be_bytes())? {
+            None => Ok(None),
+            Some(b) => from_record(&b).map(Some),
+        }
+    }
+
+    /// The signed head with the largest size.
+    pub fn latest_head(&self) -> Result<Option<SignedTreeHead>, LogError> {
+        let mut it = self.db.iterator_cf(self.cf(CF_HEADS)?, IteratorMode::End);
+        match it.next() {
+            None => Ok(None),
+            Some(Err(e)) => Err(storage(e)),
+            Some(Ok((_, v))) => from_record(&v).map(Some),
+        }
+    }
+
+    /// The first signed head whose tree contains leaf `index`: the head of the
+    /// batch that included it. Receipts at that head are stable.
+    pub fn first_head_covering(&self, index: u64) -> Result<Option<SignedTreeHead>, LogError> {
+        let from = (index.saturating_add(1)).to_be_bytes();
+        let mut it =
+            self.db.iterator_cf(self.cf(CF_HEADS)?, IteratorMode::From(&from, Direction::Forward));
+        match it.next() {
+            None => Ok(None),
+            Some(Err(e)) => Err(storage(e)),
+            Some(Ok((_, v))) => from_record(&v).map(Some),
+        }
+    }
+
+    /// All signed heads in size order (fsck, audits).
+    pub fn heads(&self) -> Result<impl Iterator<Item = Result<SignedTreeHead, LogError>> + '_, LogError> {
+        Ok(self
+            .db
+            .iterator_cf(self.cf(CF_HEADS)?, IteratorMode::Start)
+            .map(|r| r.map_err(storage).and_then(|(_, v)| from_record(&v))))
+    }
+
+    /// Raw iteration over a column family in key order.
+    pub fn iter_cf<'a>(
+        &'a self,
+        cf: &str,
+    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), LogError>> + 'a, LogError> {
+        Ok(self.db.iterator_cf(self.cf(cf)?, IteratorMode::Start).map(|r| r.map_err(storage)))
+    }
+
+    /// Raw iteration from a key onwards (secondary indexes).
+    pub fn iter_from<'a>(
+        &'a self,
+        cf: &str,
+        from: &[u8],
+    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), LogError>> + 'a, LogError> {
+        Ok(self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::From(from, Direction::Forward))
+            .map(|r| r.map_err(storage)))
+    }
+
+    pub fn get_index(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
+        self.get(CF_INDEX, key)
+    }
+
+    /// Test-only sabotage: overwrite a stored tile without any checks.
+    #[doc(hidden)]
+    pub fn put_raw(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), LogError> {
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(cf)?, key, value);
+        self.write_synced(b)
+    }
+
+    /// Flushes memtables (used before a checkpoint and by tests).
+    pub fn flush(&self) -> Result<(), LogError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name)?).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    pub fn property(&self, name: &str) -> Option<u64> {
+        self.db.property_int_value(name).ok().flatten()
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+}
+
+fn from_record(b: &[u8]) -> Result<SignedTreeHead, LogError> {
+    SignedTreeHead::from_record(b).ok_or_else(|| LogError::Corrupt(format!("tree head record of {} bytes", b.len())))
+}
+
+pub(crate) fn storage(e: rocksdb::Error) -> LogError {
+    LogError::Storage(e.to_string())
+}
+
+pub(crate) fn be_u64(v: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = v.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
+
+/// Perfect nodes read from stored tiles. Keeps the few tiles one proof touches.
+pub struct StoreNodes<'a> {
+    store: &'a Store,
+    cache: Vec<(TileId, Tile)>,
+}
+
+impl<'a> StoreNodes<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        Self { store, cache: Vec::with_capacity(8) }
+    }
+}
+
+impl NodeSource for StoreNodes<'_> {
+    type Error = LogError;
+    fn perfect_node(&mut self, height: u8, index: u64) -> Result<Hash, LogError> {
+        let (id, row, offset) = TileId::locate(height, index);
+        let pos = match self.cache.iter().position(|(t, _)| *t == id) {
+            Some(p) => p,
+            None => {
+                let tile = self.store.tile(id)?.ok_or_else(|| {
+                    LogError::Corrupt(format!("tile {}/{} is missing", id.level, id.index))
+                })?;
+                if self.cache.len() >= 16 {
+                    self.cache.remove(0);
+                }
+                self.cache.push((id, tile));
+                self.cache.len() - 1
+            }
+        };
+        self.cache[pos].1.node(row, offset).copied().ok_or_else(|| {
+            LogError::Corrupt(format!(
+                "node h{height}/{index} is not in tile {}/{} (width {})",
+                id.level,
+                id.index,
+                self.cache[pos].1.width()
+            ))
+        })
+    }
+}
+
+/// A [`TreeHead`] with no signature, for tests of record parsing.
+#[doc(hidden)]
+pub fn unsigned(head: TreeHead) -> SignedTreeHead {
+    SignedTreeHead { head, signature: Vec::new() }
+}
