@@ -2,16 +2,20 @@
 //!
 //! Layering (maths → formats → storage → service), one module per concept:
 //! - [`merkle`]: RFC 9162 hashing, proofs, tile layout. Pure.
-//! - [`cbor`], [`keys`], [`tree_head`], [`receipt`]: wire formats and crypto,
-//!   shared by the server and the offline verifier.
+//! - [`cbor`], [`cose`], [`keys`], [`statement`], [`issuers`], [`tree_head`],
+//!   [`receipt`]: wire formats, trust and crypto, shared by the server and
+//!   the offline verifier.
 //! - [`log`] (feature `server`): the append-only log on RocksDB with a single
 //!   group-committing sequencer, crash recovery and fsck.
 #![forbid(unsafe_code)]
 
 pub mod cbor;
+pub mod cose;
+pub mod issuers;
 pub mod keys;
 pub mod merkle;
 pub mod receipt;
+pub mod statement;
 pub mod tree_head;
 
 #[cfg(feature = "server")]

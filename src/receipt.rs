@@ -11,7 +11,6 @@
 //! label -65537; without it a receipt's size would be malleable.
 
 use ciborium::value::Value;
-use coset::{CoseSign1, SignatureContext, TaggedCborSerializable, sig_structure_data};
 
 use crate::cbor::{self, as_i64, as_u64, int, map_get};
 use crate::keys::{Alg, KeySet, SigningKey, cose_alg_name};
@@ -57,10 +56,7 @@ fn head_protected(alg: Alg, kid: &[u8], id: &ServiceIdentity, head: &TreeHead) -
     ]))
 }
 
-fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
-    let header = coset::ProtectedHeader { original_data: Some(protected.to_vec()), header: Default::default() };
-    sig_structure_data(SignatureContext::CoseSign1, header, None, &[], payload)
-}
+use crate::cose::{encode_sign1 as cose_sign1_bytes, sig_structure};
 
 /// Signs a tree head: the tagged COSE_Sign1 with detached root, empty
 /// unprotected header. Stored with the head; every receipt reuses it.
@@ -71,23 +67,9 @@ pub fn sign_tree_head(key: &SigningKey, id: &ServiceIdentity, head: &TreeHead) -
     Ok(cose_sign1_bytes(&protected, Vec::new(), None, &sig))
 }
 
-/// tag 18 [protected, unprotected, payload, signature] from parts.
-pub fn cose_sign1_bytes(protected: &[u8], unprotected: Vec<(Value, Value)>, payload: Option<&[u8]>, sig: &[u8]) -> Vec<u8> {
-    cbor::encode(&Value::Tag(
-        18,
-        Box::new(Value::Array(vec![
-            Value::Bytes(protected.to_vec()),
-            Value::Map(unprotected),
-            payload.map(|p| Value::Bytes(p.to_vec())).unwrap_or(Value::Null),
-            Value::Bytes(sig.to_vec()),
-        ])),
-    ))
-}
-
 fn split_head_signature(signed_head: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ReceiptError> {
-    let msg = CoseSign1::from_tagged_slice(signed_head).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
-    let protected = msg.protected.original_data.clone().unwrap_or_default();
-    Ok((protected, msg.signature))
+    let p = crate::cose::split(signed_head).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
+    Ok((p.protected, p.signature))
 }
 
 fn proof_bstr(a: u64, b: u64, path: &[Hash]) -> Value {
@@ -163,24 +145,14 @@ struct Parsed {
 }
 
 fn parse_cose_sign1(bytes: &[u8]) -> Result<Parsed, ReceiptError> {
-    let v = cbor::decode(bytes).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
-    let Value::Tag(18, inner) = v else { return Err(ReceiptError::Malformed("not tag 18".into())) };
-    let Value::Array(parts) = *inner else { return Err(ReceiptError::Malformed("not an array".into())) };
-    let [protected, unprotected, payload, signature]: [Value; 4] =
-        parts.try_into().map_err(|_| ReceiptError::Malformed("COSE_Sign1 must have 4 elements".into()))?;
-    let Value::Bytes(protected) = protected else { return Err(ReceiptError::Malformed("protected is not a bstr".into())) };
-    let header = match cbor::decode(&protected).map_err(|e| ReceiptError::Header(e.to_string()))? {
-        Value::Map(m) => m,
-        _ => return Err(ReceiptError::Header("protected header is not a map".into())),
-    };
-    let Value::Map(unprotected) = unprotected else { return Err(ReceiptError::Malformed("unprotected is not a map".into())) };
-    let payload = match payload {
-        Value::Null => None,
-        Value::Bytes(b) => Some(b),
-        _ => return Err(ReceiptError::Malformed("payload is neither bstr nor nil".into())),
-    };
-    let Value::Bytes(signature) = signature else { return Err(ReceiptError::Malformed("signature is not a bstr".into())) };
-    Ok(Parsed { protected, header, unprotected, payload, signature })
+    let p = crate::cose::split(bytes).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
+    Ok(Parsed {
+        protected: p.protected,
+        header: p.protected_map,
+        unprotected: p.unprotected,
+        payload: p.payload,
+        signature: p.signature,
+    })
 }
 
 /// Protected-header labels a receipt verifier understands (for `crit`).
