@@ -44,7 +44,9 @@ pub fn int(i: i64) -> Value {
 
 /// Looks up an integer label in a CBOR map.
 pub fn map_get(m: &[(Value, Value)], label: i64) -> Option<&Value> {
-    m.iter().find(|(k, _)| as_i64(k) == Some(label)).map(|(_, v)| v)
+    m.iter()
+        .find(|(k, _)| as_i64(k) == Some(label))
+        .map(|(_, v)| v)
 }
 
 pub fn as_i64(v: &Value) -> Option<i64> {

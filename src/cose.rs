@@ -43,34 +43,53 @@ pub fn split(bytes: &[u8]) -> Result<Sign1Parts, SplitError> {
         Value::Tag(..) | Value::Array(_) => return Err(SplitError::NotTag18),
         _ => return Err(SplitError::NotTag18),
     };
-    let Value::Array(parts) = inner else { return Err(SplitError::Shape("tag 18 does not hold an array")) };
-    let [protected, unprotected, payload, signature]: [Value; 4] =
-        parts.try_into().map_err(|_| SplitError::Shape("the array must have exactly 4 elements"))?;
-    let Value::Bytes(protected) = protected else { return Err(SplitError::Shape("protected header is not a bstr")) };
+    let Value::Array(parts) = inner else {
+        return Err(SplitError::Shape("tag 18 does not hold an array"));
+    };
+    let [protected, unprotected, payload, signature]: [Value; 4] = parts
+        .try_into()
+        .map_err(|_| SplitError::Shape("the array must have exactly 4 elements"))?;
+    let Value::Bytes(protected) = protected else {
+        return Err(SplitError::Shape("protected header is not a bstr"));
+    };
     let protected_map = if protected.is_empty() {
         Vec::new()
     } else {
-        match cbor::decode(&protected).map_err(|e| SplitError::Cbor(format!("protected header: {e}")))? {
+        match cbor::decode(&protected)
+            .map_err(|e| SplitError::Cbor(format!("protected header: {e}")))?
+        {
             Value::Map(m) => m,
             _ => return Err(SplitError::Shape("protected header is not a map")),
         }
     };
     check_unique(&protected_map, "protected")?;
-    let Value::Map(unprotected) = unprotected else { return Err(SplitError::Shape("unprotected header is not a map")) };
+    let Value::Map(unprotected) = unprotected else {
+        return Err(SplitError::Shape("unprotected header is not a map"));
+    };
     check_unique(&unprotected, "unprotected")?;
     let payload = match payload {
         Value::Null => None,
         Value::Bytes(b) => Some(b),
         _ => return Err(SplitError::Shape("payload is neither a bstr nor nil")),
     };
-    let Value::Bytes(signature) = signature else { return Err(SplitError::Shape("signature is not a bstr")) };
-    Ok(Sign1Parts { protected, protected_map, unprotected, payload, signature })
+    let Value::Bytes(signature) = signature else {
+        return Err(SplitError::Shape("signature is not a bstr"));
+    };
+    Ok(Sign1Parts {
+        protected,
+        protected_map,
+        unprotected,
+        payload,
+        signature,
+    })
 }
 
 fn check_unique(m: &[(Value, Value)], where_: &'static str) -> Result<(), SplitError> {
     for (i, (k, _)) in m.iter().enumerate() {
         if m[..i].iter().any(|(k2, _)| k2 == k) {
-            let label = as_i64(k).map(|i| i.to_string()).unwrap_or_else(|| format!("{k:?}"));
+            let label = as_i64(k)
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| format!("{k:?}"));
             return Err(SplitError::DuplicateLabel { where_, label });
         }
     }
@@ -80,18 +99,28 @@ fn check_unique(m: &[(Value, Value)], where_: &'static str) -> Result<(), SplitE
 /// RFC 9052 §4.4 Sig_structure for COSE_Sign1 over the protected bytes as
 /// received, empty external AAD.
 pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
-    let header = coset::ProtectedHeader { original_data: Some(protected.to_vec()), header: Default::default() };
+    let header = coset::ProtectedHeader {
+        original_data: Some(protected.to_vec()),
+        header: Default::default(),
+    };
     sig_structure_data(SignatureContext::CoseSign1, header, None, &[], payload)
 }
 
 /// tag 18 [protected, unprotected, payload, signature] from parts.
-pub fn encode_sign1(protected: &[u8], unprotected: Vec<(Value, Value)>, payload: Option<&[u8]>, sig: &[u8]) -> Vec<u8> {
+pub fn encode_sign1(
+    protected: &[u8],
+    unprotected: Vec<(Value, Value)>,
+    payload: Option<&[u8]>,
+    sig: &[u8],
+) -> Vec<u8> {
     cbor::encode(&Value::Tag(
         18,
         Box::new(Value::Array(vec![
             Value::Bytes(protected.to_vec()),
             Value::Map(unprotected),
-            payload.map(|p| Value::Bytes(p.to_vec())).unwrap_or(Value::Null),
+            payload
+                .map(|p| Value::Bytes(p.to_vec()))
+                .unwrap_or(Value::Null),
             Value::Bytes(sig.to_vec()),
         ])),
     ))
@@ -124,6 +153,9 @@ mod tests {
         assert!(matches!(split(&trailing), Err(SplitError::Cbor(_))));
         // {1: -7, 1: -7}
         let dup = encode_sign1(&[0xa2, 0x01, 0x26, 0x01, 0x26], vec![], Some(b"p"), &[1]);
-        assert!(matches!(split(&dup), Err(SplitError::DuplicateLabel { .. })));
+        assert!(matches!(
+            split(&dup),
+            Err(SplitError::DuplicateLabel { .. })
+        ));
     }
 }

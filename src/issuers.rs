@@ -23,7 +23,10 @@ pub enum KeySource {
     /// A registered key, by kid.
     Registry { kid: String },
     /// The leaf of an x5chain that validated to an anchor.
-    X509 { leaf_subject: String, anchor_subject: String },
+    X509 {
+        leaf_subject: String,
+        anchor_subject: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,7 +64,10 @@ impl IssuerTrust {
         if !st.x5chain.is_empty() {
             let (leaf_key, leaf_subject, anchor_subject) = self.validate_chain(st, now)?;
             st.verify_signature(&leaf_key)?;
-            source = Some(KeySource::X509 { leaf_subject, anchor_subject });
+            source = Some(KeySource::X509 {
+                leaf_subject,
+                anchor_subject,
+            });
         } else if st.x5t.is_some() {
             return rejected("x5t (34) without the certificate: send the chain in x5chain (33)");
         }
@@ -72,7 +78,9 @@ impl IssuerTrust {
                     Some(key) => {
                         st.verify_signature(key)?;
                         if source.is_none() {
-                            source = Some(KeySource::Registry { kid: hex::encode(kid) });
+                            source = Some(KeySource::Registry {
+                                kid: hex::encode(kid),
+                            });
                         }
                     }
                     None if source.is_some() => {}
@@ -85,22 +93,41 @@ impl IssuerTrust {
                     }
                 },
                 (None, Some(_)) => {}
-                (None, None) => return rejected(format!("issuer {:?} is not registered with this service", st.issuer)),
+                (None, None) => {
+                    return rejected(format!(
+                        "issuer {:?} is not registered with this service",
+                        st.issuer
+                    ));
+                }
             }
         }
         source.ok_or_else(|| StatementError::Rejected("no issuer key could be found".into()))
     }
 
-    fn validate_chain(&self, st: &SignedStatement, now: i64) -> Result<(PublicKey, String, String), StatementError> {
+    fn validate_chain(
+        &self,
+        st: &SignedStatement,
+        now: i64,
+    ) -> Result<(PublicKey, String, String), StatementError> {
         if self.anchors.is_empty() {
-            return rejected("this service has no X.509 trust anchors configured; x5chain statements cannot be registered");
+            return rejected(
+                "this service has no X.509 trust anchors configured; x5chain statements cannot be registered",
+            );
         }
         let mut certs = Vec::with_capacity(st.x5chain.len());
         for (i, der) in st.x5chain.iter().enumerate() {
             let cert = match X509Certificate::from_der(der) {
-                Ok((rest, c)) if rest.is_empty() => c,
-                Ok(_) => return Err(StatementError::Malformed(format!("x5chain certificate {i} has trailing bytes"))),
-                Err(e) => return Err(StatementError::Malformed(format!("x5chain certificate {i} does not parse: {e}"))),
+                Ok((&[], c)) => c,
+                Ok(_) => {
+                    return Err(StatementError::Malformed(format!(
+                        "x5chain certificate {i} has trailing bytes"
+                    )));
+                }
+                Err(e) => {
+                    return Err(StatementError::Malformed(format!(
+                        "x5chain certificate {i} does not parse: {e}"
+                    )));
+                }
             };
             certs.push(cert);
         }
@@ -123,35 +150,47 @@ impl IssuerTrust {
         }
         for i in 0..certs.len() - 1 {
             if certs[i].issuer() != certs[i + 1].subject() {
-                return rejected(format!("x5chain certificate {i} is not issued by certificate {}", i + 1));
+                return rejected(format!(
+                    "x5chain certificate {i} is not issued by certificate {}",
+                    i + 1
+                ));
             }
             certs[i]
                 .verify_signature(Some(certs[i + 1].public_key()))
-                .map_err(|e| StatementError::Rejected(format!("x5chain certificate {i}'s signature does not verify: {e}")))?;
+                .map_err(|e| {
+                    StatementError::Rejected(format!(
+                        "x5chain certificate {i}'s signature does not verify: {e}"
+                    ))
+                })?;
         }
         let top = &certs[certs.len() - 1];
         let top_der = &st.x5chain[st.x5chain.len() - 1];
         let mut anchor_subject = None;
         for der in &self.anchors {
-            let Ok((_, anchor)) = X509Certificate::from_der(der) else { continue };
+            let Ok((_, anchor)) = X509Certificate::from_der(der) else {
+                continue;
+            };
             if der == top_der {
                 anchor_subject = Some(anchor.subject().to_string());
                 break;
             }
-            if anchor.subject() == top.issuer() && top.verify_signature(Some(anchor.public_key())).is_ok() {
+            if anchor.subject() == top.issuer()
+                && top.verify_signature(Some(anchor.public_key())).is_ok()
+            {
                 check_cert(&anchor, certs.len(), now)?;
                 check_ca(&anchor, certs.len() - 1)?;
                 anchor_subject = Some(anchor.subject().to_string());
                 break;
             }
         }
-        let anchor_subject = anchor_subject
-            .ok_or_else(|| StatementError::Rejected("x5chain does not lead to a configured trust anchor".into()))?;
+        let anchor_subject = anchor_subject.ok_or_else(|| {
+            StatementError::Rejected("x5chain does not lead to a configured trust anchor".into())
+        })?;
         let leaf = &certs[0];
-        if let Ok(Some(ku)) = leaf.key_usage() {
-            if !ku.value.digital_signature() {
-                return rejected("the leaf certificate's keyUsage does not allow digitalSignature");
-            }
+        if let Ok(Some(ku)) = leaf.key_usage()
+            && !ku.value.digital_signature()
+        {
+            return rejected("the leaf certificate's keyUsage does not allow digitalSignature");
         }
         let key = PublicKey::from_spki(leaf.public_key())
             .map_err(|e| StatementError::Rejected(format!("the leaf certificate's key: {e}")))?;
@@ -170,8 +209,16 @@ fn check_cert(c: &X509Certificate<'_>, i: usize, now: i64) -> Result<(), Stateme
         ));
     }
     for ext in c.extensions() {
-        if ext.critical && matches!(ext.parsed_extension(), ParsedExtension::UnsupportedExtension { .. }) {
-            return rejected(format!("certificate {i} has an unsupported critical extension {}", ext.oid));
+        if ext.critical
+            && matches!(
+                ext.parsed_extension(),
+                ParsedExtension::UnsupportedExtension { .. }
+            )
+        {
+            return rejected(format!(
+                "certificate {i} has an unsupported critical extension {}",
+                ext.oid
+            ));
         }
     }
     Ok(())
@@ -181,18 +228,29 @@ fn check_cert(c: &X509Certificate<'_>, i: usize, now: i64) -> Result<(), Stateme
 fn check_ca(c: &X509Certificate<'_>, below: usize) -> Result<(), StatementError> {
     match c.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => {
-            if let Some(max) = bc.value.path_len_constraint {
-                if below > max as usize {
-                    return rejected(format!("{} exceeds its pathLen constraint {max}", c.subject()));
-                }
+            if let Some(max) = bc.value.path_len_constraint
+                && below > max as usize
+            {
+                return rejected(format!(
+                    "{} exceeds its pathLen constraint {max}",
+                    c.subject()
+                ));
             }
         }
-        _ => return rejected(format!("{} issues certificates but is not a CA", c.subject())),
-    }
-    if let Ok(Some(ku)) = c.key_usage() {
-        if !ku.value.key_cert_sign() {
-            return rejected(format!("{}'s keyUsage does not allow keyCertSign", c.subject()));
+        _ => {
+            return rejected(format!(
+                "{} issues certificates but is not a CA",
+                c.subject()
+            ));
         }
+    }
+    if let Ok(Some(ku)) = c.key_usage()
+        && !ku.value.key_cert_sign()
+    {
+        return rejected(format!(
+            "{}'s keyUsage does not allow keyCertSign",
+            c.subject()
+        ));
     }
     Ok(())
 }

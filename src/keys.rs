@@ -80,7 +80,11 @@ pub fn cose_alg_name(id: i64) -> String {
         5 => "HMAC 256/256",
         _ => "",
     };
-    if known.is_empty() { format!("alg {id}") } else { format!("{known} ({id})") }
+    if known.is_empty() {
+        format!("alg {id}")
+    } else {
+        format!("{known} ({id})")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +109,9 @@ pub struct PublicKey {
 
 impl PublicKey {
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        UnparsedPublicKey::new(self.alg.ring_verify(), &self.bytes).verify(msg, sig).is_ok()
+        UnparsedPublicKey::new(self.alg.ring_verify(), &self.bytes)
+            .verify(msg, sig)
+            .is_ok()
     }
 
     fn coord_len(&self) -> usize {
@@ -121,7 +127,11 @@ impl PublicKey {
     fn required_members(&self) -> Vec<(Value, Value)> {
         let i = |n: i64| Value::Integer(Integer::from(n));
         match self.alg {
-            Alg::Ed25519 => vec![(i(1), i(1)), (i(-1), i(6)), (i(-2), Value::Bytes(self.bytes.clone()))],
+            Alg::Ed25519 => vec![
+                (i(1), i(1)),
+                (i(-1), i(6)),
+                (i(-2), Value::Bytes(self.bytes.clone())),
+            ],
             Alg::P256 | Alg::P384 => {
                 let n = self.coord_len();
                 let crv = if self.alg == Alg::P256 { 1 } else { 2 };
@@ -130,7 +140,12 @@ impl PublicKey {
                 } else {
                     (Vec::new(), Vec::new())
                 };
-                vec![(i(1), i(2)), (i(-1), i(crv)), (i(-2), Value::Bytes(x)), (i(-3), Value::Bytes(y))]
+                vec![
+                    (i(1), i(2)),
+                    (i(-1), i(crv)),
+                    (i(-2), Value::Bytes(x)),
+                    (i(-3), Value::Bytes(y)),
+                ]
             }
         }
     }
@@ -138,21 +153,30 @@ impl PublicKey {
     /// RFC 9679 COSE Key Thumbprint (SHA-256).
     pub fn thumbprint(&self) -> Vec<u8> {
         let bytes = cbor_bytes(&Value::Map(self.required_members()));
-        ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().to_vec()
+        ring::digest::digest(&ring::digest::SHA256, &bytes)
+            .as_ref()
+            .to_vec()
     }
 
     /// COSE_Key map with kid and alg (what `/.well-known/scitt-keys` serves).
     pub fn to_cose_key(&self) -> Value {
         let mut m = self.required_members();
         m.push((Value::Integer(2.into()), Value::Bytes(self.thumbprint())));
-        m.push((Value::Integer(3.into()), Value::Integer(self.alg.cose_id().into())));
+        m.push((
+            Value::Integer(3.into()),
+            Value::Integer(self.alg.cose_id().into()),
+        ));
         Value::Map(m)
     }
 
     pub fn from_cose_key(v: &Value) -> Result<PublicKey, KeyError> {
-        let Value::Map(m) = v else { return Err(KeyError::Malformed("COSE_Key is not a map".into())) };
+        let Value::Map(m) = v else {
+            return Err(KeyError::Malformed("COSE_Key is not a map".into()));
+        };
         let get = |label: i64| {
-            m.iter().find(|(k, _)| matches!(k, Value::Integer(i) if i128::from(*i) == label as i128)).map(|(_, v)| v)
+            m.iter()
+                .find(|(k, _)| matches!(k, Value::Integer(i) if i128::from(*i) == label as i128))
+                .map(|(_, v)| v)
         };
         let int = |label: i64| -> Option<i64> {
             match get(label) {
@@ -170,9 +194,13 @@ impl PublicKey {
         let crv = int(-1).ok_or_else(|| KeyError::Malformed("COSE_Key has no crv".into()))?;
         let x = bytes(-2).ok_or_else(|| KeyError::Malformed("COSE_Key has no x".into()))?;
         let key = match (kty, crv) {
-            (1, 6) => PublicKey { alg: Alg::Ed25519, bytes: x },
+            (1, 6) => PublicKey {
+                alg: Alg::Ed25519,
+                bytes: x,
+            },
             (2, 1) | (2, 2) => {
-                let y = bytes(-3).ok_or_else(|| KeyError::Malformed("EC2 COSE_Key has no y".into()))?;
+                let y =
+                    bytes(-3).ok_or_else(|| KeyError::Malformed("EC2 COSE_Key has no y".into()))?;
                 let alg = if crv == 1 { Alg::P256 } else { Alg::P384 };
                 let mut b = vec![0x04];
                 b.extend_from_slice(&x);
@@ -191,7 +219,11 @@ impl PublicKey {
             _ => 1 + 2 * self.coord_len(),
         };
         if self.bytes.len() != want {
-            return Err(KeyError::Malformed(format!("{} key of {} bytes", self.alg.name(), self.bytes.len())));
+            return Err(KeyError::Malformed(format!(
+                "{} key of {} bytes",
+                self.alg.name(),
+                self.bytes.len()
+            )));
         }
         Ok(())
     }
@@ -206,7 +238,11 @@ impl PublicKey {
             }),
             Alg::P256 | Alg::P384 => {
                 let n = self.coord_len();
-                let (crv, alg) = if self.alg == Alg::P256 { ("P-256", "ES256") } else { ("P-384", "ES384") };
+                let (crv, alg) = if self.alg == Alg::P256 {
+                    ("P-256", "ES256")
+                } else {
+                    ("P-384", "ES384")
+                };
                 serde_json::json!({
                     "kty": "EC", "crv": crv,
                     "x": B64URL.encode(&self.bytes[1..1 + n]), "y": B64URL.encode(&self.bytes[1 + n..]),
@@ -220,10 +256,15 @@ impl PublicKey {
         let s = |k: &str| j.get(k).and_then(|v| v.as_str());
         let b = |k: &str| -> Result<Vec<u8>, KeyError> {
             let v = s(k).ok_or_else(|| KeyError::Malformed(format!("JWK has no {k}")))?;
-            B64URL.decode(v.trim_end_matches('=')).map_err(|e| KeyError::Malformed(format!("JWK {k}: {e}")))
+            B64URL
+                .decode(v.trim_end_matches('='))
+                .map_err(|e| KeyError::Malformed(format!("JWK {k}: {e}")))
         };
         let key = match (s("kty"), s("crv")) {
-            (Some("OKP"), Some("Ed25519")) => PublicKey { alg: Alg::Ed25519, bytes: b("x")? },
+            (Some("OKP"), Some("Ed25519")) => PublicKey {
+                alg: Alg::Ed25519,
+                bytes: b("x")?,
+            },
             (Some("EC"), Some(crv @ ("P-256" | "P-384"))) => {
                 let alg = if crv == "P-256" { Alg::P256 } else { Alg::P384 };
                 let mut bytes = vec![0x04];
@@ -231,14 +272,20 @@ impl PublicKey {
                 bytes.extend(b("y")?);
                 PublicKey { alg, bytes }
             }
-            (kty, crv) => return Err(KeyError::Unsupported(format!("JWK kty {kty:?} crv {crv:?}"))),
+            (kty, crv) => {
+                return Err(KeyError::Unsupported(format!(
+                    "JWK kty {kty:?} crv {crv:?}"
+                )));
+            }
         };
         key.check_shape()?;
         Ok(key)
     }
 
     /// From a DER SubjectPublicKeyInfo (PEM "PUBLIC KEY" or a certificate's).
-    pub fn from_spki(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<PublicKey, KeyError> {
+    pub fn from_spki(
+        spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+    ) -> Result<PublicKey, KeyError> {
         use x509_parser::oid_registry as oids;
         let alg_oid = &spki.algorithm.algorithm;
         let bytes = spki.subject_public_key.data.to_vec();
@@ -259,7 +306,9 @@ impl PublicKey {
         } else if *alg_oid == oids::OID_SIG_ED25519 {
             Alg::Ed25519
         } else {
-            return Err(KeyError::Unsupported(format!("public key algorithm {alg_oid}")));
+            return Err(KeyError::Unsupported(format!(
+                "public key algorithm {alg_oid}"
+            )));
         };
         let key = PublicKey { alg, bytes };
         key.check_shape()?;
@@ -273,19 +322,23 @@ impl PublicKey {
             let pem = pem.map_err(|e| KeyError::Malformed(format!("PEM: {e}")))?;
             match pem.label.as_str() {
                 "PUBLIC KEY" => {
-                    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&pem.contents)
-                        .map_err(|e| KeyError::Malformed(format!("SPKI: {e}")))?;
+                    let (_, spki) =
+                        x509_parser::x509::SubjectPublicKeyInfo::from_der(&pem.contents)
+                            .map_err(|e| KeyError::Malformed(format!("SPKI: {e}")))?;
                     return PublicKey::from_spki(&spki);
                 }
                 "CERTIFICATE" => {
-                    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&pem.contents)
-                        .map_err(|e| KeyError::Malformed(format!("certificate: {e}")))?;
+                    let (_, cert) =
+                        x509_parser::certificate::X509Certificate::from_der(&pem.contents)
+                            .map_err(|e| KeyError::Malformed(format!("certificate: {e}")))?;
                     return PublicKey::from_spki(cert.public_key());
                 }
                 _ => continue,
             }
         }
-        Err(KeyError::Malformed("no PUBLIC KEY or CERTIFICATE block in PEM".into()))
+        Err(KeyError::Malformed(
+            "no PUBLIC KEY or CERTIFICATE block in PEM".into(),
+        ))
     }
 }
 
@@ -304,10 +357,10 @@ impl KeySet {
     /// Adds a key under its thumbprint and, if given, an extra kid alias.
     pub fn insert(&mut self, key: PublicKey, kid: Option<Vec<u8>>) {
         let tp = key.thumbprint();
-        if let Some(k) = kid {
-            if k != tp {
-                self.keys.push((k, key.clone()));
-            }
+        if let Some(k) = kid
+            && k != tp
+        {
+            self.keys.push((k, key.clone()));
         }
         if !self.keys.iter().any(|(k, _)| *k == tp) {
             self.keys.push((tp, key));
@@ -340,34 +393,48 @@ impl KeySet {
     /// PEM: whatever a relying party was handed.
     pub fn parse_any(bytes: &[u8]) -> Result<KeySet, KeyError> {
         let mut set = KeySet::new();
-        let trimmed = bytes.iter().skip_while(|b| b.is_ascii_whitespace()).copied().next();
+        let trimmed = bytes
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace())
+            .copied()
+            .next();
         match trimmed {
             Some(b'{') => {
-                let j: serde_json::Value =
-                    serde_json::from_slice(bytes).map_err(|e| KeyError::Malformed(format!("JSON: {e}")))?;
+                let j: serde_json::Value = serde_json::from_slice(bytes)
+                    .map_err(|e| KeyError::Malformed(format!("JSON: {e}")))?;
                 let list = match j.get("keys").and_then(|k| k.as_array()) {
                     Some(a) => a.clone(),
                     None => vec![j.clone()],
                 };
                 for jwk in &list {
                     let key = PublicKey::from_jwk(jwk)?;
-                    let kid = jwk.get("kid").and_then(|v| v.as_str()).map(|s| s.as_bytes().to_vec());
+                    let kid = jwk
+                        .get("kid")
+                        .and_then(|v| v.as_str())
+                        .map(|s| s.as_bytes().to_vec());
                     set.insert(key, kid);
                 }
             }
             Some(b'-') => set.insert(PublicKey::from_pem(bytes)?, None),
             _ => {
-                let v: Value = crate::cbor::decode(bytes).map_err(|e| KeyError::Malformed(e.to_string()))?;
+                let v: Value =
+                    crate::cbor::decode(bytes).map_err(|e| KeyError::Malformed(e.to_string()))?;
                 let list = match v {
                     Value::Array(a) => a,
                     m @ Value::Map(_) => vec![m],
-                    _ => return Err(KeyError::Malformed("neither a COSE_Key nor a COSE_KeySet".into())),
+                    _ => {
+                        return Err(KeyError::Malformed(
+                            "neither a COSE_Key nor a COSE_KeySet".into(),
+                        ));
+                    }
                 };
                 for k in &list {
                     let key = PublicKey::from_cose_key(k)?;
                     let kid = match k {
                         Value::Map(m) => m.iter().find_map(|(l, v)| match (l, v) {
-                            (Value::Integer(i), Value::Bytes(b)) if i128::from(*i) == 2 => Some(b.clone()),
+                            (Value::Integer(i), Value::Bytes(b)) if i128::from(*i) == 2 => {
+                                Some(b.clone())
+                            }
                             _ => None,
                         }),
                         _ => None,
@@ -392,7 +459,12 @@ pub enum SigningKey {
 impl std::fmt::Debug for SigningKey {
     // Never print key material.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey({}, kid {})", self.alg().name(), hex::encode(self.public().thumbprint()))
+        write!(
+            f,
+            "SigningKey({}, kid {})",
+            self.alg().name(),
+            hex::encode(self.public().thumbprint())
+        )
     }
 }
 
@@ -401,11 +473,16 @@ impl SigningKey {
     pub fn generate(alg: Alg) -> Result<(SigningKey, Vec<u8>), KeyError> {
         let rng = SystemRandom::new();
         let pkcs8 = match alg {
-            Alg::P256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            Alg::P256 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| KeyError::Generation)?
+                    .as_ref()
+                    .to_vec()
+            }
+            Alg::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng)
                 .map_err(|_| KeyError::Generation)?
                 .as_ref()
                 .to_vec(),
-            Alg::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generation)?.as_ref().to_vec(),
             Alg::P384 => return Err(KeyError::Unsupported("P-384 service keys".into())),
         };
         Ok((SigningKey::from_pkcs8(&pkcs8)?, pkcs8))
@@ -414,13 +491,17 @@ impl SigningKey {
     /// Loads PKCS#8 (DER) holding a P-256 or Ed25519 key.
     pub fn from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
         let rng = SystemRandom::new();
-        if let Ok(k) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng) {
+        if let Ok(k) =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+        {
             return Ok(SigningKey::P256(k));
         }
         if let Ok(k) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
             return Ok(SigningKey::Ed25519(k));
         }
-        Err(KeyError::Malformed("not a PKCS#8 P-256 or Ed25519 private key".into()))
+        Err(KeyError::Malformed(
+            "not a PKCS#8 P-256 or Ed25519 private key".into(),
+        ))
     }
 
     /// Loads PKCS#8 from DER or PEM ("PRIVATE KEY") bytes.
@@ -449,7 +530,10 @@ impl SigningKey {
             SigningKey::P256(k) => k.public_key().as_ref().to_vec(),
             SigningKey::Ed25519(k) => k.public_key().as_ref().to_vec(),
         };
-        PublicKey { alg: self.alg(), bytes }
+        PublicKey {
+            alg: self.alg(),
+            bytes,
+        }
     }
 
     pub fn kid(&self) -> Vec<u8> {
@@ -461,7 +545,9 @@ impl SigningKey {
         match self {
             SigningKey::P256(k) => {
                 let rng = SystemRandom::new();
-                k.sign(&rng, msg).map(|s| s.as_ref().to_vec()).map_err(|_| KeyError::Generation)
+                k.sign(&rng, msg)
+                    .map(|s| s.as_ref().to_vec())
+                    .map_err(|_| KeyError::Generation)
             }
             SigningKey::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
         }
@@ -472,7 +558,10 @@ impl SigningKey {
 /// exclusively so an existing key is never overwritten.
 pub fn write_private_key(path: &std::path::Path, pkcs8: &[u8]) -> Result<(), KeyError> {
     use std::io::Write;
-    let io = |err| KeyError::Io { path: path.display().to_string(), err };
+    let io = |err| KeyError::Io {
+        path: path.display().to_string(),
+        err,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -508,12 +597,17 @@ mod tests {
     #[test]
     fn rfc9679_thumbprint_known_answer() {
         // RFC 9679 §6 example key (EC2 P-256) and its thumbprint.
-        let x = hex::decode("65eda5a12577c2bae829437fe338701a10aaa375e1bb5b5de108de439c08551d").unwrap();
-        let y = hex::decode("1e52ed75701163f7f9e40ddf9f341b3dc9ba860af7e0ca7ca7e9eecd0084d19c").unwrap();
+        let x = hex::decode("65eda5a12577c2bae829437fe338701a10aaa375e1bb5b5de108de439c08551d")
+            .unwrap();
+        let y = hex::decode("1e52ed75701163f7f9e40ddf9f341b3dc9ba860af7e0ca7ca7e9eecd0084d19c")
+            .unwrap();
         let mut bytes = vec![4];
         bytes.extend(&x);
         bytes.extend(&y);
-        let key = PublicKey { alg: Alg::P256, bytes };
+        let key = PublicKey {
+            alg: Alg::P256,
+            bytes,
+        };
         assert_eq!(
             hex::encode(key.thumbprint()),
             "496bd8afadf307e5b08c64b0421bf9dc01528a344a43bda88fadd1669da253ec"

@@ -17,6 +17,13 @@ pub mod merkle;
 pub mod receipt;
 pub mod statement;
 pub mod tree_head;
+pub mod vcon;
+pub mod verify;
+pub mod verify_cli;
 
+#[cfg(feature = "server")]
+pub mod cli;
+#[cfg(feature = "server")]
+pub mod config;
 #[cfg(feature = "server")]
 pub mod log;

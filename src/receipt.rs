@@ -14,8 +14,8 @@ use ciborium::value::Value;
 
 use crate::cbor::{self, as_i64, as_u64, int, map_get};
 use crate::keys::{Alg, KeySet, SigningKey, cose_alg_name};
-use crate::tree_head::TreeHead;
 use crate::merkle::{self, Hash};
+use crate::tree_head::TreeHead;
 
 pub const LABEL_ALG: i64 = 1;
 pub const LABEL_CRIT: i64 = 2;
@@ -60,7 +60,11 @@ use crate::cose::{encode_sign1 as cose_sign1_bytes, sig_structure};
 
 /// Signs a tree head: the tagged COSE_Sign1 with detached root, empty
 /// unprotected header. Stored with the head; every receipt reuses it.
-pub fn sign_tree_head(key: &SigningKey, id: &ServiceIdentity, head: &TreeHead) -> Result<Vec<u8>, String> {
+pub fn sign_tree_head(
+    key: &SigningKey,
+    id: &ServiceIdentity,
+    head: &TreeHead,
+) -> Result<Vec<u8>, String> {
     let protected = head_protected(key.alg(), &key.kid(), id, head);
     let tbs = sig_structure(&protected, &head.root);
     let sig = key.sign(&tbs).map_err(|e| e.to_string())?;
@@ -74,21 +78,51 @@ fn split_head_signature(signed_head: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Receip
 
 fn proof_bstr(a: u64, b: u64, path: &[Hash]) -> Value {
     let path = path.iter().map(|h| Value::Bytes(h.to_vec())).collect();
-    Value::Bytes(cbor::encode(&Value::Array(vec![Value::Integer(a.into()), Value::Integer(b.into()), Value::Array(path)])))
+    Value::Bytes(cbor::encode(&Value::Array(vec![
+        Value::Integer(a.into()),
+        Value::Integer(b.into()),
+        Value::Array(path),
+    ])))
 }
 
 /// An inclusion receipt: the head's signature plus the proof.
-pub fn inclusion_receipt(signed_head: &[u8], tree_size: u64, leaf_index: u64, path: &[Hash]) -> Result<Vec<u8>, ReceiptError> {
+pub fn inclusion_receipt(
+    signed_head: &[u8],
+    tree_size: u64,
+    leaf_index: u64,
+    path: &[Hash],
+) -> Result<Vec<u8>, ReceiptError> {
     let (protected, sig) = split_head_signature(signed_head)?;
-    let vdp = Value::Map(vec![(int(PROOF_INCLUSION), Value::Array(vec![proof_bstr(tree_size, leaf_index, path)]))]);
-    Ok(cose_sign1_bytes(&protected, vec![(int(LABEL_VDP), vdp)], None, &sig))
+    let vdp = Value::Map(vec![(
+        int(PROOF_INCLUSION),
+        Value::Array(vec![proof_bstr(tree_size, leaf_index, path)]),
+    )]);
+    Ok(cose_sign1_bytes(
+        &protected,
+        vec![(int(LABEL_VDP), vdp)],
+        None,
+        &sig,
+    ))
 }
 
 /// A consistency receipt from `size1` to the head's size.
-pub fn consistency_receipt(signed_head: &[u8], size1: u64, size2: u64, path: &[Hash]) -> Result<Vec<u8>, ReceiptError> {
+pub fn consistency_receipt(
+    signed_head: &[u8],
+    size1: u64,
+    size2: u64,
+    path: &[Hash],
+) -> Result<Vec<u8>, ReceiptError> {
     let (protected, sig) = split_head_signature(signed_head)?;
-    let vdp = Value::Map(vec![(int(PROOF_CONSISTENCY), Value::Array(vec![proof_bstr(size1, size2, path)]))]);
-    Ok(cose_sign1_bytes(&protected, vec![(int(LABEL_VDP), vdp)], None, &sig))
+    let vdp = Value::Map(vec![(
+        int(PROOF_CONSISTENCY),
+        Value::Array(vec![proof_bstr(size1, size2, path)]),
+    )]);
+    Ok(cose_sign1_bytes(
+        &protected,
+        vec![(int(LABEL_VDP), vdp)],
+        None,
+        &sig,
+    ))
 }
 
 /// Why a receipt failed. The verifier maps each to its own exit code.
@@ -156,7 +190,13 @@ fn parse_cose_sign1(bytes: &[u8]) -> Result<Parsed, ReceiptError> {
 }
 
 /// Protected-header labels a receipt verifier understands (for `crit`).
-const UNDERSTOOD: [i64; 5] = [LABEL_ALG, LABEL_KID, LABEL_CWT_CLAIMS, LABEL_VDS, LABEL_TREE_SIZE];
+const UNDERSTOOD: [i64; 5] = [
+    LABEL_ALG,
+    LABEL_KID,
+    LABEL_CWT_CLAIMS,
+    LABEL_VDS,
+    LABEL_TREE_SIZE,
+];
 
 struct Checked<'a> {
     alg: Alg,
@@ -168,15 +208,20 @@ struct Checked<'a> {
 
 fn check_header<'a>(p: &Parsed, keys: &'a KeySet) -> Result<Checked<'a>, ReceiptError> {
     let h = &p.header;
-    let alg_id = map_get(h, LABEL_ALG).and_then(as_i64).ok_or_else(|| ReceiptError::Header("no alg".into()))?;
-    let alg = Alg::from_cose(alg_id).ok_or_else(|| ReceiptError::UnsupportedAlg(cose_alg_name(alg_id)))?;
+    let alg_id = map_get(h, LABEL_ALG)
+        .and_then(as_i64)
+        .ok_or_else(|| ReceiptError::Header("no alg".into()))?;
+    let alg = Alg::from_cose(alg_id)
+        .ok_or_else(|| ReceiptError::UnsupportedAlg(cose_alg_name(alg_id)))?;
     match map_get(h, LABEL_VDS).and_then(as_i64) {
         Some(VDS_RFC9162_SHA256) => {}
         Some(other) => return Err(ReceiptError::UnsupportedVds(other)),
         None => return Err(ReceiptError::Header("no vds (395)".into())),
     }
     if let Some(crit) = map_get(h, LABEL_CRIT) {
-        let Value::Array(labels) = crit else { return Err(ReceiptError::Header("crit is not an array".into())) };
+        let Value::Array(labels) = crit else {
+            return Err(ReceiptError::Header("crit is not an array".into()));
+        };
         for l in labels {
             match as_i64(l) {
                 Some(i) if UNDERSTOOD.contains(&i) => {}
@@ -190,13 +235,22 @@ fn check_header<'a>(p: &Parsed, keys: &'a KeySet) -> Result<Checked<'a>, Receipt
         Some(Value::Text(t)) => t.as_bytes().to_vec(),
         _ => return Err(ReceiptError::Header("no kid".into())),
     };
-    let key = keys.get(&kid).ok_or_else(|| ReceiptError::UnknownKey(hex::encode(&kid)))?;
+    let key = keys
+        .get(&kid)
+        .ok_or_else(|| ReceiptError::UnknownKey(hex::encode(&kid)))?;
     if key.alg != alg {
-        return Err(ReceiptError::Header(format!("kid names a {} key but alg is {}", key.alg.name(), alg.name())));
+        return Err(ReceiptError::Header(format!(
+            "kid names a {} key but alg is {}",
+            key.alg.name(),
+            alg.name()
+        )));
     }
     let signed_size = match map_get(h, LABEL_TREE_SIZE) {
         None => None,
-        Some(v) => Some(as_u64(v).ok_or_else(|| ReceiptError::Header("tree size label is not a uint".into()))?),
+        Some(v) => Some(
+            as_u64(v)
+                .ok_or_else(|| ReceiptError::Header("tree size label is not a uint".into()))?,
+        ),
     };
     let claims = match map_get(h, LABEL_CWT_CLAIMS) {
         Some(Value::Map(c)) => (
@@ -207,7 +261,13 @@ fn check_header<'a>(p: &Parsed, keys: &'a KeySet) -> Result<Checked<'a>, Receipt
         Some(_) => return Err(ReceiptError::Header("CWT claims is not a map".into())),
         None => (None, None, None),
     };
-    Ok(Checked { alg, key, kid, signed_size, claims })
+    Ok(Checked {
+        alg,
+        key,
+        kid,
+        signed_size,
+        claims,
+    })
 }
 
 /// Decodes the single proof under `396 / proof_label`.
@@ -215,23 +275,41 @@ fn single_proof(p: &Parsed, proof_label: i64) -> Result<(u64, u64, Vec<Hash>), R
     let vdp = match map_get(&p.unprotected, LABEL_VDP) {
         Some(Value::Map(m)) => m,
         Some(_) => return Err(ReceiptError::Proof("vdp (396) is not a map".into())),
-        None => return Err(ReceiptError::Proof("no vdp (396) in the unprotected header".into())),
+        None => {
+            return Err(ReceiptError::Proof(
+                "no vdp (396) in the unprotected header".into(),
+            ));
+        }
     };
     let proofs = match map_get(vdp, proof_label) {
         Some(Value::Array(a)) => a,
-        _ => return Err(ReceiptError::Proof(format!("no proof array under {proof_label}"))),
+        _ => {
+            return Err(ReceiptError::Proof(format!(
+                "no proof array under {proof_label}"
+            )));
+        }
     };
-    let [proof]: &[Value; 1] = proofs
-        .as_slice()
-        .try_into()
-        .map_err(|_| ReceiptError::Proof(format!("expected exactly one proof, found {}", proofs.len())))?;
-    let Value::Bytes(pb) = proof else { return Err(ReceiptError::Proof("proof is not a bstr".into())) };
+    let [proof]: &[Value; 1] = proofs.as_slice().try_into().map_err(|_| {
+        ReceiptError::Proof(format!(
+            "expected exactly one proof, found {}",
+            proofs.len()
+        ))
+    })?;
+    let Value::Bytes(pb) = proof else {
+        return Err(ReceiptError::Proof("proof is not a bstr".into()));
+    };
     let v = cbor::decode(pb).map_err(|e| ReceiptError::Proof(e.to_string()))?;
-    let Value::Array(parts) = v else { return Err(ReceiptError::Proof("proof is not an array".into())) };
-    let [a, b, path]: [Value; 3] = parts.try_into().map_err(|_| ReceiptError::Proof("proof must have 3 elements".into()))?;
+    let Value::Array(parts) = v else {
+        return Err(ReceiptError::Proof("proof is not an array".into()));
+    };
+    let [a, b, path]: [Value; 3] = parts
+        .try_into()
+        .map_err(|_| ReceiptError::Proof("proof must have 3 elements".into()))?;
     let a = as_u64(&a).ok_or_else(|| ReceiptError::Proof("size/index is not a uint".into()))?;
     let b = as_u64(&b).ok_or_else(|| ReceiptError::Proof("size/index is not a uint".into()))?;
-    let Value::Array(path) = path else { return Err(ReceiptError::Proof("path is not an array".into())) };
+    let Value::Array(path) = path else {
+        return Err(ReceiptError::Proof("path is not an array".into()));
+    };
     let path = path
         .iter()
         .map(|h| match h {
@@ -240,24 +318,38 @@ fn single_proof(p: &Parsed, proof_label: i64) -> Result<(u64, u64, Vec<Hash>), R
                 x.copy_from_slice(b);
                 Ok(x)
             }
-            _ => Err(ReceiptError::Proof("path element is not a 32-byte bstr".into())),
+            _ => Err(ReceiptError::Proof(
+                "path element is not a 32-byte bstr".into(),
+            )),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((a, b, path))
 }
 
-fn finish(p: &Parsed, c: &Checked<'_>, root: Hash, tree_size: u64, index: u64) -> Result<ReceiptInfo, ReceiptError> {
-    if let Some(signed) = c.signed_size {
-        if signed != tree_size {
-            return Err(ReceiptError::SizeMismatch { signed, proof: tree_size });
-        }
+fn finish(
+    p: &Parsed,
+    c: &Checked<'_>,
+    root: Hash,
+    tree_size: u64,
+    index: u64,
+) -> Result<ReceiptInfo, ReceiptError> {
+    if let Some(signed) = c.signed_size
+        && signed != tree_size
+    {
+        return Err(ReceiptError::SizeMismatch {
+            signed,
+            proof: tree_size,
+        });
     }
-    if let Some(payload) = &p.payload {
-        if payload.as_slice() != root.as_slice() {
-            return Err(ReceiptError::PayloadMismatch);
-        }
+    if let Some(payload) = &p.payload
+        && payload.as_slice() != root.as_slice()
+    {
+        return Err(ReceiptError::PayloadMismatch);
     }
-    if !c.key.verify(&sig_structure(&p.protected, &root), &p.signature) {
+    if !c
+        .key
+        .verify(&sig_structure(&p.protected, &root), &p.signature)
+    {
         return Err(ReceiptError::BadSignature);
     }
     Ok(ReceiptInfo {
@@ -274,29 +366,46 @@ fn finish(p: &Parsed, c: &Checked<'_>, root: Hash, tree_size: u64, index: u64) -
 
 /// Verifies an inclusion receipt for the entry whose leaf hash is `leaf`:
 /// recompute the root from the proof, then check the signature over it.
-pub fn verify_inclusion_receipt(receipt: &[u8], leaf: &Hash, keys: &KeySet) -> Result<ReceiptInfo, ReceiptError> {
+pub fn verify_inclusion_receipt(
+    receipt: &[u8],
+    leaf: &Hash,
+    keys: &KeySet,
+) -> Result<ReceiptInfo, ReceiptError> {
     let p = parse_cose_sign1(receipt)?;
     let c = check_header(&p, keys)?;
     let (size, index, path) = single_proof(&p, PROOF_INCLUSION)?;
-    let root = merkle::root_from_inclusion_proof(index, size, leaf, &path).map_err(|e| ReceiptError::Proof(e.to_string()))?;
+    let root = merkle::root_from_inclusion_proof(index, size, leaf, &path)
+        .map_err(|e| ReceiptError::Proof(e.to_string()))?;
     finish(&p, &c, root, size, index)
 }
 
 /// Verifies a consistency receipt against a trusted older root (e.g. from a
 /// verified inclusion receipt at `size1`); returns the newer head it proves.
-pub fn verify_consistency_receipt(receipt: &[u8], size1: u64, root1: &Hash, keys: &KeySet) -> Result<ReceiptInfo, ReceiptError> {
+pub fn verify_consistency_receipt(
+    receipt: &[u8],
+    size1: u64,
+    root1: &Hash,
+    keys: &KeySet,
+) -> Result<ReceiptInfo, ReceiptError> {
     let p = parse_cose_sign1(receipt)?;
     let c = check_header(&p, keys)?;
     let (s1, s2, path) = single_proof(&p, PROOF_CONSISTENCY)?;
     if s1 != size1 {
-        return Err(ReceiptError::Proof(format!("proof starts at size {s1}, the trusted root is for {size1}")));
+        return Err(ReceiptError::Proof(format!(
+            "proof starts at size {s1}, the trusted root is for {size1}"
+        )));
     }
-    let root2 = merkle::root_from_consistency_proof(s1, s2, root1, &path).map_err(|e| ReceiptError::Proof(e.to_string()))?;
+    let root2 = merkle::root_from_consistency_proof(s1, s2, root1, &path)
+        .map_err(|e| ReceiptError::Proof(e.to_string()))?;
     finish(&p, &c, root2, s2, s1)
 }
 
 /// Verifies a bare tree-head signature (a `/checkpoint`, or fsck).
-pub fn verify_tree_head(signed_head: &[u8], head: &TreeHead, keys: &KeySet) -> Result<ReceiptInfo, ReceiptError> {
+pub fn verify_tree_head(
+    signed_head: &[u8],
+    head: &TreeHead,
+    keys: &KeySet,
+) -> Result<ReceiptInfo, ReceiptError> {
     let p = parse_cose_sign1(signed_head)?;
     let c = check_header(&p, keys)?;
     finish(&p, &c, head.root, head.size, 0)
@@ -322,6 +431,8 @@ impl crate::tree_head::TreeHeadSigner for CoseTreeHeadSigner {
     }
 
     fn verify(&self, head: &TreeHead, signature: &[u8]) -> Result<(), String> {
-        verify_tree_head(signature, head, &self.verify_keys).map(|_| ()).map_err(|e| e.to_string())
+        verify_tree_head(signature, head, &self.verify_keys)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

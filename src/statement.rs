@@ -36,9 +36,20 @@ pub const LEGACY_META_MAP: i64 = -6804;
 
 /// Labels a registration understands when listed in `crit`.
 const UNDERSTOOD: [i64; 14] = [
-    LABEL_ALG, LABEL_CONTENT_TYPE, LABEL_KID, LABEL_CWT_CLAIMS_LEGACY, LABEL_CWT_CLAIMS, LABEL_TYP,
-    LABEL_X5CHAIN, LABEL_X5T, LABEL_PAYLOAD_HASH_ALG, LABEL_PREIMAGE_CONTENT_TYPE, LABEL_PAYLOAD_LOCATION,
-    LEGACY_PAYLOAD_HASH_ALG, LEGACY_PAYLOAD_LOCATION, LEGACY_PREIMAGE_CONTENT_TYPE,
+    LABEL_ALG,
+    LABEL_CONTENT_TYPE,
+    LABEL_KID,
+    LABEL_CWT_CLAIMS_LEGACY,
+    LABEL_CWT_CLAIMS,
+    LABEL_TYP,
+    LABEL_X5CHAIN,
+    LABEL_X5T,
+    LABEL_PAYLOAD_HASH_ALG,
+    LABEL_PREIMAGE_CONTENT_TYPE,
+    LABEL_PAYLOAD_LOCATION,
+    LEGACY_PAYLOAD_HASH_ALG,
+    LEGACY_PAYLOAD_LOCATION,
+    LEGACY_PREIMAGE_CONTENT_TYPE,
 ];
 
 /// Default cap on a statement's size.
@@ -84,7 +95,9 @@ impl ContentType {
             Value::Integer(_) => cbor::as_u64(v)
                 .map(ContentType::Format)
                 .ok_or_else(|| StatementError::Malformed(format!("{what} is a negative integer"))),
-            _ => malformed(format!("{what} must be a text string or an unsigned integer")),
+            _ => malformed(format!(
+                "{what} must be a text string or an unsigned integer"
+            )),
         }
     }
 
@@ -146,7 +159,10 @@ impl SignedStatement {
     /// Parses and checks every header rule that needs no key.
     pub fn parse(bytes: &[u8], max_bytes: usize) -> Result<SignedStatement, StatementError> {
         if bytes.len() > max_bytes {
-            return Err(StatementError::TooLarge { size: bytes.len(), max: max_bytes });
+            return Err(StatementError::TooLarge {
+                size: bytes.len(),
+                max: max_bytes,
+            });
         }
         if bytes.is_empty() {
             return malformed("the body is empty; expected a COSE_Sign1 (CBOR tag 18)");
@@ -159,11 +175,21 @@ impl SignedStatement {
         let alg_id = match map_get(h, LABEL_ALG) {
             Some(v) => match as_i64(v) {
                 Some(i) => i,
-                None => return Err(StatementError::BadAlgorithm("alg (1) must be an integer COSE algorithm id".into())),
+                None => {
+                    return Err(StatementError::BadAlgorithm(
+                        "alg (1) must be an integer COSE algorithm id".into(),
+                    ));
+                }
             },
             None => {
-                let hint = if map_get(&parts.unprotected, LABEL_ALG).is_some() { " (it is only in the unprotected header)" } else { "" };
-                return Err(StatementError::BadAlgorithm(format!("the protected header has no alg (1){hint}")));
+                let hint = if map_get(&parts.unprotected, LABEL_ALG).is_some() {
+                    " (it is only in the unprotected header)"
+                } else {
+                    ""
+                };
+                return Err(StatementError::BadAlgorithm(format!(
+                    "the protected header has no alg (1){hint}"
+                )));
             }
         };
         let alg = Alg::from_cose(alg_id).ok_or_else(|| {
@@ -174,7 +200,9 @@ impl SignedStatement {
         })?;
 
         if let Some(crit) = map_get(h, LABEL_CRIT) {
-            let Value::Array(labels) = crit else { return malformed("crit (2) must be an array of labels") };
+            let Value::Array(labels) = crit else {
+                return malformed("crit (2) must be an array of labels");
+            };
             if labels.is_empty() {
                 return malformed("crit (2) must not be empty");
             }
@@ -182,24 +210,38 @@ impl SignedStatement {
                 match as_i64(l) {
                     Some(i) if UNDERSTOOD.contains(&i) => {
                         if map_get(h, i).is_none() {
-                            return malformed(format!("crit lists label {i}, which is not in the protected header"));
+                            return malformed(format!(
+                                "crit lists label {i}, which is not in the protected header"
+                            ));
                         }
                     }
-                    _ => return malformed(format!("crit lists {}, which this service does not understand", label_name(l))),
+                    _ => {
+                        return malformed(format!(
+                            "crit lists {}, which this service does not understand",
+                            label_name(l)
+                        ));
+                    }
                 }
             }
         }
 
         // CWT claims: 15, or legacy 13.
-        let claims = match (map_get(h, LABEL_CWT_CLAIMS), map_get(h, LABEL_CWT_CLAIMS_LEGACY)) {
+        let claims = match (
+            map_get(h, LABEL_CWT_CLAIMS),
+            map_get(h, LABEL_CWT_CLAIMS_LEGACY),
+        ) {
             (Some(c), _) => c,
             (None, Some(c)) => {
                 legacy.push("CWT claims under label 13 (conserver v0.3.0)");
                 c
             }
-            (None, None) => return malformed("the protected header has no CWT claims (15) with iss and sub"),
+            (None, None) => {
+                return malformed("the protected header has no CWT claims (15) with iss and sub");
+            }
         };
-        let Value::Map(claims) = claims else { return malformed("CWT claims (15) must be a map") };
+        let Value::Map(claims) = claims else {
+            return malformed("CWT claims (15) must be a map");
+        };
         let issuer = match map_get(claims, 1) {
             Some(Value::Text(t)) if !t.is_empty() => t.clone(),
             Some(Value::Text(_)) => return malformed("CWT iss (1) is empty"),
@@ -215,7 +257,9 @@ impl SignedStatement {
         let issued_at = match map_get(claims, 6) {
             None => None,
             Some(Value::Float(f)) if f.is_finite() => Some(*f as i64),
-            Some(v) => Some(as_i64(v).ok_or_else(|| StatementError::Malformed("CWT iat (6) must be a NumericDate".into()))?),
+            Some(v) => Some(as_i64(v).ok_or_else(|| {
+                StatementError::Malformed("CWT iat (6) must be a NumericDate".into())
+            })?),
         };
 
         let kid = match map_get(h, LABEL_KID) {
@@ -231,34 +275,47 @@ impl SignedStatement {
             None => None,
             Some(Value::Array(a)) if a.len() == 2 => match (&a[0], &a[1]) {
                 (alg, Value::Bytes(hash)) => Some((
-                    as_i64(alg).ok_or_else(|| StatementError::Malformed("x5t hash algorithm must be an integer".into()))?,
+                    as_i64(alg).ok_or_else(|| {
+                        StatementError::Malformed("x5t hash algorithm must be an integer".into())
+                    })?,
                     hash.clone(),
                 )),
                 _ => return malformed("x5t (34) must be [hashAlg, hashValue]"),
             },
             Some(_) => return malformed("x5t (34) must be [hashAlg, hashValue]"),
         };
-        let x5chain = match (map_get(h, LABEL_X5CHAIN), map_get(&parts.unprotected, LABEL_X5CHAIN)) {
+        let x5chain = match (
+            map_get(h, LABEL_X5CHAIN),
+            map_get(&parts.unprotected, LABEL_X5CHAIN),
+        ) {
             (Some(c), _) => parse_x5chain(c)?,
             (None, Some(c)) if x5t.is_some() => parse_x5chain(c)?,
             (None, Some(_)) => {
-                return malformed("x5chain (33) in the unprotected header is only accepted with a protected x5t (34)");
+                return malformed(
+                    "x5chain (33) in the unprotected header is only accepted with a protected x5t (34)",
+                );
             }
             (None, None) => Vec::new(),
         };
         if kid.is_none() && x5chain.is_empty() && x5t.is_none() {
-            return malformed("the protected header has neither kid (4) nor x5chain (33) / x5t (34)");
+            return malformed(
+                "the protected header has neither kid (4) nor x5chain (33) / x5t (34)",
+            );
         }
         if !x5chain.is_empty() || x5t.is_some() {
             if issuer.chars().count() > 8192 {
                 return malformed("iss is longer than 8192 characters");
             }
             if !looks_like_uri(&issuer) {
-                return malformed(format!("with x5chain/x5t, iss must be a URI (RFC 9943 §6); got {issuer:?}"));
+                return malformed(format!(
+                    "with x5chain/x5t, iss must be a URI (RFC 9943 §6); got {issuer:?}"
+                ));
             }
         }
 
-        let content_type = map_get(h, LABEL_CONTENT_TYPE).map(|v| ContentType::parse(v, "content type (3)")).transpose()?;
+        let content_type = map_get(h, LABEL_CONTENT_TYPE)
+            .map(|v| ContentType::parse(v, "content type (3)"))
+            .transpose()?;
         let typ = match map_get(h, LABEL_TYP) {
             None => None,
             Some(Value::Text(t)) => Some(t.clone()),
@@ -266,9 +323,15 @@ impl SignedStatement {
         };
 
         // Hash envelope: standard labels, or the legacy private ones.
-        for label in [LABEL_PAYLOAD_HASH_ALG, LABEL_PREIMAGE_CONTENT_TYPE, LABEL_PAYLOAD_LOCATION] {
+        for label in [
+            LABEL_PAYLOAD_HASH_ALG,
+            LABEL_PREIMAGE_CONTENT_TYPE,
+            LABEL_PAYLOAD_LOCATION,
+        ] {
             if map_get(&parts.unprotected, label).is_some() {
-                return malformed(format!("hash-envelope label {label} must not be in the unprotected header"));
+                return malformed(format!(
+                    "hash-envelope label {label} must not be in the unprotected header"
+                ));
             }
         }
         let std_alg = map_get(h, LABEL_PAYLOAD_HASH_ALG);
@@ -279,8 +342,9 @@ impl SignedStatement {
                 if legacy_labels {
                     legacy.push("hash-envelope labels -6800/-6801/-6802");
                 }
-                let payload_hash_alg = as_i64(a)
-                    .ok_or_else(|| StatementError::Malformed("payload-hash-alg (258) must be an integer".into()))?;
+                let payload_hash_alg = as_i64(a).ok_or_else(|| {
+                    StatementError::Malformed("payload-hash-alg (258) must be an integer".into())
+                })?;
                 if content_type.is_some() {
                     return malformed("a hash envelope must not carry content type (3); use 259");
                 }
@@ -289,14 +353,20 @@ impl SignedStatement {
                 } else {
                     (LABEL_PREIMAGE_CONTENT_TYPE, LABEL_PAYLOAD_LOCATION)
                 };
-                let preimage_content_type =
-                    map_get(h, ct_label).map(|v| ContentType::parse(v, "preimage content type")).transpose()?;
+                let preimage_content_type = map_get(h, ct_label)
+                    .map(|v| ContentType::parse(v, "preimage content type"))
+                    .transpose()?;
                 let payload_location = match map_get(h, loc_label) {
                     None => None,
                     Some(Value::Text(t)) => Some(t.clone()),
                     Some(_) => return malformed("payload-location must be a text string"),
                 };
-                Some(HashEnvelope { payload_hash_alg, preimage_content_type, payload_location, legacy_labels })
+                Some(HashEnvelope {
+                    payload_hash_alg,
+                    preimage_content_type,
+                    payload_location,
+                    legacy_labels,
+                })
             }
             (None, None) => None,
         };
@@ -371,7 +441,9 @@ impl SignedStatement {
         if key.verify(&tbs, &self.parts.signature) {
             Ok(())
         } else {
-            Err(StatementError::Rejected("the issuer signature does not verify".into()))
+            Err(StatementError::Rejected(
+                "the issuer signature does not verify".into(),
+            ))
         }
     }
 
@@ -394,7 +466,12 @@ impl SignedStatement {
 
 /// Entry bytes from split parts (see module docs).
 pub fn entry_bytes(parts: &Sign1Parts) -> Vec<u8> {
-    cose::encode_sign1(&parts.protected, Vec::new(), parts.payload.as_deref(), &parts.signature)
+    cose::encode_sign1(
+        &parts.protected,
+        Vec::new(),
+        parts.payload.as_deref(),
+        &parts.signature,
+    )
 }
 
 /// Entry id: lowercase hex of the leaf hash.
@@ -405,11 +482,20 @@ pub fn entry_id(leaf: &Hash) -> String {
 /// A Transparent Statement: the statement with `receipts` added under 394
 /// (each bstr-wrapped, per RFC 9942), keeping other unprotected parameters
 /// and any receipts from other services.
-pub fn transparent_statement(statement: &[u8], receipts: &[Vec<u8>]) -> Result<Vec<u8>, StatementError> {
+pub fn transparent_statement(
+    statement: &[u8],
+    receipts: &[Vec<u8>],
+) -> Result<Vec<u8>, StatementError> {
     let parts = cose::split(statement)?;
-    let mut unprotected: Vec<(Value, Value)> =
-        parts.unprotected.into_iter().filter(|(k, _)| as_i64(k) != Some(LABEL_RECEIPTS)).collect();
-    let existing = match cose::split(statement).ok().and_then(|p| map_get(&p.unprotected, LABEL_RECEIPTS).cloned()) {
+    let mut unprotected: Vec<(Value, Value)> = parts
+        .unprotected
+        .into_iter()
+        .filter(|(k, _)| as_i64(k) != Some(LABEL_RECEIPTS))
+        .collect();
+    let existing = match cose::split(statement)
+        .ok()
+        .and_then(|p| map_get(&p.unprotected, LABEL_RECEIPTS).cloned())
+    {
         Some(Value::Array(a)) => a,
         _ => Vec::new(),
     };
@@ -420,7 +506,12 @@ pub fn transparent_statement(statement: &[u8], receipts: &[Vec<u8>]) -> Result<V
         }
     }
     unprotected.push((cbor::int(LABEL_RECEIPTS), Value::Array(all)));
-    Ok(cose::encode_sign1(&parts.protected, unprotected, parts.payload.as_deref(), &parts.signature))
+    Ok(cose::encode_sign1(
+        &parts.protected,
+        unprotected,
+        parts.payload.as_deref(),
+        &parts.signature,
+    ))
 }
 
 fn parse_x5chain(v: &Value) -> Result<Vec<Vec<u8>>, StatementError> {
@@ -441,7 +532,9 @@ fn parse_x5chain(v: &Value) -> Result<Vec<Vec<u8>>, StatementError> {
 /// RFC 8392 StringOrURI: a value with ':' must be a URI. We require a scheme
 /// (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":") and no spaces.
 pub fn looks_like_uri(s: &str) -> bool {
-    let Some((scheme, rest)) = s.split_once(':') else { return false };
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
     let mut chars = scheme.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
@@ -451,7 +544,9 @@ pub fn looks_like_uri(s: &str) -> bool {
 
 fn label_name(l: &Value) -> String {
     match l {
-        Value::Integer(_) => as_i64(l).map(|i| format!("label {i}")).unwrap_or_else(|| "a huge label".into()),
+        Value::Integer(_) => as_i64(l)
+            .map(|i| format!("label {i}"))
+            .unwrap_or_else(|| "a huge label".into()),
         Value::Text(t) => format!("label {t:?}"),
         _ => "a non-label value".into(),
     }

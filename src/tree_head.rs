@@ -34,7 +34,14 @@ impl SignedTreeHead {
         let size = u64::from_be_bytes(b.get(0..8)?.try_into().ok()?);
         let timestamp_ms = u64::from_be_bytes(b.get(8..16)?.try_into().ok()?);
         let root: Hash = b.get(16..48)?.try_into().ok()?;
-        Some(SignedTreeHead { head: TreeHead { size, root, timestamp_ms }, signature: b[48..].to_vec() })
+        Some(SignedTreeHead {
+            head: TreeHead {
+                size,
+                root,
+                timestamp_ms,
+            },
+            signature: b[48..].to_vec(),
+        })
     }
 }
 

@@ -18,7 +18,10 @@ use vcon_scitt::receipt;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 11
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -26,7 +29,11 @@ impl Lcg {
     }
 }
 
-fn append_many(log: &vcon_scitt::log::Log, entries: impl Iterator<Item = Vec<u8>>, window: usize) -> Vec<u64> {
+fn append_many(
+    log: &vcon_scitt::log::Log,
+    entries: impl Iterator<Item = Vec<u8>>,
+    window: usize,
+) -> Vec<u64> {
     let mut out = Vec::new();
     let mut pending = Vec::with_capacity(window);
     for e in entries {
@@ -49,15 +56,27 @@ fn a_million_appends_match_the_merkle_core_and_fsck_is_clean() {
     let log = open_log(dir.path(), LogConfig::default());
     const N: u64 = 1_000_000;
     let started = Instant::now();
-    let indices = append_many(&log, (0..N).map(|i| format!("entry-{i}").into_bytes()), 16_384);
+    let indices = append_many(
+        &log,
+        (0..N).map(|i| format!("entry-{i}").into_bytes()),
+        16_384,
+    );
     let elapsed = started.elapsed();
     assert_eq!(indices.len() as u64, N);
-    assert!(indices.iter().enumerate().all(|(k, &i)| k as u64 == i), "indices follow submission order");
-    eprintln!("appended {N} in {elapsed:?} ({:.0}/s)", N as f64 / elapsed.as_secs_f64());
+    assert!(
+        indices.iter().enumerate().all(|(k, &i)| k as u64 == i),
+        "indices follow submission order"
+    );
+    eprintln!(
+        "appended {N} in {elapsed:?} ({:.0}/s)",
+        N as f64 / elapsed.as_secs_f64()
+    );
 
     let latest = log.latest();
     assert_eq!(latest.head.size, N);
-    let oracle = MemoryTree::from_leaf_hashes((0..N).map(|i| merkle::leaf_hash(format!("entry-{i}").as_bytes())));
+    let oracle = MemoryTree::from_leaf_hashes(
+        (0..N).map(|i| merkle::leaf_hash(format!("entry-{i}").as_bytes())),
+    );
     assert_eq!(latest.head.root, oracle.root_at(N));
     assert_eq!(log.root_at(N).unwrap(), oracle.root_at(N));
 
@@ -67,11 +86,19 @@ fn a_million_appends_match_the_merkle_core_and_fsck_is_clean() {
         let index = rng.below(size);
         let proof = log.inclusion_proof(index, size).unwrap();
         assert_eq!(proof, oracle.inclusion(index, size));
-        merkle::verify_inclusion(index, size, &oracle.leaf(index).unwrap(), &proof, &oracle.root_at(size)).unwrap();
+        merkle::verify_inclusion(
+            index,
+            size,
+            &oracle.leaf(index).unwrap(),
+            &proof,
+            &oracle.root_at(size),
+        )
+        .unwrap();
         let old = 1 + rng.below(size);
         let c = log.consistency_proof(old, size).unwrap();
         assert_eq!(c, oracle.consistency(old, size));
-        merkle::verify_consistency(old, size, &oracle.root_at(old), &oracle.root_at(size), &c).unwrap();
+        merkle::verify_consistency(old, size, &oracle.root_at(old), &oracle.root_at(size), &c)
+            .unwrap();
     }
     // Every batch's head is signed and stored; the receipt head for an entry
     // is the first one covering it.
@@ -152,7 +179,11 @@ fn a_failed_head_write_is_reported_and_the_next_batch_signs() {
     log.append_blocking(b"one".to_vec()).unwrap();
     faults.fail_next_head_write.store(true, Ordering::SeqCst);
     assert!(log.append_blocking(b"two".to_vec()).is_err());
-    assert_eq!(log.latest().head.size, 1, "no head was published for the failed batch");
+    assert_eq!(
+        log.latest().head.size,
+        1,
+        "no head was published for the failed batch"
+    );
     // The entry is durable; asking again answers with a head that covers it.
     let again = log.append_blocking(b"two".to_vec()).unwrap();
     assert!(again.duplicate);
@@ -176,7 +207,10 @@ fn a_corrupted_tile_halts_the_log_instead_of_signing() {
     // No head was signed past the corruption, and writes stay refused.
     assert_eq!(log.latest().head.size, before.head.size);
     assert!(log.store().head(before.head.size + 1).unwrap().is_none());
-    assert!(matches!(log.submit(b"more".to_vec()), Err(LogError::Halted(_))));
+    assert!(matches!(
+        log.submit(b"more".to_vec()),
+        Err(LogError::Halted(_))
+    ));
     // Reads keep working.
     assert!(log.inclusion_proof(5, before.head.size).is_ok());
     log.shutdown();
@@ -189,7 +223,14 @@ fn a_corrupted_tile_halts_the_log_instead_of_signing() {
 #[test]
 fn back_pressure_answers_queue_full_rather_than_growing() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open_log(dir.path(), LogConfig { queue_capacity: 4, max_batch: 1, ..LogConfig::default() });
+    let log = open_log(
+        dir.path(),
+        LogConfig {
+            queue_capacity: 4,
+            max_batch: 1,
+            ..LogConfig::default()
+        },
+    );
     let mut full = 0;
     let mut pending = Vec::new();
     for i in 0..2000u32 {
@@ -209,7 +250,9 @@ fn back_pressure_answers_queue_full_rather_than_growing() {
 #[test]
 #[ignore = "child process of the crash test"]
 fn crash_child() {
-    let Ok(dir) = std::env::var("VCON_CRASH_DIR") else { return };
+    let Ok(dir) = std::env::var("VCON_CRASH_DIR") else {
+        return;
+    };
     let cycle: u64 = std::env::var("VCON_CRASH_CYCLE").unwrap().parse().unwrap();
     let log = open_log(std::path::Path::new(&dir), LogConfig::default());
     let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
@@ -250,7 +293,10 @@ fn crash_child() {
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_acknowledged() {
-    let cycles: u64 = std::env::var("VCON_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let cycles: u64 = std::env::var("VCON_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = Lcg(7);
@@ -258,7 +304,13 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let mut heads_seen: Vec<(u64, Hash)> = Vec::new();
     for cycle in 0..cycles {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--include-ignored", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--include-ignored",
+                "--test-threads=1",
+            ])
             .env("VCON_CRASH_DIR", dir.path())
             .env("VCON_CRASH_CYCLE", cycle.to_string())
             .stdout(Stdio::piped())
@@ -301,17 +353,25 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                     heads_seen.push((size.parse().unwrap(), merkle::from_hex(root).unwrap()));
                     cycle_acks += 1;
                 }
-                ["HEAD", size, root] => heads_seen.push((size.parse().unwrap(), merkle::from_hex(root).unwrap())),
+                ["HEAD", size, root] => {
+                    heads_seen.push((size.parse().unwrap(), merkle::from_hex(root).unwrap()))
+                }
                 _ => {}
             }
         }
-        assert!(cycle_acks > 0, "cycle {cycle}: the child acknowledged nothing");
+        assert!(
+            cycle_acks > 0,
+            "cycle {cycle}: the child acknowledged nothing"
+        );
 
         // Restart in-process and check every promise.
         let log = open_log(dir.path(), LogConfig::default());
         let latest = log.latest();
         for (idx, leaf) in &acked {
-            let entry = log.entry(*idx).unwrap().unwrap_or_else(|| panic!("acked entry {idx} lost"));
+            let entry = log
+                .entry(*idx)
+                .unwrap()
+                .unwrap_or_else(|| panic!("acked entry {idx} lost"));
             assert_eq!(merkle::leaf_hash(&entry), *leaf, "entry {idx} changed");
         }
         heads_seen.sort();
@@ -320,12 +380,24 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             assert!(*size <= latest.head.size, "head {size} vanished");
             let proof = log.consistency_proof(*size, latest.head.size).unwrap();
             if *size > 0 {
-                merkle::verify_consistency(*size, latest.head.size, root, &latest.head.root, &proof)
-                    .unwrap_or_else(|e| panic!("head {size} inconsistent with {}: {e}", latest.head.size));
+                merkle::verify_consistency(
+                    *size,
+                    latest.head.size,
+                    root,
+                    &latest.head.root,
+                    &proof,
+                )
+                .unwrap_or_else(|e| {
+                    panic!("head {size} inconsistent with {}: {e}", latest.head.size)
+                });
             }
         }
         fsck(log.store(), Some(signer().as_ref())).unwrap();
         log.shutdown();
     }
-    eprintln!("{cycles} SIGKILL cycles, {} acknowledged entries, {} heads checked", acked.len(), heads_seen.len());
+    eprintln!(
+        "{cycles} SIGKILL cycles, {} acknowledged entries, {} heads checked",
+        acked.len(),
+        heads_seen.len()
+    );
 }

@@ -25,30 +25,45 @@ pub struct FsckReport {
 pub fn fsck(store: &Store, signer: Option<&dyn TreeHeadSigner>) -> Result<FsckReport, LogError> {
     let bad = |m: String| Err(LogError::Corrupt(m));
     let size = store.data_size()?;
-    let mut report = FsckReport { size, ..Default::default() };
+    let mut report = FsckReport {
+        size,
+        ..Default::default()
+    };
 
     // Entries and leaves.
     let mut nodes = StoreNodes::new(store);
     for item in store.iter_cf(CF_ENTRIES)? {
         let (k, v) = item?;
-        let Some(index) = be_u64(&k) else { return bad("an entry key is not 8 bytes".into()) };
+        let Some(index) = be_u64(&k) else {
+            return bad("an entry key is not 8 bytes".into());
+        };
         if index != report.entries {
-            return bad(format!("entry {} is missing (next stored is {index})", report.entries));
+            return bad(format!(
+                "entry {} is missing (next stored is {index})",
+                report.entries
+            ));
         }
         if index >= size {
-            return bad(format!("entry {index} is stored beyond the committed size {size}"));
+            return bad(format!(
+                "entry {index} is stored beyond the committed size {size}"
+            ));
         }
         let leaf = merkle::leaf_hash(&v);
         if nodes.perfect_node(0, index)? != leaf {
             return bad(format!("entry {index} does not hash to its stored leaf"));
         }
         if store.index_of(&leaf)? != Some(index) {
-            return bad(format!("the leaf index does not map entry {index}'s hash back to it"));
+            return bad(format!(
+                "the leaf index does not map entry {index}'s hash back to it"
+            ));
         }
         report.entries += 1;
     }
     if report.entries != size {
-        return bad(format!("{} entries stored, committed size is {size}", report.entries));
+        return bad(format!(
+            "{} entries stored, committed size is {size}",
+            report.entries
+        ));
     }
     let leaves = store.iter_cf(CF_LEAVES)?.count() as u64;
     if leaves != size {
@@ -58,16 +73,28 @@ pub fn fsck(store: &Store, signer: Option<&dyn TreeHeadSigner>) -> Result<FsckRe
     // Tiles.
     for item in store.iter_cf(CF_TILES)? {
         let (k, v) = item?;
-        let Some(id) = TileId::from_key(&k) else { return bad("a tile key is malformed".into()) };
-        let tile = Tile::from_bytes(&v).map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
+        let Some(id) = TileId::from_key(&k) else {
+            return bad("a tile key is malformed".into());
+        };
+        let tile = Tile::from_bytes(&v)
+            .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
         let want = width_at(id, size);
         if tile.width() != want {
-            return bad(format!("tile {}/{} has width {}, size {size} implies {want}", id.level, id.index, tile.width()));
+            return bad(format!(
+                "tile {}/{} has width {}, size {size} implies {want}",
+                id.level,
+                id.index,
+                tile.width()
+            ));
         }
-        tile.check_interior().map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
+        tile.check_interior()
+            .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
         if id.level > 0 {
             for (j, node) in tile.row(0).iter().enumerate() {
-                let child = TileId { level: id.level - 1, index: id.index * WIDTH as u64 + j as u64 };
+                let child = TileId {
+                    level: id.level - 1,
+                    index: id.index * WIDTH as u64 + j as u64,
+                };
                 let ct = store.tile(child)?.ok_or_else(|| {
                     LogError::Corrupt(format!("tile {}/{} is missing", child.level, child.index))
                 })?;
@@ -88,19 +115,29 @@ pub fn fsck(store: &Store, signer: Option<&dyn TreeHeadSigner>) -> Result<FsckRe
         let sth = item?;
         let h = sth.head;
         if h.size > size {
-            return bad(format!("a head is signed at size {} beyond the stored {size}", h.size));
+            return bad(format!(
+                "a head is signed at size {} beyond the stored {size}",
+                h.size
+            ));
         }
         if merkle::root(&mut nodes, h.size)? != h.root {
-            return bad(format!("the head at size {} does not match the stored tree", h.size));
+            return bad(format!(
+                "the head at size {} does not match the stored tree",
+                h.size
+            ));
         }
         if let Some(s) = signer {
-            s.verify(&h, &sth.signature)
-                .map_err(|e| LogError::Corrupt(format!("head at size {}: bad signature: {e}", h.size)))?;
+            s.verify(&h, &sth.signature).map_err(|e| {
+                LogError::Corrupt(format!("head at size {}: bad signature: {e}", h.size))
+            })?;
         }
-        if let Some(p) = prev {
-            if h.timestamp_ms < p.timestamp_ms {
-                return bad(format!("head at size {} is older than the head before it", h.size));
-            }
+        if let Some(p) = prev
+            && h.timestamp_ms < p.timestamp_ms
+        {
+            return bad(format!(
+                "head at size {} is older than the head before it",
+                h.size
+            ));
         }
         prev = Some(h);
         report.heads += 1;

@@ -130,7 +130,11 @@ pub struct Log {
 
 impl Log {
     /// Opens (or creates) the log in `dir` and starts the sequencer.
-    pub fn open(dir: &Path, config: LogConfig, signer: Arc<dyn TreeHeadSigner>) -> Result<Log, LogError> {
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        signer: Arc<dyn TreeHeadSigner>,
+    ) -> Result<Log, LogError> {
         let store = Store::open(dir)?;
         Self::with_store(store, config, signer)
     }
@@ -152,7 +156,12 @@ impl Log {
             .name("sequencer".into())
             .spawn(move || seq.run(rx, sh))
             .map_err(|e| LogError::Storage(format!("spawning the sequencer: {e}")))?;
-        Ok(Log { store, tx, shared, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+        Ok(Log {
+            store,
+            tx,
+            shared,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        })
     }
 
     /// Hands an entry to the sequencer. Fails at once with
@@ -174,10 +183,18 @@ impl Log {
             return Err(LogError::Halted(why));
         }
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let req = Request { entry, leaf, index_writes, reply };
+        let req = Request {
+            entry,
+            leaf,
+            index_writes,
+            reply,
+        };
         match self.tx.try_send(sequencer::Msg::Append(req)) {
             Ok(()) => {
-                self.shared.metrics.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.shared
+                    .metrics
+                    .queued
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(Pending { rx })
             }
             Err(TrySendError::Full(_)) => Err(LogError::QueueFull),
@@ -215,7 +232,10 @@ impl Log {
     }
 
     pub fn queue_depth(&self) -> u64 {
-        self.shared.metrics.queued.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .metrics
+            .queued
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {
@@ -240,7 +260,9 @@ impl Log {
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         self.check_size(size)?;
         if index >= size {
-            return Err(LogError::InvalidRequest(format!("index {index} is not below size {size}")));
+            return Err(LogError::InvalidRequest(format!(
+                "index {index} is not below size {size}"
+            )));
         }
         merkle::inclusion_proof(&mut StoreNodes::new(&self.store), index, size)
     }
@@ -248,7 +270,9 @@ impl Log {
     pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash>, LogError> {
         self.check_size(size2)?;
         if size1 > size2 {
-            return Err(LogError::InvalidRequest(format!("size {size1} is above size {size2}")));
+            return Err(LogError::InvalidRequest(format!(
+                "size {size1} is above size {size2}"
+            )));
         }
         merkle::consistency_proof(&mut StoreNodes::new(&self.store), size1, size2)
     }

@@ -26,7 +26,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rocksdb::WriteBatch;
 
 use super::store::{CF_INDEX, Store, StoreNodes};
-use super::{Appended, LogConfig, LogError, Request, Shared, SignedTreeHead, TreeHead, TreeHeadSigner};
+use super::{
+    Appended, LogConfig, LogError, Request, Shared, SignedTreeHead, TreeHead, TreeHeadSigner,
+};
 use crate::merkle::tile::{HEIGHT, Tile, TileId, width_at};
 use crate::merkle::{self, Hash, NodeSource};
 
@@ -81,11 +83,18 @@ impl Default for Histogram {
 impl Histogram {
     pub fn with_bounds(bounds: Vec<f64>) -> Self {
         let n = bounds.len();
-        Self { bounds, counts: Mutex::new((vec![0; n + 1], 0.0, 0)) }
+        Self {
+            bounds,
+            counts: Mutex::new((vec![0; n + 1], 0.0, 0)),
+        }
     }
 
     pub fn observe(&self, v: f64) {
-        let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(self.bounds.len());
         if let Ok(mut g) = self.counts.lock() {
             g.0[i] += 1;
             g.1 += v;
@@ -118,11 +127,17 @@ struct Frontier {
 
 impl Frontier {
     fn tile_id(&self, level: usize) -> TileId {
-        TileId { level: level as u8, index: (self.size >> (HEIGHT * level as u32)) >> HEIGHT }
+        TileId {
+            level: level as u8,
+            index: (self.size >> (HEIGHT * level as u32)) >> HEIGHT,
+        }
     }
 
     fn load(store: &Store, size: u64) -> Result<Frontier, LogError> {
-        let mut f = Frontier { size, tiles: Vec::new() };
+        let mut f = Frontier {
+            size,
+            tiles: Vec::new(),
+        };
         let mut level = 0usize;
         while level == 0 || (size >> (HEIGHT * level as u32)) > 0 {
             let id = f.tile_id(level);
@@ -131,10 +146,14 @@ impl Frontier {
                 Tile::new()
             } else {
                 let t = store.tile(id)?.ok_or_else(|| {
-                    LogError::Corrupt(format!("right-edge tile {}/{} is missing", id.level, id.index))
+                    LogError::Corrupt(format!(
+                        "right-edge tile {}/{} is missing",
+                        id.level, id.index
+                    ))
                 })?;
-                t.check_interior()
-                    .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
+                t.check_interior().map_err(|e| {
+                    LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index))
+                })?;
                 if t.width() < width {
                     return Err(LogError::Corrupt(format!(
                         "tile {}/{} has width {}, size {size} needs {width}",
@@ -198,7 +217,12 @@ impl NodeSource for FrontierNodes<'_> {
         if self.0.tile_id(level) != id {
             return Err(());
         }
-        self.0.tiles.get(level).and_then(|t| t.node(row, offset)).copied().ok_or(())
+        self.0
+            .tiles
+            .get(level)
+            .and_then(|t| t.node(row, offset))
+            .copied()
+            .ok_or(())
     }
 }
 
@@ -212,7 +236,10 @@ pub(crate) struct Sequencer {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Sequencer {
@@ -234,7 +261,11 @@ impl Sequencer {
             frontier,
             last_sign_secs: 0.0,
             latest: SignedTreeHead {
-                head: TreeHead { size: 0, root: merkle::EMPTY_ROOT, timestamp_ms: 0 },
+                head: TreeHead {
+                    size: 0,
+                    root: merkle::EMPTY_ROOT,
+                    timestamp_ms: 0,
+                },
                 signature: Vec::new(),
             },
         };
@@ -311,7 +342,10 @@ impl Sequencer {
                     }
                 }
             }
-            shared.metrics.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+            shared
+                .metrics
+                .queued
+                .fetch_sub(batch.len() as u64, Ordering::Relaxed);
             if let Some(why) = read_halt(&shared) {
                 for r in batch {
                     let _ = r.reply.send(Err(LogError::Halted(why.clone())));
@@ -375,18 +409,27 @@ impl Sequencer {
                     }
                     shared.metrics.batches.fetch_add(1, Ordering::Relaxed);
                     shared.metrics.batch_sizes.observe(fresh.len() as f64);
-                    shared.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    shared
+                        .metrics
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     shared.metrics.sign_seconds.observe(self.last_sign_secs);
                 }
-                shared.metrics.appended.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                shared
+                    .metrics
+                    .appended
+                    .fetch_add(fresh.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
-                shared.metrics.failed_batches.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .metrics
+                    .failed_batches
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, entries = fresh.len(), "batch failed");
-                if let LogError::Halted(why) = e {
-                    if let Ok(mut g) = shared.halted.write() {
-                        *g = Some(why.clone());
-                    }
+                if let LogError::Halted(why) = e
+                    && let Ok(mut g) = shared.halted.write()
+                {
+                    *g = Some(why.clone());
                 }
             }
         }
@@ -401,12 +444,20 @@ impl Sequencer {
                     if index >= base_size && result.is_err() {
                         Err(LogError::BatchFailed("its batch was not committed".into()))
                     } else {
-                        Ok(Appended { index, leaf: req.leaf, head: head.clone(), duplicate: true })
+                        Ok(Appended {
+                            index,
+                            leaf: req.leaf,
+                            head: head.clone(),
+                            duplicate: true,
+                        })
                     }
                 }
-                (Slot::New(index), Ok(())) => {
-                    Ok(Appended { index, leaf: req.leaf, head: head.clone(), duplicate: false })
-                }
+                (Slot::New(index), Ok(())) => Ok(Appended {
+                    index,
+                    leaf: req.leaf,
+                    head: head.clone(),
+                    duplicate: false,
+                }),
                 (Slot::New(_), Err(e)) => Err(match e {
                     LogError::Halted(w) => LogError::Halted(w.clone()),
                     other => LogError::BatchFailed(other.to_string()),
@@ -426,7 +477,8 @@ impl Sequencer {
         for &i in fresh {
             let req = &batch[i];
             let index = self.frontier.size;
-            self.store.put_entry(&mut wb, index, &req.leaf, &req.entry)?;
+            self.store
+                .put_entry(&mut wb, index, &req.leaf, &req.entry)?;
             if let Some(f) = &req.index_writes {
                 let cf = self.store.cf(CF_INDEX)?;
                 for (k, v) in f(index).puts {
@@ -444,14 +496,17 @@ impl Sequencer {
         for (level, was) in touched.iter().enumerate() {
             if *was && level < self.frontier.tiles.len() && self.frontier.tiles[level].width() > 0 {
                 let id = self.frontier.tile_id(level);
-                self.store.put_tile(&mut wb, id, &self.frontier.tiles[level])?;
+                self.store
+                    .put_tile(&mut wb, id, &self.frontier.tiles[level])?;
                 written.push(id);
             }
         }
         self.store.put_data_size(&mut wb, new_size)?;
 
         let write = if take(&self.config.faults.fail_next_data_write) {
-            Err(LogError::Storage("injected fault: data write failed".into()))
+            Err(LogError::Storage(
+                "injected fault: data write failed".into(),
+            ))
         } else {
             self.store.write_synced(wb)
         };
@@ -460,16 +515,15 @@ impl Sequencer {
             self.frontier = Frontier::load(&self.store, base_size)?;
             return Err(e);
         }
-        if take(&self.config.faults.corrupt_next_tile) {
-            if let Some(id) = written.first() {
-                if let Ok(Some(t)) = self.store.tile(*id) {
-                    let mut b = t.to_bytes();
-                    if let Some(x) = b.get_mut(2) {
-                        *x ^= 0x01;
-                    }
-                    self.store.put_raw(super::store::CF_TILES, &id.key(), &b)?;
-                }
+        if take(&self.config.faults.corrupt_next_tile)
+            && let Some(id) = written.first()
+            && let Ok(Some(t)) = self.store.tile(*id)
+        {
+            let mut b = t.to_bytes();
+            if let Some(x) = b.get_mut(2) {
+                *x ^= 0x01;
             }
+            self.store.put_raw(super::store::CF_TILES, &id.key(), &b)?;
         }
         let entries: Vec<(u64, &[u8])> = fresh
             .iter()
@@ -488,7 +542,11 @@ impl Sequencer {
         self.verify_and_sign_written(entries, &ids)
     }
 
-    fn verify_and_sign_written(&mut self, entries: &[(u64, &[u8])], tiles: &[TileId]) -> Result<(), LogError> {
+    fn verify_and_sign_written(
+        &mut self,
+        entries: &[(u64, &[u8])],
+        tiles: &[TileId],
+    ) -> Result<(), LogError> {
         let size = self.frontier.size;
         let expected_root = self.frontier.root();
         if let Err(why) = self.verify_stored(entries, tiles, size, &expected_root) {
@@ -517,7 +575,9 @@ impl Sequencer {
         let mut wb = WriteBatch::default();
         self.store.put_head(&mut wb, &signed)?;
         if take(&self.config.faults.fail_next_head_write) {
-            return Err(LogError::Storage("injected fault: head write failed".into()));
+            return Err(LogError::Storage(
+                "injected fault: head write failed".into(),
+            ));
         }
         self.store.write_synced(wb)?;
         self.last_sign_secs = sign_started.elapsed().as_secs_f64();
@@ -540,7 +600,8 @@ impl Sequencer {
                 .tile(*id)
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("tile {}/{} vanished", id.level, id.index))?;
-            t.check_interior().map_err(|e| format!("tile {}/{}: {e}", id.level, id.index))?;
+            t.check_interior()
+                .map_err(|e| format!("tile {}/{}: {e}", id.level, id.index))?;
         }
         for (index, entry) in entries {
             let stored = nodes.perfect_node(0, *index).map_err(|e| e.to_string())?;
@@ -554,7 +615,8 @@ impl Sequencer {
         }
         let prev = &self.latest.head;
         if prev.size > 0 && prev.size < size {
-            let proof = merkle::consistency_proof(&mut nodes, prev.size, size).map_err(|e| e.to_string())?;
+            let proof = merkle::consistency_proof(&mut nodes, prev.size, size)
+                .map_err(|e| e.to_string())?;
             merkle::verify_consistency(prev.size, size, &prev.root, &root, &proof)
                 .map_err(|e| format!("not consistent with the previous head: {e}"))?;
         }

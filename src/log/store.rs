@@ -22,6 +22,9 @@ use super::{LogError, SignedTreeHead, TreeHead};
 use crate::merkle::tile::{Tile, TileId};
 use crate::merkle::{Hash, NodeSource};
 
+/// A raw (key, value) row.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 pub const CF_ENTRIES: &str = "entries";
 pub const CF_LEAVES: &str = "leaves";
 pub const CF_TILES: &str = "tiles";
@@ -105,7 +108,9 @@ impl Store {
     pub fn data_size(&self) -> Result<u64, LogError> {
         match self.get(CF_META, META_SIZE)? {
             None => Ok(0),
-            Some(v) => be_u64(&v).ok_or_else(|| LogError::Corrupt("meta size is not 8 bytes".into())),
+            Some(v) => {
+                be_u64(&v).ok_or_else(|| LogError::Corrupt("meta size is not 8 bytes".into()))
+            }
         }
     }
 
@@ -136,7 +141,12 @@ impl Store {
         }
     }
 
-    pub fn put_tile(&self, batch: &mut WriteBatch, id: TileId, tile: &Tile) -> Result<(), LogError> {
+    pub fn put_tile(
+        &self,
+        batch: &mut WriteBatch,
+        id: TileId,
+        tile: &Tile,
+    ) -> Result<(), LogError> {
         batch.put_cf(self.cf(CF_TILES)?, id.key(), tile.to_bytes());
         Ok(())
     }
@@ -154,7 +164,11 @@ impl Store {
     }
 
     pub fn put_head(&self, batch: &mut WriteBatch, head: &SignedTreeHead) -> Result<(), LogError> {
-        batch.put_cf(self.cf(CF_HEADS)?, head.head.size.to_be_bytes(), head.to_record());
+        batch.put_cf(
+            self.cf(CF_HEADS)?,
+            head.head.size.to_be_bytes(),
+            head.to_record(),
+        );
         Ok(())
     }
 
@@ -179,8 +193,10 @@ impl Store {
     /// batch that included it. Receipts at that head are stable.
     pub fn first_head_covering(&self, index: u64) -> Result<Option<SignedTreeHead>, LogError> {
         let from = (index.saturating_add(1)).to_be_bytes();
-        let mut it =
-            self.db.iterator_cf(self.cf(CF_HEADS)?, IteratorMode::From(&from, Direction::Forward));
+        let mut it = self.db.iterator_cf(
+            self.cf(CF_HEADS)?,
+            IteratorMode::From(&from, Direction::Forward),
+        );
         match it.next() {
             None => Ok(None),
             Some(Err(e)) => Err(storage(e)),
@@ -189,7 +205,9 @@ impl Store {
     }
 
     /// All signed heads in size order (fsck, audits).
-    pub fn heads(&self) -> Result<impl Iterator<Item = Result<SignedTreeHead, LogError>> + '_, LogError> {
+    pub fn heads(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<SignedTreeHead, LogError>> + '_, LogError> {
         Ok(self
             .db
             .iterator_cf(self.cf(CF_HEADS)?, IteratorMode::Start)
@@ -200,8 +218,11 @@ impl Store {
     pub fn iter_cf<'a>(
         &'a self,
         cf: &str,
-    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), LogError>> + 'a, LogError> {
-        Ok(self.db.iterator_cf(self.cf(cf)?, IteratorMode::Start).map(|r| r.map_err(storage)))
+    ) -> Result<impl Iterator<Item = Result<KeyValue, LogError>> + 'a, LogError> {
+        Ok(self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::Start)
+            .map(|r| r.map_err(storage)))
     }
 
     /// Raw iteration from a key onwards (secondary indexes).
@@ -209,7 +230,7 @@ impl Store {
         &'a self,
         cf: &str,
         from: &[u8],
-    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), LogError>> + 'a, LogError> {
+    ) -> Result<impl Iterator<Item = Result<KeyValue, LogError>> + 'a, LogError> {
         Ok(self
             .db
             .iterator_cf(self.cf(cf)?, IteratorMode::From(from, Direction::Forward))
@@ -246,7 +267,8 @@ impl Store {
 }
 
 fn from_record(b: &[u8]) -> Result<SignedTreeHead, LogError> {
-    SignedTreeHead::from_record(b).ok_or_else(|| LogError::Corrupt(format!("tree head record of {} bytes", b.len())))
+    SignedTreeHead::from_record(b)
+        .ok_or_else(|| LogError::Corrupt(format!("tree head record of {} bytes", b.len())))
 }
 
 pub(crate) fn storage(e: rocksdb::Error) -> LogError {
@@ -266,7 +288,10 @@ pub struct StoreNodes<'a> {
 
 impl<'a> StoreNodes<'a> {
     pub fn new(store: &'a Store) -> Self {
-        Self { store, cache: Vec::with_capacity(8) }
+        Self {
+            store,
+            cache: Vec::with_capacity(8),
+        }
     }
 }
 
@@ -301,5 +326,8 @@ impl NodeSource for StoreNodes<'_> {
 /// A [`TreeHead`] with no signature, for tests of record parsing.
 #[doc(hidden)]
 pub fn unsigned(head: TreeHead) -> SignedTreeHead {
-    SignedTreeHead { head, signature: Vec::new() }
+    SignedTreeHead {
+        head,
+        signature: Vec::new(),
+    }
 }

@@ -122,7 +122,10 @@ pub fn root_from_inclusion_proof(
     }
     let (inner, border) = decompose_inclusion(index, size);
     if proof.len() != inner + border {
-        return Err(ProofError::WrongLength { got: proof.len(), want: inner + border });
+        return Err(ProofError::WrongLength {
+            got: proof.len(),
+            want: inner + border,
+        });
     }
     let mut h = chain_inner(*leaf, &proof[..inner], index);
     h = chain_border_right(h, &proof[inner..]);
@@ -157,7 +160,10 @@ pub fn root_from_consistency_proof(
     }
     if size1 == size2 {
         if !proof.is_empty() {
-            return Err(ProofError::WrongLength { got: proof.len(), want: 0 });
+            return Err(ProofError::WrongLength {
+                got: proof.len(),
+                want: 0,
+            });
         }
         if size1 == 0 && *root1 != EMPTY_ROOT {
             return Err(ProofError::OldRootMismatch);
@@ -177,19 +183,33 @@ pub fn root_from_consistency_proof(
     } else {
         match proof.split_first() {
             Some((first, rest)) => (*first, rest),
-            None => return Err(ProofError::WrongLength { got: 0, want: 1 + inner + border }),
+            None => {
+                return Err(ProofError::WrongLength {
+                    got: 0,
+                    want: 1 + inner + border,
+                });
+            }
         }
     };
     if rest.len() != inner + border {
         let want = proof.len() - rest.len() + inner + border;
-        return Err(ProofError::WrongLength { got: proof.len(), want });
+        return Err(ProofError::WrongLength {
+            got: proof.len(),
+            want,
+        });
     }
     let mask = (size1 - 1) >> shift;
-    let old = chain_border_right(chain_inner_right(seed, &rest[..inner], mask), &rest[inner..]);
+    let old = chain_border_right(
+        chain_inner_right(seed, &rest[..inner], mask),
+        &rest[inner..],
+    );
     if old != *root1 {
         return Err(ProofError::OldRootMismatch);
     }
-    Ok(chain_border_right(chain_inner(seed, &rest[..inner], mask), &rest[inner..]))
+    Ok(chain_border_right(
+        chain_inner(seed, &rest[..inner], mask),
+        &rest[inner..],
+    ))
 }
 
 /// RFC 9162 §2.1.4.2 with exact length checks.
@@ -212,7 +232,11 @@ pub fn verify_consistency(
 
 fn chain_inner(mut seed: Hash, proof: &[Hash], index: u64) -> Hash {
     for (i, h) in proof.iter().enumerate() {
-        seed = if (index >> i) & 1 == 0 { node_hash(&seed, h) } else { node_hash(h, &seed) };
+        seed = if (index >> i) & 1 == 0 {
+            node_hash(&seed, h)
+        } else {
+            node_hash(h, &seed)
+        };
     }
     seed
 }
@@ -248,7 +272,7 @@ pub fn subtree_root<S: NodeSource>(src: &mut S, start: u64, end: u64) -> Result<
     if n == 0 {
         return Ok(EMPTY_ROOT);
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.perfect_node(n.trailing_zeros() as u8, start / n);
     }
     let k = split_point(n);
@@ -349,7 +373,9 @@ pub struct MemoryTree {
 
 impl MemoryTree {
     pub fn new() -> Self {
-        Self { levels: vec![Vec::new()] }
+        Self {
+            levels: vec![Vec::new()],
+        }
     }
 
     pub fn from_leaf_hashes(leaves: impl IntoIterator<Item = Hash>) -> Self {

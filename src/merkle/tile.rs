@@ -33,7 +33,10 @@ impl TileId {
         let level = height as u32 / HEIGHT;
         let row = height as u32 % HEIGHT;
         let per_tile_shift = HEIGHT - row;
-        let tile = TileId { level: level as u8, index: index >> per_tile_shift };
+        let tile = TileId {
+            level: level as u8,
+            index: index >> per_tile_shift,
+        };
         let offset = (index & ((1u64 << per_tile_shift) - 1)) as usize;
         (tile, row as usize, offset)
     }
@@ -53,7 +56,10 @@ impl TileId {
         }
         let mut b = [0u8; 8];
         b.copy_from_slice(&k[1..]);
-        Some(TileId { level: k[0], index: u64::from_be_bytes(b) })
+        Some(TileId {
+            level: k[0],
+            index: u64::from_be_bytes(b),
+        })
     }
 
     /// C2SP path segment for the index: `x001/x234/067`.
@@ -66,7 +72,13 @@ impl TileId {
         groups
             .iter()
             .enumerate()
-            .map(|(i, g)| if i == last { g.to_string() } else { format!("x{g}") })
+            .map(|(i, g)| {
+                if i == last {
+                    g.to_string()
+                } else {
+                    format!("x{g}")
+                }
+            })
             .collect::<Vec<_>>()
             .join("/")
     }
@@ -106,7 +118,9 @@ pub enum TileError {
 
 impl Tile {
     pub fn new() -> Self {
-        Self { rows: Default::default() }
+        Self {
+            rows: Default::default(),
+        }
     }
 
     pub fn width(&self) -> usize {
@@ -156,7 +170,10 @@ impl Tile {
 
     /// The C2SP tile body: row 0 concatenated.
     pub fn c2sp_bytes(&self) -> Vec<u8> {
-        self.rows[0].iter().flat_map(|h| h.iter().copied()).collect()
+        self.rows[0]
+            .iter()
+            .flat_map(|h| h.iter().copied())
+            .collect()
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -240,12 +257,39 @@ mod tests {
     fn widths_match_the_spec_example_for_size_70000() {
         // tlog-tiles: size 70,000 → 273 full L0 tiles + partial width 112,
         // 1 full L1 tile + partial width 17, L2 partial width 1.
-        assert_eq!(width_at(TileId { level: 0, index: 272 }, 70_000), 256);
-        assert_eq!(width_at(TileId { level: 0, index: 273 }, 70_000), 112);
+        assert_eq!(
+            width_at(
+                TileId {
+                    level: 0,
+                    index: 272
+                },
+                70_000
+            ),
+            256
+        );
+        assert_eq!(
+            width_at(
+                TileId {
+                    level: 0,
+                    index: 273
+                },
+                70_000
+            ),
+            112
+        );
         assert_eq!(width_at(TileId { level: 1, index: 0 }, 70_000), 256);
         assert_eq!(width_at(TileId { level: 1, index: 1 }, 70_000), 17);
         assert_eq!(width_at(TileId { level: 2, index: 0 }, 70_000), 1);
-        assert_eq!(width_at(TileId { level: 0, index: 274 }, 70_000), 0);
+        assert_eq!(
+            width_at(
+                TileId {
+                    level: 0,
+                    index: 274
+                },
+                70_000
+            ),
+            0
+        );
     }
 
     #[test]
@@ -275,9 +319,15 @@ mod tests {
     #[test]
     fn locate_finds_rows_and_offsets() {
         assert_eq!(TileId::locate(0, 0), (TileId { level: 0, index: 0 }, 0, 0));
-        assert_eq!(TileId::locate(0, 257), (TileId { level: 0, index: 1 }, 0, 1));
+        assert_eq!(
+            TileId::locate(0, 257),
+            (TileId { level: 0, index: 1 }, 0, 1)
+        );
         assert_eq!(TileId::locate(3, 33), (TileId { level: 0, index: 1 }, 3, 1));
         assert_eq!(TileId::locate(8, 5), (TileId { level: 1, index: 0 }, 0, 5));
-        assert_eq!(TileId::locate(9, 200), (TileId { level: 1, index: 1 }, 1, 72));
+        assert_eq!(
+            TileId::locate(9, 200),
+            (TileId { level: 1, index: 1 }, 1, 72)
+        );
     }
 }

@@ -19,14 +19,21 @@ pub fn service_key() -> SigningKey {
 }
 
 pub fn identity() -> ServiceIdentity {
-    ServiceIdentity { issuer: "https://scitt.test.example".into(), subject: "scitt.test.example/log".into() }
+    ServiceIdentity {
+        issuer: "https://scitt.test.example".into(),
+        subject: "scitt.test.example/log".into(),
+    }
 }
 
 pub fn signer() -> Arc<CoseTreeHeadSigner> {
     let key = service_key();
     let mut verify_keys = KeySet::new();
     verify_keys.insert(key.public(), None);
-    Arc::new(CoseTreeHeadSigner { key, identity: identity(), verify_keys })
+    Arc::new(CoseTreeHeadSigner {
+        key,
+        identity: identity(),
+        verify_keys,
+    })
 }
 
 pub fn service_keys() -> KeySet {

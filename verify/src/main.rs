@@ -1,1 +1,6 @@
-fn main() {}
+//! vcon-verify: offline verification of vcon-scitt registrations. Links no
+//! RocksDB, tokio or hyper (it depends on the library without `server`).
+
+fn main() {
+    std::process::exit(vcon_scitt::verify_cli::main(std::env::args_os()));
+}

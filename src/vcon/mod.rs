@@ -1,0 +1,6 @@
+//! The vCon profile: content hashes, lifecycle statements, policy and the
+//! per-vCon views.
+
+pub mod hash;
+
+pub use hash::{HashAlg, content_hash, content_hash_matches, parse_content_hash};

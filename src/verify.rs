@@ -1,0 +1,350 @@
+//! Offline verification of a registration: everything a relying party needs,
+//! with no network. Used by `vcon-verify` and by `vcon-scitt audit`.
+//!
+//! Steps: parse the statement (a Transparent Statement, or a Signed Statement
+//! plus receipt files); recompute the entry and its leaf hash; verify each
+//! receipt whose kid is a trusted service key (at least one must, and none of
+//! those may fail); optionally the issuer signature, the held vCon's hash and
+//! a consistency receipt to a newer tree head.
+
+use serde::Serialize;
+
+use crate::issuers::{IssuerTrust, KeySource};
+use crate::keys::KeySet;
+use crate::merkle::Hash;
+use crate::receipt::{self, ReceiptError, ReceiptInfo};
+use crate::statement::{SignedStatement, StatementError, entry_id};
+use crate::vcon;
+
+/// Failure classes; each has its own process exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("input: {0}")]
+    Input(String),
+    #[error("statement: {0}")]
+    Statement(String),
+    #[error("no receipt: {0}")]
+    NoReceipt(String),
+    #[error("receipt malformed: {0}")]
+    ReceiptMalformed(String),
+    #[error("receipt key: {0}")]
+    UnknownKey(String),
+    #[error("receipt proof: {0}")]
+    Proof(String),
+    #[error("receipt signature: {0}")]
+    Signature(String),
+    #[error("issuer signature: {0}")]
+    Issuer(String),
+    #[error("vCon: {0}")]
+    Vcon(String),
+    #[error("consistency: {0}")]
+    Consistency(String),
+}
+
+impl VerifyError {
+    /// Process exit code (documented in README and `vcon-verify --help`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            VerifyError::Input(_) => 2,
+            VerifyError::Statement(_) => 3,
+            VerifyError::NoReceipt(_) => 4,
+            VerifyError::ReceiptMalformed(_) => 5,
+            VerifyError::UnknownKey(_) => 6,
+            VerifyError::Proof(_) => 7,
+            VerifyError::Signature(_) => 8,
+            VerifyError::Issuer(_) => 9,
+            VerifyError::Vcon(_) => 10,
+            VerifyError::Consistency(_) => 11,
+        }
+    }
+
+    pub fn class(&self) -> &'static str {
+        match self {
+            VerifyError::Input(_) => "input",
+            VerifyError::Statement(_) => "statement",
+            VerifyError::NoReceipt(_) => "no-receipt",
+            VerifyError::ReceiptMalformed(_) => "receipt-malformed",
+            VerifyError::UnknownKey(_) => "unknown-key",
+            VerifyError::Proof(_) => "proof",
+            VerifyError::Signature(_) => "signature",
+            VerifyError::Issuer(_) => "issuer",
+            VerifyError::Vcon(_) => "vcon",
+            VerifyError::Consistency(_) => "consistency",
+        }
+    }
+}
+
+impl From<ReceiptError> for VerifyError {
+    fn from(e: ReceiptError) -> Self {
+        let m = e.to_string();
+        match e {
+            ReceiptError::Malformed(_)
+            | ReceiptError::Header(_)
+            | ReceiptError::UnsupportedVds(_)
+            | ReceiptError::UnsupportedAlg(_)
+            | ReceiptError::UnknownCritical(_) => VerifyError::ReceiptMalformed(m),
+            ReceiptError::UnknownKey(_) => VerifyError::UnknownKey(m),
+            ReceiptError::Proof(_)
+            | ReceiptError::SizeMismatch { .. }
+            | ReceiptError::PayloadMismatch => VerifyError::Proof(m),
+            ReceiptError::BadSignature => VerifyError::Signature(m),
+        }
+    }
+}
+
+/// What to verify.
+#[derive(Default)]
+pub struct Request {
+    /// A Transparent Statement, or a Signed Statement with `receipts`.
+    pub statement: Vec<u8>,
+    pub receipts: Vec<Vec<u8>>,
+    pub service_keys: KeySet,
+    /// When set, the issuer signature is verified too.
+    pub issuer_trust: Option<IssuerTrust>,
+    pub vcon: Option<Vec<u8>>,
+    /// A consistency receipt from the inclusion receipt's tree size onwards.
+    pub consistency: Option<Vec<u8>>,
+    /// Registration-time clock for certificate validity (Unix seconds).
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub verdict: &'static str,
+    pub issuer: String,
+    pub subject: String,
+    pub entry_id: String,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub root: String,
+    pub kid: String,
+    pub service: Option<String>,
+    pub log: Option<String>,
+    /// Tree-head time (CWT iat of the receipt), Unix seconds.
+    pub time: Option<i64>,
+    pub receipts_verified: usize,
+    pub receipts_skipped: usize,
+    pub issuer_signature: String,
+    pub vcon: Option<String>,
+    pub consistent_to: Option<ConsistencyReport>,
+    pub legacy: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsistencyReport {
+    pub tree_size: u64,
+    pub root: String,
+}
+
+/// Runs every requested check; `Ok` only if all of them pass.
+pub fn verify(req: &Request) -> Result<Report, VerifyError> {
+    let st = SignedStatement::parse(&req.statement, usize::MAX).map_err(|e| match e {
+        StatementError::PayloadMissing => VerifyError::Statement("the payload is detached".into()),
+        other => VerifyError::Statement(other.to_string()),
+    })?;
+    let leaf = st.leaf_hash();
+    let mut receipts = st.embedded_receipts();
+    receipts.extend(req.receipts.iter().cloned());
+    if receipts.is_empty() {
+        return Err(VerifyError::NoReceipt(
+            "the statement carries no receipt (394) and none was given".into(),
+        ));
+    }
+    if req.service_keys.is_empty() {
+        return Err(VerifyError::Input("no service keys given".into()));
+    }
+    let (mut verified, mut skipped) = (Vec::<ReceiptInfo>::new(), 0usize);
+    let mut unknown = None;
+    for r in &receipts {
+        match receipt::verify_inclusion_receipt(r, &leaf, &req.service_keys) {
+            Ok(info) => verified.push(info),
+            // A receipt from a service we do not trust is skipped (RFC 9943 §7.1).
+            Err(e @ ReceiptError::UnknownKey(_)) => {
+                skipped += 1;
+                unknown = Some(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some(first) = verified.first().cloned() else {
+        return Err(unknown
+            .map(VerifyError::from)
+            .unwrap_or_else(|| VerifyError::NoReceipt("no receipt verified".into())));
+    };
+
+    let issuer_signature = match &req.issuer_trust {
+        None => "not checked".to_string(),
+        Some(trust) => match trust.verify(&st, req.now) {
+            Ok(KeySource::Registry { kid }) => format!("verified (issuer key {kid})"),
+            Ok(KeySource::X509 {
+                leaf_subject,
+                anchor_subject,
+            }) => {
+                format!("verified (certificate {leaf_subject} under {anchor_subject})")
+            }
+            Err(e) => return Err(VerifyError::Issuer(e.to_string())),
+        },
+    };
+
+    let vcon = match &req.vcon {
+        None => None,
+        Some(bytes) => Some(vcon_link(&st, bytes).map_err(VerifyError::Vcon)?),
+    };
+
+    let consistent_to = match &req.consistency {
+        None => None,
+        Some(c) => {
+            let root1: Hash = first
+                .root
+                .as_slice()
+                .try_into()
+                .map_err(|_| VerifyError::Proof("bad root".into()))?;
+            let info =
+                receipt::verify_consistency_receipt(c, first.tree_size, &root1, &req.service_keys)
+                    .map_err(|e| VerifyError::Consistency(e.to_string()))?;
+            Some(ConsistencyReport {
+                tree_size: info.tree_size,
+                root: hex::encode(&info.root),
+            })
+        }
+    };
+
+    Ok(Report {
+        verdict: "OK",
+        issuer: st.issuer.clone(),
+        subject: st.subject.clone(),
+        entry_id: entry_id(&leaf),
+        leaf_index: first.leaf_index,
+        tree_size: first.tree_size,
+        root: hex::encode(&first.root),
+        kid: hex::encode(&first.kid),
+        service: first.issuer.clone(),
+        log: first.subject.clone(),
+        time: first.issued_at,
+        receipts_verified: verified.len(),
+        receipts_skipped: skipped,
+        issuer_signature,
+        vcon,
+        consistent_to,
+        legacy: st.legacy.clone(),
+    })
+}
+
+/// Checks that a held vCon file is the one a statement registered. Returns
+/// how it matched.
+pub fn vcon_link(st: &SignedStatement, bytes: &[u8]) -> Result<String, String> {
+    if let Some(env) = &st.hash_envelope {
+        let alg = vcon::HashAlg::from_cose(env.payload_hash_alg)
+            .ok_or_else(|| format!("hash envelope uses hash algorithm {}", env.payload_hash_alg))?;
+        return if alg.digest(bytes) == st.payload() {
+            Ok(format!(
+                "hash envelope {} digest matches the vCon file",
+                alg.name()
+            ))
+        } else {
+            Err(format!(
+                "the vCon file's {} digest is not the registered one",
+                alg.name()
+            ))
+        };
+    }
+    let payload = st.payload();
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(payload) {
+        let hashes: Vec<String> = match &json["vcon_hash"] {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if hashes.is_empty() {
+            return Err("the statement names no vcon_hash".into());
+        }
+        let Some(matched) = hashes.iter().find(|h| vcon::content_hash_matches(h, bytes)) else {
+            return Err(format!(
+                "the vCon file's hash is not {}",
+                hashes.join(" or ")
+            ));
+        };
+        if let (Some(want), Ok(file)) = (
+            json["vcon_uuid"].as_str(),
+            serde_json::from_slice::<serde_json::Value>(bytes),
+        ) && let Some(got) = file["uuid"].as_str()
+            && !got.eq_ignore_ascii_case(want)
+        {
+            return Err(format!(
+                "the vCon file's uuid {got} is not the statement's {want}"
+            ));
+        }
+        return Ok(format!("vcon_hash {matched} matches the vCon file"));
+    }
+    // conserver v0.3.0: "<sha256 hex>:<operation>:<tel>"
+    if let Ok(text) = std::str::from_utf8(payload)
+        && let Some(hex_hash) = text.split(':').next().filter(|h| h.len() == 64)
+    {
+        let got = hex::encode(vcon::HashAlg::Sha256.digest(bytes));
+        return if got.eq_ignore_ascii_case(hex_hash) {
+            Ok("legacy conserver sha256 hex matches the vCon file".into())
+        } else {
+            Err("the vCon file's sha256 is not the one in the legacy payload".into())
+        };
+    }
+    Err("the statement does not reference a vCon hash this verifier understands".into())
+}
+
+/// One verdict line for humans.
+pub fn verdict_line(r: &Result<Report, VerifyError>) -> String {
+    match r {
+        Ok(rep) => format!(
+            "OK: entry {} (index {}) is in log {} at tree size {} (root {}), receipt signed by kid {}{}; issuer {} (signature {}){}{}",
+            rep.entry_id,
+            rep.leaf_index,
+            rep.log.as_deref().unwrap_or("?"),
+            rep.tree_size,
+            &rep.root[..16],
+            &rep.kid[..16],
+            rep.time
+                .map(|t| format!(" at {}", fmt_time(t)))
+                .unwrap_or_default(),
+            rep.issuer,
+            rep.issuer_signature,
+            rep.vcon
+                .as_ref()
+                .map(|v| format!("; {v}"))
+                .unwrap_or_default(),
+            rep.consistent_to
+                .as_ref()
+                .map(|c| format!("; consistent with tree size {}", c.tree_size))
+                .unwrap_or_default(),
+        ),
+        Err(e) => format!("FAIL ({}): {e}", e.class()),
+    }
+}
+
+pub fn fmt_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Parses RFC 3339 or Unix seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

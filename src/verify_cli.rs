@@ -1,0 +1,144 @@
+//! Command line of `vcon-verify` (also reachable as `vcon-scitt verify`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::issuers::IssuerTrust;
+use crate::keys::KeySet;
+use crate::verify::{self, Request, VerifyError};
+
+/// Verify a vcon-scitt registration offline: receipt(s), optionally the issuer
+/// signature, the held vCon file and append-only consistency.
+///
+/// Exit codes: 0 everything checked verifies; 2 bad input (files, keys);
+/// 3 statement malformed; 4 no receipt; 5 receipt malformed (incl. unknown
+/// vds, alg or critical header); 6 no trusted key for the receipt's kid;
+/// 7 inclusion proof or tree size wrong; 8 receipt signature bad; 9 issuer
+/// signature or certificate chain bad; 10 vCon file does not match;
+/// 11 consistency receipt bad.
+#[derive(Parser, Debug)]
+#[command(name = "vcon-verify", version)]
+pub struct Args {
+    /// A Transparent Statement (receipts in label 394), or a Signed Statement
+    /// with --receipt.
+    pub statement: PathBuf,
+    /// Receipt file(s) for the statement (in addition to embedded ones).
+    #[arg(long = "receipt")]
+    pub receipts: Vec<PathBuf>,
+    /// The service's public keys: COSE_KeySet (from /.well-known/scitt-keys),
+    /// COSE_Key, PEM or JWK Set.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Issuer public key(s) to also verify the issuer signature (any format
+    /// --keys takes), trusted for the statement's iss.
+    #[arg(long = "issuer-key")]
+    pub issuer_keys: Vec<PathBuf>,
+    /// Trust-anchor certificate(s) (PEM or DER) for x5chain statements.
+    #[arg(long = "trust-anchor")]
+    pub trust_anchors: Vec<PathBuf>,
+    /// The vCon file held: check it is the one registered.
+    #[arg(long)]
+    pub vcon: Option<PathBuf>,
+    /// A consistency receipt from this receipt's tree size to a newer head.
+    #[arg(long)]
+    pub consistency: Option<PathBuf>,
+    /// Time for certificate validity (RFC 3339 or Unix seconds; default now).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Print a JSON report instead of the verdict line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn read(p: &PathBuf) -> Result<Vec<u8>, VerifyError> {
+    std::fs::read(p).map_err(|e| VerifyError::Input(format!("{}: {e}", p.display())))
+}
+
+/// Reads anchors from PEM (any number of CERTIFICATE blocks) or DER.
+pub fn read_anchors(bytes: &[u8]) -> Vec<Vec<u8>> {
+    if bytes.starts_with(b"-----") {
+        x509_parser::pem::Pem::iter_from_buffer(bytes)
+            .filter_map(|p| p.ok())
+            .filter(|p| p.label == "CERTIFICATE")
+            .map(|p| p.contents)
+            .collect()
+    } else {
+        vec![bytes.to_vec()]
+    }
+}
+
+pub fn build_request(args: &Args) -> Result<Request, VerifyError> {
+    let statement = read(&args.statement)?;
+    let receipts = args
+        .receipts
+        .iter()
+        .map(read)
+        .collect::<Result<Vec<_>, _>>()?;
+    let service_keys = KeySet::parse_any(&read(&args.keys)?)
+        .map_err(|e| VerifyError::Input(format!("{}: {e}", args.keys.display())))?;
+    let issuer_trust = if args.issuer_keys.is_empty() && args.trust_anchors.is_empty() {
+        None
+    } else {
+        let st = crate::statement::SignedStatement::parse(&statement, usize::MAX)
+            .map_err(|e| VerifyError::Statement(e.to_string()))?;
+        let mut trust = IssuerTrust::default();
+        for p in &args.issuer_keys {
+            let ks = KeySet::parse_any(&read(p)?)
+                .map_err(|e| VerifyError::Input(format!("{}: {e}", p.display())))?;
+            for (kid, key) in ks.keys {
+                trust.add_issuer_key(&st.issuer, key, Some(kid));
+            }
+        }
+        for p in &args.trust_anchors {
+            trust.anchors.extend(read_anchors(&read(p)?));
+        }
+        Some(trust)
+    };
+    let now = match &args.at {
+        None => verify::now_unix(),
+        Some(s) => verify::parse_time(s)
+            .ok_or_else(|| VerifyError::Input(format!("--at {s:?} is not a time")))?,
+    };
+    Ok(Request {
+        statement,
+        receipts,
+        service_keys,
+        issuer_trust,
+        vcon: args.vcon.as_ref().map(read).transpose()?,
+        consistency: args.consistency.as_ref().map(read).transpose()?,
+        now,
+    })
+}
+
+/// Runs the verifier; returns the process exit code.
+pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
+    let args = match Args::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    run(&args)
+}
+
+pub fn run(args: &Args) -> i32 {
+    let result = build_request(args).and_then(|req| verify::verify(&req));
+    if args.json {
+        let v = match &result {
+            Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+            Err(e) => {
+                serde_json::json!({"verdict": "FAIL", "class": e.class(), "error": e.to_string(), "exit_code": e.exit_code()})
+            }
+        };
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("{}", verify::verdict_line(&result));
+    }
+    match result {
+        Ok(_) => 0,
+        Err(e) => e.exit_code(),
+    }
+}
