@@ -45,6 +45,100 @@ pub enum Command {
     },
     /// Verify a registration offline (same as the vcon-verify binary).
     Verify(crate::verify_cli::Args),
+    /// Run the transparency service.
+    Serve(ServeArgs),
+    /// Show the effective configuration (defaults < file < env < flags).
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Register a Signed Statement; writes FILE.receipt and
+    /// FILE.transparent.cose next to it.
+    Register {
+        file: PathBuf,
+        #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
+        url: String,
+        /// Bearer token for writes.
+        #[arg(long, env = "VCON_SCITT_TOKEN")]
+        token: Option<String>,
+        /// Give up waiting for the receipt after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Fetch the receipt of an entry.
+    Receipt {
+        entry_id: String,
+        #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
+        url: String,
+        /// A fresh receipt at the latest tree head instead of the stable one.
+        #[arg(long)]
+        fresh: bool,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Save the service's COSE_KeySet for offline verification.
+    Keys {
+        #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
+        url: String,
+        #[arg(long, default_value = "scitt-keys.cbor")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Print the effective configuration as TOML.
+    Print(ServeArgs),
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Configuration file (default ./vcon-scitt.toml if it exists).
+    #[arg(long, env = "VCON_SCITT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address (e.g. 127.0.0.1:8000; port 0 picks a free one).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Public URL of the service (receipts' iss).
+    #[arg(long)]
+    pub service_url: Option<String>,
+    /// human | json
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// Registration wait budget before answering 202 (ms).
+    #[arg(long)]
+    pub wait_ms: Option<u64>,
+}
+
+/// defaults < file < env < flags.
+pub fn effective_config(a: &ServeArgs) -> Result<crate::config::Config, String> {
+    use crate::config::{Config, DEFAULT_CONFIG_FILE};
+    let mut c = match &a.config {
+        Some(p) => Config::from_file(p)?,
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+            Config::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+        }
+        None => Config::default(),
+    };
+    c.apply_env()?;
+    if let Some(v) = a.listen {
+        c.listen = v;
+    }
+    if let Some(v) = &a.data_dir {
+        c.data_dir = v.clone();
+    }
+    if let Some(v) = &a.service_url {
+        c.service_url = Some(v.clone());
+    }
+    if let Some(v) = &a.log_format {
+        c.log_format = v.clone();
+    }
+    if let Some(v) = a.wait_ms {
+        c.registration.wait_ms = v;
+    }
+    Ok(c)
 }
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
@@ -94,6 +188,82 @@ fn run(cli: Cli) -> Result<i32, String> {
             json,
         } => fsck(&data_dir, keys.as_deref(), json),
         Command::Verify(args) => Ok(crate::verify_cli::run(&args)),
+        Command::Serve(args) => serve(&args),
+        Command::Config {
+            action: ConfigAction::Print(args),
+        } => {
+            print!("{}", effective_config(&args)?.to_toml());
+            Ok(0)
+        }
+        Command::Register {
+            file,
+            url,
+            token,
+            timeout,
+        } => {
+            let statement = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let rt = runtime()?;
+            let (location, receipt) = rt.block_on(crate::client::register_and_wait(
+                &url,
+                token,
+                statement.clone(),
+                std::time::Duration::from_secs(timeout),
+            ))?;
+            let receipt_path = with_suffix(&file, "receipt");
+            std::fs::write(&receipt_path, &receipt)
+                .map_err(|e| format!("{}: {e}", receipt_path.display()))?;
+            let ts = crate::statement::transparent_statement(&statement, &[receipt])
+                .map_err(|e| e.to_string())?;
+            let ts_path = with_suffix(&file, "transparent.cose");
+            std::fs::write(&ts_path, ts).map_err(|e| format!("{}: {e}", ts_path.display()))?;
+            println!(
+                "registered: {url}{location}\nreceipt: {}\ntransparent statement: {}",
+                receipt_path.display(),
+                ts_path.display()
+            );
+            Ok(0)
+        }
+        Command::Receipt {
+            entry_id,
+            url,
+            fresh,
+            out,
+        } => {
+            let rt = runtime()?;
+            let path = format!(
+                "/entries/{entry_id}{}",
+                if fresh { "?fresh=true" } else { "" }
+            );
+            let r = rt.block_on(crate::client::get(&url, &path))?;
+            match r.status {
+                200 => {
+                    let out = out.unwrap_or_else(|| PathBuf::from(format!("{entry_id}.receipt")));
+                    std::fs::write(&out, &r.body).map_err(|e| format!("{}: {e}", out.display()))?;
+                    println!("wrote {}", out.display());
+                    Ok(0)
+                }
+                204 => {
+                    println!(
+                        "pending: the entry is being registered; retry after {}s",
+                        r.header("retry-after").unwrap_or("1")
+                    );
+                    Ok(3)
+                }
+                _ => Err(crate::client::describe(&r)),
+            }
+        }
+        Command::Keys { url, out } => {
+            let rt = runtime()?;
+            let r = rt.block_on(crate::client::get(&url, "/.well-known/scitt-keys"))?;
+            if r.status != 200 {
+                return Err(crate::client::describe(&r));
+            }
+            let ks = crate::keys::KeySet::parse_any(&r.body)
+                .map_err(|e| format!("the key set does not parse: {e}"))?;
+            std::fs::write(&out, &r.body).map_err(|e| format!("{}: {e}", out.display()))?;
+            println!("wrote {} ({} key(s))", out.display(), ks.keys.len());
+            Ok(0)
+        }
     }
 }
 
@@ -175,5 +345,92 @@ impl crate::tree_head::TreeHeadSigner for KeysetVerifier {
         crate::receipt::verify_tree_head(sig, head, &self.0)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".");
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+pub fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VCON_SCITT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn serve(args: &ServeArgs) -> Result<i32, String> {
+    let config = effective_config(args)?;
+    init_tracing(&config.log_format);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(());
+        });
+        let running = crate::http::start(config, Some(rx)).await?;
+        let svc = &running.service;
+        let url = running.url();
+        let data_dir = svc.config.data_dir.display().to_string();
+        println!("vcon-scitt listening on {url}");
+        println!("  data dir:      {data_dir} (RocksDB in {data_dir}/db)");
+        println!(
+            "  service key:   {} (kid {})",
+            svc.config.key_file().display(),
+            hex::encode(&svc.current_kid)
+        );
+        println!(
+            "  public keys:   {data_dir}/keys/scitt-keys.cbor, or GET {url}/.well-known/scitt-keys"
+        );
+        println!("  tree size:     {}", svc.log.latest().head.size);
+        println!(
+            "  issuers:       {} registered, {} trust anchor(s)",
+            svc.trust.registry.len(),
+            svc.trust.anchors.len()
+        );
+        println!("  try:           curl -s {url}/healthz");
+        tracing::info!(%url, "serving");
+        running.wait().await.map_err(|e| e.to_string())?;
+        tracing::info!("stopped cleanly");
+        Ok(0)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }

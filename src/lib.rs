@@ -14,6 +14,8 @@ pub mod cose;
 pub mod issuers;
 pub mod keys;
 pub mod merkle;
+pub mod policy;
+pub mod problem;
 pub mod receipt;
 pub mod statement;
 pub mod tree_head;
@@ -24,6 +26,14 @@ pub mod verify_cli;
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]
+pub mod client;
+#[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
 pub mod log;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod service;

@@ -18,6 +18,10 @@ use std::time::Duration;
 
 pub use fsck::{FsckReport, fsck};
 pub use sequencer::Faults;
+/// Metric types of the sequencer.
+pub mod sequencer_metrics {
+    pub use super::sequencer::{Histogram, Metrics};
+}
 pub use store::Store;
 
 use crate::merkle::{self, Hash};

@@ -45,3 +45,47 @@ pub fn service_keys() -> KeySet {
 pub fn open_log(dir: &Path, config: LogConfig) -> Log {
     Log::open(dir, config, signer()).unwrap()
 }
+
+pub fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+pub const ISSUER: &str = "https://conserver.test.example";
+pub const PARTNER: &str = "https://partner.test.example";
+
+pub fn issuer_key() -> SigningKey {
+    SigningKey::from_pkcs8(&std::fs::read(repo("keys/test-issuer-es256.pk8")).unwrap()).unwrap()
+}
+
+pub fn partner_key() -> SigningKey {
+    SigningKey::from_pkcs8(&std::fs::read(repo("keys/test-issuer-ed25519.pk8")).unwrap()).unwrap()
+}
+
+/// A server config on 127.0.0.1:0 over a temp dir, trusting the test issuers.
+pub fn server_config(dir: &Path) -> vcon_scitt::config::Config {
+    let mut c = vcon_scitt::config::Config::default();
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.data_dir = dir.to_path_buf();
+    c.key_file = Some(repo("keys/test-service-es256.pk8"));
+    c.rate_limit.per_client_per_sec = 0.0;
+    c.issuers = vec![
+        vcon_scitt::config::IssuerConfig {
+            iss: ISSUER.into(),
+            keys: vec![repo("keys/test-issuer-es256.keys.cbor")],
+        },
+        vcon_scitt::config::IssuerConfig {
+            iss: PARTNER.into(),
+            keys: vec![repo("keys/test-issuer-ed25519.keys.cbor")],
+        },
+    ];
+    c
+}
+
+/// A generic signed statement from the ES256 test issuer.
+pub fn generic_statement(subject: &str, payload: &[u8]) -> Vec<u8> {
+    let key = issuer_key();
+    let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, subject);
+    b.content_type = Some("application/json".into());
+    b.issued_at = Some(vcon_scitt::verify::now_unix());
+    b.sign(payload).unwrap()
+}

@@ -1,0 +1,131 @@
+//! Prometheus text exposition for `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::log::sequencer_metrics::Histogram;
+use crate::service::Service;
+
+pub fn render(svc: &Service) -> String {
+    let mut s = String::with_capacity(4096);
+    let c = &svc.counters;
+    let _ = writeln!(
+        s,
+        "# HELP vcon_scitt_registrations_total POST /entries by outcome."
+    );
+    let _ = writeln!(s, "# TYPE vcon_scitt_registrations_total counter");
+    for (outcome, v) in [
+        ("created", &c.created),
+        ("duplicate", &c.duplicate),
+        ("accepted", &c.accepted),
+        ("rejected", &c.rejected),
+        ("malformed", &c.malformed),
+        ("overloaded", &c.overloaded),
+        ("rate_limited", &c.rate_limited),
+        ("unauthorized", &c.unauthorized),
+        ("failed", &c.failed),
+    ] {
+        let _ = writeln!(
+            s,
+            "vcon_scitt_registrations_total{{outcome=\"{outcome}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+    let m = svc.log.metrics();
+    let latest = svc.log.latest();
+    gauge(
+        &mut s,
+        "vcon_scitt_tree_size",
+        "Size of the latest signed tree head.",
+        latest.head.size as f64,
+    );
+    gauge(
+        &mut s,
+        "vcon_scitt_tree_head_timestamp_seconds",
+        "Time of the latest signed tree head.",
+        latest.head.timestamp_ms as f64 / 1000.0,
+    );
+    gauge(
+        &mut s,
+        "vcon_scitt_queue_depth",
+        "Entries waiting for the sequencer.",
+        m.queued.load(Ordering::Relaxed) as f64,
+    );
+    gauge(
+        &mut s,
+        "vcon_scitt_pending_registrations",
+        "Registrations past their wait budget, still sequencing.",
+        svc.pending_count() as f64,
+    );
+    gauge(
+        &mut s,
+        "vcon_scitt_log_halted",
+        "1 if the log refused to sign after an integrity alarm.",
+        if svc.log.halted().is_some() { 1.0 } else { 0.0 },
+    );
+    counter(
+        &mut s,
+        "vcon_scitt_batches_total",
+        "Committed batches (one signed head each).",
+        m.batches.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut s,
+        "vcon_scitt_failed_batches_total",
+        "Batches that failed to commit.",
+        m.failed_batches.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut s,
+        "vcon_scitt_appended_total",
+        "Entries appended.",
+        m.appended.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut s,
+        "vcon_scitt_receipts_served_total",
+        "Receipts served by GET /entries/{id}.",
+        c.receipts_served.load(Ordering::Relaxed),
+    );
+    histogram(
+        &mut s,
+        "vcon_scitt_batch_size",
+        "Entries per committed batch.",
+        &m.batch_sizes,
+    );
+    histogram(
+        &mut s,
+        "vcon_scitt_commit_seconds",
+        "Batch commit: write, fsync, verify, sign, head fsync.",
+        &m.commit_seconds,
+    );
+    histogram(
+        &mut s,
+        "vcon_scitt_sign_seconds",
+        "Tree-head signing and head fsync.",
+        &m.sign_seconds,
+    );
+    s
+}
+
+fn gauge(s: &mut String, name: &str, help: &str, v: f64) {
+    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+fn counter(s: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+}
+
+fn histogram(s: &mut String, name: &str, help: &str, h: &Histogram) {
+    let (buckets, sum, count) = h.snapshot();
+    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (le, c) in buckets {
+        let le = if le.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            le.to_string()
+        };
+        let _ = writeln!(s, "{name}_bucket{{le=\"{le}\"}} {c}");
+    }
+    let _ = writeln!(s, "{name}_sum {sum}\n{name}_count {count}");
+}

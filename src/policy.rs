@@ -1,0 +1,68 @@
+//! Registration policy: what may enter the log beyond a valid signature.
+//! The vCon lifecycle rules live in [`crate::vcon::profile`]; this module is
+//! the configuration and the single entry point the service calls.
+
+use serde::{Deserialize, Serialize};
+
+use crate::statement::SignedStatement;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Accept statements that are not vCon lifecycle or vCon hash statements.
+    pub allow_generic: bool,
+    /// Accept legacy conserver encodings with PII subjects (`tel:`, `mailto:`,
+    /// `sip:`) and raw PII keys in payloads. Off: no PII on the ledger.
+    pub legacy_compat: bool,
+    /// Allowed clock skew between `occurred_at` and the issuer's `iat`, and
+    /// between `iat` and the registration time.
+    pub max_skew_secs: i64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            allow_generic: true,
+            legacy_compat: false,
+            max_skew_secs: 300,
+        }
+    }
+}
+
+/// A rejection names the rule that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("registration policy rule {rule:?}: {detail}")]
+pub struct PolicyRejection {
+    pub rule: &'static str,
+    pub detail: String,
+}
+
+pub fn reject<T>(rule: &'static str, detail: impl Into<String>) -> Result<T, PolicyRejection> {
+    Err(PolicyRejection {
+        rule,
+        detail: detail.into(),
+    })
+}
+
+/// What the policy admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    Generic,
+}
+
+pub fn check(
+    config: &PolicyConfig,
+    st: &SignedStatement,
+    _now: i64,
+) -> Result<Admitted, PolicyRejection> {
+    if !config.allow_generic {
+        return reject(
+            "generic-statements",
+            format!(
+                "only vCon statements are accepted; subject {:?} is not vcon://<uuid>",
+                st.subject
+            ),
+        );
+    }
+    Ok(Admitted::Generic)
+}
