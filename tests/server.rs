@@ -251,7 +251,9 @@ async fn bad_input_gets_the_right_problem_and_loses_nothing() {
     let n = bad_sig.len();
     bad_sig[n - 1] ^= 0x01;
     let untagged = good[1..].to_vec();
-    let cases: Vec<(&str, Vec<u8>, &str, u16, &str, &str)> = vec![
+    // (name, body, content type, status, title, detail fragment)
+    type Case<'a> = (&'a str, Vec<u8>, &'a str, u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "empty body",
             vec![],

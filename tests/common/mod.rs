@@ -63,10 +63,12 @@ pub fn partner_key() -> SigningKey {
 
 /// A server config on 127.0.0.1:0 over a temp dir, trusting the test issuers.
 pub fn server_config(dir: &Path) -> vcon_scitt::config::Config {
-    let mut c = vcon_scitt::config::Config::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.data_dir = dir.to_path_buf();
-    c.key_file = Some(repo("keys/test-service-es256.pk8"));
+    let mut c = vcon_scitt::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        key_file: Some(repo("keys/test-service-es256.pk8")),
+        ..Default::default()
+    };
     c.rate_limit.per_client_per_sec = 0.0;
     c.issuers = vec![
         vcon_scitt::config::IssuerConfig {
