@@ -76,12 +76,41 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Build and sign statements (issuer side).
+    Statement {
+        #[command(subcommand)]
+        action: StatementAction,
+    },
     /// Save the service's COSE_KeySet for offline verification.
     Keys {
         #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
         url: String,
         #[arg(long, default_value = "scitt-keys.cbor")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StatementAction {
+    /// Sign any payload file as a Signed Statement (COSE_Sign1, tag 18).
+    Sign {
+        /// The payload file.
+        payload: PathBuf,
+        /// Issuer private key (PKCS#8 DER or PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// CWT iss (a URI).
+        #[arg(long)]
+        iss: String,
+        /// CWT sub.
+        #[arg(long)]
+        sub: String,
+        /// Content type (label 3).
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
+        /// Output file (default PAYLOAD.cose).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -251,6 +280,36 @@ fn run(cli: Cli) -> Result<i32, String> {
                 }
                 _ => Err(crate::client::describe(&r)),
             }
+        }
+        Command::Statement {
+            action:
+                StatementAction::Sign {
+                    payload,
+                    key,
+                    iss,
+                    sub,
+                    content_type,
+                    out,
+                },
+        } => {
+            let key_bytes = std::fs::read(&key).map_err(|e| format!("{}: {e}", key.display()))?;
+            let key = SigningKey::from_pkcs8_any(&key_bytes)
+                .map_err(|e| format!("{}: {e}", key.display()))?;
+            let body =
+                std::fs::read(&payload).map_err(|e| format!("{}: {e}", payload.display()))?;
+            let mut b = crate::statement::Builder::new(&key, &iss, &sub);
+            b.content_type = Some(content_type);
+            b.issued_at = Some(crate::verify::now_unix());
+            let st = b.sign(&body)?;
+            let out = out.unwrap_or_else(|| with_suffix(&payload, "cose"));
+            std::fs::write(&out, &st).map_err(|e| format!("{}: {e}", out.display()))?;
+            let leaf = crate::merkle::leaf_hash(
+                &crate::statement::SignedStatement::parse(&st, usize::MAX)
+                    .map_err(|e| e.to_string())?
+                    .entry_bytes(),
+            );
+            println!("wrote {} (entry id {})", out.display(), hex::encode(leaf));
+            Ok(0)
         }
         Command::Keys { url, out } => {
             let rt = runtime()?;

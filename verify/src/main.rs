@@ -2,5 +2,5 @@
 //! RocksDB, tokio or hyper (it depends on the library without `server`).
 
 fn main() {
-    std::process::exit(vcon_scitt::verify_cli::main(std::env::args_os()));
+    std::process::exit(vcon_scitt_core::verify_cli::main(std::env::args_os()));
 }
