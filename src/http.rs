@@ -156,6 +156,11 @@ async fn handle(svc: Arc<Service>, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, ["jwks"]) => jwks(&svc),
         (Method::GET, ["checkpoint"]) => checkpoint(&svc),
         (Method::GET, ["consistency"]) => consistency(&svc, &query(&req)),
+        (Method::GET, ["vcons", uuid, "entries"]) => vcon_history(&svc, uuid, &query(&req)),
+        (Method::GET, ["vcons", uuid, "consent"]) => vcon_consent(&svc, uuid, &query(&req)),
+        (Method::GET, ["vcons", uuid, "lineage"]) => vcon_lineage(&svc, uuid),
+        (Method::GET, ["events"]) => events(&svc, &query(&req)),
+        (Method::GET, ["policy"]) => policy(&svc),
         (Method::GET, ["healthz"]) => healthz(&svc),
         (Method::GET, ["metrics"]) => metrics(&svc),
         (_, route) => {
@@ -172,6 +177,9 @@ async fn handle(svc: Arc<Service>, peer: SocketAddr, req: Request<Incoming>) -> 
                     | ["consistency"]
                     | ["healthz"]
                     | ["metrics"]
+                    | ["vcons", _, "entries" | "consent" | "lineage"]
+                    | ["events"]
+                    | ["policy"]
             );
             if known {
                 let mut r = problem_response(&Problem::new(
@@ -647,4 +655,117 @@ pub async fn start(
         stop: Some(tx),
         task,
     })
+}
+
+fn json_response(v: &impl serde::Serialize) -> Response<Body> {
+    let mut r = respond(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec_pretty(v).unwrap_or_default(),
+    );
+    set(&mut r, header::CACHE_CONTROL, "no-cache");
+    r
+}
+
+fn parse_uuid(uuid: &str) -> Result<String, Problem> {
+    crate::vcon::profile::normalize_uuid(uuid)
+        .ok_or_else(|| Problem::malformed(format!("{uuid:?} is not a vCon uuid (8-4-4-4-12 hex)")))
+}
+
+fn parse_time_param(q: &[(String, String)], name: &str) -> Result<Option<i64>, Problem> {
+    match param(q, name) {
+        None => Ok(None),
+        Some(v) => crate::vcon::profile::parse_rfc3339_ms(v)
+            .map(Some)
+            .ok_or_else(|| Problem::malformed(format!("{name}={v:?} is not an RFC 3339 time"))),
+    }
+}
+
+fn parse_u64_param(q: &[(String, String)], name: &str) -> Result<Option<u64>, Problem> {
+    match param(q, name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| Problem::malformed(format!("{name}={v:?} is not a number"))),
+    }
+}
+
+fn vcon_history(svc: &Service, uuid: &str, q: &[(String, String)]) -> Response<Body> {
+    let run = || -> Result<Response<Body>, Problem> {
+        let uuid = parse_uuid(uuid)?;
+        let after = parse_u64_param(q, "after")?;
+        let limit = parse_u64_param(q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
+        let all = crate::vcon_index::history(svc.log.store(), &uuid)
+            .map_err(|e| Problem::new(500, "Internal Server Error", e.to_string()))?;
+        let items: Vec<_> = all
+            .into_iter()
+            .filter(|i| after.is_none_or(|a| i.index > a))
+            .take(limit)
+            .collect();
+        let next_after = if items.len() == limit {
+            items.last().map(|i| i.index)
+        } else {
+            None
+        };
+        Ok(json_response(
+            &serde_json::json!({"vcon_uuid": uuid, "items": items, "next_after": next_after}),
+        ))
+    };
+    run().unwrap_or_else(|p| problem_response(&p))
+}
+
+fn vcon_consent(svc: &Service, uuid: &str, q: &[(String, String)]) -> Response<Body> {
+    let run = || -> Result<Response<Body>, Problem> {
+        let uuid = parse_uuid(uuid)?;
+        let as_of = parse_time_param(q, "as_of")?;
+        let all = crate::vcon_index::history(svc.log.store(), &uuid)
+            .map_err(|e| Problem::new(500, "Internal Server Error", e.to_string()))?;
+        Ok(json_response(&crate::vcon_index::consent(
+            &all, &uuid, as_of,
+        )))
+    };
+    run().unwrap_or_else(|p| problem_response(&p))
+}
+
+fn vcon_lineage(svc: &Service, uuid: &str) -> Response<Body> {
+    let run = || -> Result<Response<Body>, Problem> {
+        let uuid = parse_uuid(uuid)?;
+        let l = crate::vcon_index::lineage(svc.log.store(), &uuid)
+            .map_err(|e| Problem::new(500, "Internal Server Error", e.to_string()))?;
+        Ok(json_response(&l))
+    };
+    run().unwrap_or_else(|p| problem_response(&p))
+}
+
+fn events(svc: &Service, q: &[(String, String)]) -> Response<Body> {
+    let run = || -> Result<Response<Body>, Problem> {
+        let event = match param(q, "type") {
+            None => None,
+            Some(t) => Some(crate::vcon::Event::parse(t).ok_or_else(|| {
+                Problem::malformed(format!("type={t:?} is not a lifecycle event"))
+            })?),
+        };
+        let fq = crate::vcon_index::FeedQuery {
+            event,
+            iss: param(q, "iss").map(str::to_owned),
+            after: parse_u64_param(q, "after")?,
+            limit: parse_u64_param(q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize,
+            since_ms: parse_time_param(q, "since")?,
+            until_ms: parse_time_param(q, "until")?,
+        };
+        let (items, last) = crate::vcon_index::feed(svc.log.store(), &fq)
+            .map_err(|e| Problem::new(500, "Internal Server Error", e.to_string()))?;
+        // Poll again with after=next_after; it moves past filtered rows too.
+        Ok(json_response(
+            &serde_json::json!({"items": items, "next_after": last.or(fq.after)}),
+        ))
+    };
+    run().unwrap_or_else(|p| problem_response(&p))
+}
+
+fn policy(svc: &Service) -> Response<Body> {
+    json_response(
+        &serde_json::json!({"entry_id": svc.policy_entry(), "policy": svc.policy_document()}),
+    )
 }

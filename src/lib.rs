@@ -22,3 +22,4 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod service;
+pub mod vcon_index;

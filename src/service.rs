@@ -18,6 +18,11 @@ use crate::receipt::{self, CoseTreeHeadSigner, ServiceIdentity};
 use crate::statement::{self, SignedStatement, StatementError};
 use crate::tree_head::SignedTreeHead;
 
+/// Subject and content type of the registration-policy statements the
+/// service registers about itself.
+pub const POLICY_SUBJECT: &str = "urn:vcon-scitt:registration-policy";
+pub const POLICY_CONTENT_TYPE: &str = "application/vcon-scitt-policy+json";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -99,6 +104,9 @@ pub struct Service {
     pub trust: IssuerTrust,
     pub counters: Counters,
     pending: Mutex<HashMap<Hash, Instant>>,
+    /// Entry id of the registration policy in force (RFC 9943 §5.1.1).
+    policy_entry: std::sync::RwLock<Option<String>>,
+    pub service_key: Arc<CoseTreeHeadSigner>,
     failed: Mutex<(HashMap<Hash, String>, VecDeque<Hash>)>,
     pub rate: RateLimiter,
     pub started: Instant,
@@ -131,6 +139,7 @@ impl Service {
             identity: identity.clone(),
             verify_keys: public_keys.clone(),
         });
+        let service_key = signer.clone();
         let log_config = LogConfig {
             max_batch: config.sequencer.max_batch.max(1),
             max_delay: Duration::from_micros(config.sequencer.max_delay_us),
@@ -147,7 +156,9 @@ impl Service {
             config.rate_limit.per_client_per_sec,
             config.rate_limit.burst,
         );
-        Ok(Arc::new(Service {
+        let svc = Arc::new(Service {
+            policy_entry: std::sync::RwLock::new(None),
+            service_key,
             config,
             log,
             identity,
@@ -159,7 +170,87 @@ impl Service {
             failed: Mutex::new((HashMap::new(), VecDeque::new())),
             rate,
             started: Instant::now(),
-        }))
+        });
+        svc.register_policy()?;
+        Ok(svc)
+    }
+
+    /// The canonical policy document: the rules, the issuers' key ids and the
+    /// trust anchors' fingerprints (JSON, sorted keys).
+    pub fn policy_document(&self) -> serde_json::Value {
+        let issuers: Vec<serde_json::Value> = self
+            .trust
+            .registry
+            .iter()
+            .map(|(iss, ks)| {
+                let mut kids: Vec<String> = ks
+                    .keys
+                    .iter()
+                    .map(|(_, k)| hex::encode(k.thumbprint()))
+                    .collect();
+                kids.sort();
+                kids.dedup();
+                serde_json::json!({"iss": iss, "kids": kids})
+            })
+            .collect();
+        let anchors: Vec<String> = self
+            .trust
+            .anchors
+            .iter()
+            .map(|der| hex::encode(ring::digest::digest(&ring::digest::SHA256, der)))
+            .collect();
+        serde_json::json!({
+            "profile": "vcon-scitt registration policy v1",
+            "rules": serde_json::to_value(&self.config.policy).unwrap_or_default(),
+            "max_statement_bytes": self.config.registration.max_statement_bytes,
+            "algorithms": ["ES256", "ESP256", "ES384", "ESP384", "EdDSA", "Ed25519"],
+            "issuers": issuers,
+            "trust_anchors_sha256": anchors,
+        })
+    }
+
+    /// RFC 9943 §5.1.1: the policy in force is itself a log entry. At start
+    /// the policy document is registered (signed by the service key) whenever
+    /// it differs from the last one registered.
+    fn register_policy(&self) -> Result<(), String> {
+        let doc = self.policy_document();
+        let bytes = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
+        let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
+        if let Some((h, entry_id)) =
+            crate::vcon_index::current_policy(self.log.store()).map_err(|e| e.to_string())?
+            && h == hash
+        {
+            *self.policy_entry.write().unwrap_or_else(|p| p.into_inner()) = Some(entry_id);
+            return Ok(());
+        }
+        let key = &self.service_key.key;
+        let mut b = statement::Builder::new(key, &self.identity.issuer, POLICY_SUBJECT);
+        b.content_type = Some(POLICY_CONTENT_TYPE.into());
+        b.issued_at = Some(crate::verify::now_unix());
+        let st = b.sign(&bytes)?;
+        let parsed = SignedStatement::parse(&st, usize::MAX).map_err(|e| e.to_string())?;
+        let entry = parsed.entry_bytes();
+        let leaf = merkle::leaf_hash(&entry);
+        let entry_id = statement::entry_id(&leaf);
+        let (h2, id2) = (hash.clone(), entry_id.clone());
+        let rows: Box<dyn Fn(u64) -> crate::log::IndexWrites + Send> =
+            Box::new(move |_| crate::vcon_index::policy_row(&h2, &id2));
+        let appended = self
+            .log
+            .submit_with(entry, leaf, Some(rows))
+            .map_err(|e| e.to_string())?
+            .wait_blocking()
+            .map_err(|e| e.to_string())?;
+        tracing::info!(entry_id = %entry_id, index = appended.index, "registered the registration policy");
+        *self.policy_entry.write().unwrap_or_else(|p| p.into_inner()) = Some(entry_id);
+        Ok(())
+    }
+
+    pub fn policy_entry(&self) -> Option<String> {
+        self.policy_entry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Verifies, applies the policy, sequences; waits up to the budget for
@@ -191,10 +282,22 @@ impl Service {
         // Signature checks run here, on the request's worker thread, so they
         // use every core before the single sequencer.
         self.trust.verify(&st, now)?;
-        policy::check(&self.config.policy, &st, now)?;
+        let profile = policy::check(&self.config.policy, &st, now)?;
         let entry = st.entry_bytes();
         let leaf = merkle::leaf_hash(&entry);
         let entry_id = statement::entry_id(&leaf);
+        // Index rows are written in the entry's own batch.
+        let index_writes: Option<Box<dyn Fn(u64) -> crate::log::IndexWrites + Send>> = match profile
+        {
+            crate::vcon::Profile::Generic => None,
+            crate::vcon::Profile::Vcon(record) => {
+                let id = entry_id.clone();
+                let policy_entry = self.policy_entry();
+                Some(Box::new(move |index| {
+                    crate::vcon_index::rows(&record, &id, policy_entry.as_deref(), index)
+                }))
+            }
+        };
 
         // Already registered and signed: answer from storage.
         if let Some(index) = self.log.index_of(&leaf).map_err(internal)?
@@ -207,7 +310,7 @@ impl Service {
                 duplicate: true,
             });
         }
-        let pending = match self.log.submit_with(entry, leaf, None) {
+        let pending = match self.log.submit_with(entry, leaf, index_writes) {
             Ok(p) => p,
             Err(LogError::QueueFull) => return Err(ServiceError::Overloaded),
             Err(LogError::Halted(w)) => return Err(ServiceError::Unavailable(w)),

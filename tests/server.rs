@@ -12,6 +12,9 @@ use vcon_scitt::keys::KeySet;
 use vcon_scitt::merkle;
 use vcon_scitt::verify::{self, Request};
 
+/// Every log starts with the service's registration-policy entry (index 0).
+const POLICY_ENTRIES: u64 = 1;
+
 async fn server(config: vcon_scitt::config::Config) -> Running {
     start(config, None).await.unwrap()
 }
@@ -71,7 +74,7 @@ async fn register_then_verify_offline_with_the_published_keys() {
 
     let keys = fetch_keys(&url).await;
     let report = verify_receipt(&st, &r.body, &keys);
-    assert_eq!(report.leaf_index, 0);
+    assert_eq!(report.leaf_index, POLICY_ENTRIES);
     assert_eq!(report.service.as_deref(), Some(url.as_str()));
 
     // The receipt resource is stable and immutable.
@@ -127,7 +130,7 @@ async fn identical_statements_get_the_same_entry_and_receipt() {
     let d = c.post_statement(decorated).await.unwrap();
     assert_eq!(d.status, 201);
     assert_eq!(d.header("location"), a.header("location"));
-    assert_eq!(srv.service.log.latest().head.size, 1);
+    assert_eq!(srv.service.log.latest().head.size, POLICY_ENTRIES + 1);
     srv.stop().await;
 }
 
@@ -208,7 +211,7 @@ async fn receipts_survive_a_restart() {
     assert_eq!(fresh.status, 200);
     assert_eq!(
         verify_receipt(&issued[0].0, &fresh.body, &keys).tree_size,
-        20
+        POLICY_ENTRIES + 20
     );
     srv.stop().await;
 }
@@ -515,12 +518,12 @@ async fn bad_input_gets_the_right_problem_and_loses_nothing() {
     assert_problem(&r, 404, "Not Found", "not known");
 
     // Nothing was written, and the server still registers.
-    assert_eq!(srv.service.log.latest().head.size, 0);
+    assert_eq!(srv.service.log.latest().head.size, POLICY_ENTRIES);
     let r = c.post_statement(good).await.unwrap();
     assert_eq!(r.status, 201);
-    assert_eq!(srv.service.log.latest().head.size, 1);
+    assert_eq!(srv.service.log.latest().head.size, POLICY_ENTRIES + 1);
     let fsck = vcon_scitt::log::fsck(srv.service.log.store(), None).unwrap();
-    assert_eq!(fsck.entries, 1);
+    assert_eq!(fsck.entries, POLICY_ENTRIES + 1);
     srv.stop().await;
 }
 
@@ -580,7 +583,7 @@ async fn key_discovery_checkpoint_and_consistency() {
         .find(|(k, _)| k.as_text() == Some("tree_size"))
         .and_then(|(_, v)| vcon_scitt::cbor::as_u64(v))
         .unwrap();
-    assert_eq!(size, 6);
+    assert_eq!(size, POLICY_ENTRIES + 6);
     let cr = c
         .get(&format!("/consistency?from={}", rep1.tree_size))
         .await
@@ -590,7 +593,7 @@ async fn key_discovery_checkpoint_and_consistency() {
     let info =
         vcon_scitt::receipt::verify_consistency_receipt(&cr.body, rep1.tree_size, &root1, &keys)
             .unwrap();
-    assert_eq!(info.tree_size, 6);
+    assert_eq!(info.tree_size, POLICY_ENTRIES + 6);
     // The verifier checks it end to end.
     let report = verify::verify(&Request {
         statement: st1.clone(),
@@ -600,7 +603,7 @@ async fn key_discovery_checkpoint_and_consistency() {
         ..Default::default()
     })
     .unwrap();
-    assert_eq!(report.consistent_to.unwrap().tree_size, 6);
+    assert_eq!(report.consistent_to.unwrap().tree_size, POLICY_ENTRIES + 6);
     // A wrong old root is caught.
     let mut wrong = root1;
     wrong[0] ^= 1;
@@ -621,7 +624,7 @@ async fn key_discovery_checkpoint_and_consistency() {
         text.contains("vcon_scitt_registrations_total{outcome=\"created\"} 6"),
         "{text}"
     );
-    assert!(text.contains("vcon_scitt_tree_size 6"));
+    assert!(text.contains("vcon_scitt_tree_size 7"), "{text}");
     assert!(text.contains("vcon_scitt_commit_seconds_bucket"));
     srv.stop().await;
 }
@@ -734,6 +737,9 @@ async fn sixty_four_concurrent_clients_get_verifiable_receipts() {
         CLIENTS * EACH,
         "every registration has its own index"
     );
-    assert_eq!(srv.service.log.latest().head.size, (CLIENTS * EACH) as u64);
+    assert_eq!(
+        srv.service.log.latest().head.size,
+        POLICY_ENTRIES + (CLIENTS * EACH) as u64
+    );
     srv.stop().await;
 }

@@ -44,25 +44,13 @@ pub fn reject<T>(rule: &'static str, detail: impl Into<String>) -> Result<T, Pol
     })
 }
 
-/// What the policy admitted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admitted {
-    Generic,
-}
-
+/// Applies the policy; `Ok` says what was admitted (a generic statement or
+/// a vCon record to index). The rules themselves live in
+/// [`crate::vcon::profile`].
 pub fn check(
     config: &PolicyConfig,
     st: &SignedStatement,
-    _now: i64,
-) -> Result<Admitted, PolicyRejection> {
-    if !config.allow_generic {
-        return reject(
-            "generic-statements",
-            format!(
-                "only vCon statements are accepted; subject {:?} is not vcon://<uuid>",
-                st.subject
-            ),
-        );
-    }
-    Ok(Admitted::Generic)
+    now: i64,
+) -> Result<crate::vcon::Profile, PolicyRejection> {
+    crate::vcon::profile::check(config, st, now)
 }

@@ -146,7 +146,9 @@ pub enum ReceiptError {
     SizeMismatch { signed: u64, proof: u64 },
     #[error("receipt carries a payload that is not the root its proof computes")]
     PayloadMismatch,
-    #[error("receipt signature does not verify")]
+    #[error(
+        "the signature does not verify over the root the proof computes: the proof, the entry or the signature was altered, or another key signed"
+    )]
     BadSignature,
 }
 

@@ -2,5 +2,7 @@
 //! per-vCon views.
 
 pub mod hash;
+pub mod profile;
 
 pub use hash::{HashAlg, content_hash, content_hash_matches, parse_content_hash};
+pub use profile::{Event, LifecycleRecord, Profile};
