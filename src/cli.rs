@@ -81,6 +81,27 @@ pub enum Command {
         #[command(subcommand)]
         action: StatementAction,
     },
+    /// Audit one vCon: verify every statement, receipt and issuer signature
+    /// offline, prove the receipts consistent, recompute the consent state.
+    Audit {
+        /// The vCon uuid.
+        #[arg(long)]
+        vcon: String,
+        #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
+        url: String,
+        /// Pinned service keys (COSE_KeySet/COSE_Key/PEM/JWK); default: fetch.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Issuer public keys to check statements with (repeatable); default:
+        /// those published in the registered policy entry.
+        #[arg(long = "issuer-key")]
+        issuer_keys: Vec<PathBuf>,
+        /// Consent state as of this time (RFC 3339).
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Save the service's COSE_KeySet for offline verification.
     Keys {
         #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
@@ -92,6 +113,9 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum StatementAction {
+    /// Build and sign a vCon lifecycle statement from a vCon file (the hash
+    /// is computed from the file's exact bytes).
+    Create(CreateArgs),
     /// Sign any payload file as a Signed Statement (COSE_Sign1, tag 18).
     Sign {
         /// The payload file.
@@ -112,6 +136,51 @@ pub enum StatementAction {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// The vCon file.
+    #[arg(long)]
+    pub vcon: PathBuf,
+    /// vcon_created, vcon_consent_revoked, ... (aliases accepted).
+    #[arg(long)]
+    pub event: String,
+    /// Issuer private key (PKCS#8 DER or PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Issuer URI (CWT iss).
+    #[arg(long)]
+    pub iss: String,
+    /// The vCon uuid when the file does not show it (signed/encrypted forms).
+    #[arg(long)]
+    pub uuid: Option<String>,
+    /// When it happened (RFC 3339; default now).
+    #[arg(long)]
+    pub occurred_at: Option<String>,
+    /// Consent purpose granted or revoked (repeatable).
+    #[arg(long = "purpose")]
+    pub purposes: Vec<String>,
+    /// The other organisation (URI) for vcon_sent / vcon_received.
+    #[arg(long)]
+    pub counterparty: Option<String>,
+    /// For vcon_redacted: the uuid it derives from (default: the file's
+    /// `redacted`/`amended` object).
+    #[arg(long)]
+    pub derived_from: Option<String>,
+    /// Reason (consent revocation, deletion).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Entry id of the statement this one supersedes (consent).
+    #[arg(long)]
+    pub supersedes: Option<String>,
+    /// Build the hash-registration form instead: a hash envelope (258/259)
+    /// whose payload is the SHA-512 of the vCon's bytes.
+    #[arg(long)]
+    pub hash_envelope: bool,
+    /// Output file (default VCON.<event>.cose).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -311,6 +380,69 @@ fn run(cli: Cli) -> Result<i32, String> {
             println!("wrote {} (entry id {})", out.display(), hex::encode(leaf));
             Ok(0)
         }
+        Command::Statement {
+            action: StatementAction::Create(a),
+        } => {
+            let (out, entry_id) = create_statement(&a)?;
+            println!("wrote {} (entry id {entry_id})", out.display());
+            Ok(0)
+        }
+        Command::Audit {
+            vcon,
+            url,
+            keys,
+            issuer_keys,
+            as_of,
+            json,
+        } => {
+            let uuid = crate::vcon::profile::normalize_uuid(&vcon)
+                .ok_or_else(|| format!("{vcon:?} is not a uuid"))?;
+            let keys = keys
+                .map(|p| {
+                    std::fs::read(&p)
+                        .map_err(|e| format!("{}: {e}", p.display()))
+                        .and_then(|b| {
+                            crate::keys::KeySet::parse_any(&b)
+                                .map_err(|e| format!("{}: {e}", p.display()))
+                        })
+                })
+                .transpose()?;
+            let issuer_keys = issuer_keys
+                .iter()
+                .map(|p| {
+                    std::fs::read(p)
+                        .map_err(|e| format!("{}: {e}", p.display()))
+                        .and_then(|b| {
+                            crate::keys::KeySet::parse_any(&b)
+                                .map_err(|e| format!("{}: {e}", p.display()))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let as_of_ms = match as_of {
+                None => None,
+                Some(t) => Some(
+                    crate::vcon::profile::parse_rfc3339_ms(&t)
+                        .ok_or_else(|| format!("--as-of {t:?} is not RFC 3339"))?,
+                ),
+            };
+            let opts = crate::audit::AuditOptions {
+                url,
+                uuid,
+                keys,
+                issuer_keys,
+                as_of_ms,
+            };
+            let report = runtime()?.block_on(crate::audit::run(&opts))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", crate::audit::render(&report));
+            }
+            Ok(if report.verified { 0 } else { 1 })
+        }
         Command::Keys { url, out } => {
             let rt = runtime()?;
             let r = rt.block_on(crate::client::get(&url, "/.well-known/scitt-keys"))?;
@@ -492,4 +624,79 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// `statement create`: returns the output path and the entry id.
+pub fn create_statement(a: &CreateArgs) -> Result<(PathBuf, String), String> {
+    use crate::vcon::profile::{
+        DerivedFrom, Event, EventInput, describe_vcon, event_document, normalize_uuid,
+    };
+    let bytes = std::fs::read(&a.vcon).map_err(|e| format!("{}: {e}", a.vcon.display()))?;
+    let event =
+        Event::parse(&a.event).ok_or_else(|| format!("{:?} is not a lifecycle event", a.event))?;
+    let (file_uuid, file_derived) = describe_vcon(&bytes);
+    let uuid = match &a.uuid {
+        Some(u) => normalize_uuid(u).ok_or_else(|| format!("--uuid {u:?} is not a uuid"))?,
+        None => file_uuid.ok_or("the vCon file shows no uuid; pass --uuid")?,
+    };
+    let key_bytes = std::fs::read(&a.key).map_err(|e| format!("{}: {e}", a.key.display()))?;
+    let key =
+        SigningKey::from_pkcs8_any(&key_bytes).map_err(|e| format!("{}: {e}", a.key.display()))?;
+    let mut b = crate::statement::Builder::new(&key, &a.iss, &format!("vcon://{uuid}"));
+    b.issued_at = Some(crate::verify::now_unix());
+    let hash_alg = crate::vcon::HashAlg::Sha512;
+    let payload = if a.hash_envelope {
+        b.hash_envelope = Some((
+            hash_alg.cose_id(),
+            crate::vcon::profile::VCON_MEDIA_TYPE.into(),
+        ));
+        if event != Event::Created {
+            use ciborium::value::Value;
+            b.extra.push((
+                crate::statement::LEGACY_META_MAP,
+                Value::Map(vec![(
+                    Value::Text("vcon_operation".into()),
+                    Value::Text(event.name().into()),
+                )]),
+            ));
+        }
+        hash_alg.digest(&bytes)
+    } else {
+        b.content_type = Some(crate::vcon::profile::LIFECYCLE_CONTENT_TYPE.into());
+        let derived_from = match &a.derived_from {
+            Some(u) => Some(DerivedFrom {
+                relation: if event == Event::Redacted {
+                    "redacted".into()
+                } else {
+                    "amended".into()
+                },
+                uuid: normalize_uuid(u)
+                    .ok_or_else(|| format!("--derived-from {u:?} is not a uuid"))?,
+                content_hash: None,
+            }),
+            None if matches!(event, Event::Redacted | Event::Enhanced) => file_derived,
+            None => None,
+        };
+        let doc = event_document(&EventInput {
+            event: Some(event),
+            vcon_uuid: uuid.clone(),
+            vcon_hash: Some(crate::vcon::content_hash(hash_alg, &bytes)),
+            occurred_at: a.occurred_at.clone(),
+            purposes: a.purposes.clone(),
+            counterparty: a.counterparty.clone(),
+            derived_from,
+            reason: a.reason.clone(),
+            supersedes: a.supersedes.clone(),
+        });
+        serde_json::to_vec(&doc).map_err(|e| e.to_string())?
+    };
+    let st = b.sign(&payload)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| with_suffix(&a.vcon, &format!("{}.cose", event.name())));
+    std::fs::write(&out, &st).map_err(|e| format!("{}: {e}", out.display()))?;
+    let parsed =
+        crate::statement::SignedStatement::parse(&st, usize::MAX).map_err(|e| e.to_string())?;
+    Ok((out, hex::encode(parsed.leaf_hash())))
 }

@@ -15,6 +15,7 @@ pub use vcon_scitt_core::{
     verify, verify_cli,
 };
 
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;

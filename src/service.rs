@@ -190,7 +190,14 @@ impl Service {
                     .collect();
                 kids.sort();
                 kids.dedup();
-                serde_json::json!({"iss": iss, "kids": kids})
+                let mut keys: Vec<serde_json::Value> = Vec::new();
+                for (_, k) in &ks.keys {
+                    let j = k.to_jwk();
+                    if !keys.contains(&j) {
+                        keys.push(j);
+                    }
+                }
+                serde_json::json!({"iss": iss, "kids": kids, "keys": keys})
             })
             .collect();
         let anchors: Vec<String> = self

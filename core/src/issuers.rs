@@ -42,8 +42,14 @@ fn rejected<T>(m: impl Into<String>) -> Result<T, StatementError> {
 }
 
 impl IssuerTrust {
+    /// Keys registered for `iss`; an entry for `"*"` (set only by relying
+    /// parties that pin keys themselves) applies to any issuer.
     pub fn keys_for(&self, iss: &str) -> Option<&KeySet> {
-        self.registry.iter().find(|(i, _)| i == iss).map(|(_, k)| k)
+        self.registry
+            .iter()
+            .find(|(i, _)| i == iss)
+            .or_else(|| self.registry.iter().find(|(i, _)| i == "*"))
+            .map(|(_, k)| k)
     }
 
     pub fn add_issuer_key(&mut self, iss: &str, key: PublicKey, kid: Option<Vec<u8>>) {

@@ -731,3 +731,84 @@ mod tests {
         assert_eq!(uuid_from_bytes(&b), "019f15a6-a752-826f-b9a2-279e0d16bc46");
     }
 }
+
+/// Inputs for a lifecycle event document (issuer side).
+#[derive(Debug, Clone, Default)]
+pub struct EventInput {
+    pub event: Option<Event>,
+    pub vcon_uuid: String,
+    /// ContentHash of the vCon's exact bytes.
+    pub vcon_hash: Option<String>,
+    /// RFC 3339; default now.
+    pub occurred_at: Option<String>,
+    pub purposes: Vec<String>,
+    pub counterparty: Option<String>,
+    pub derived_from: Option<DerivedFrom>,
+    pub reason: Option<String>,
+    pub supersedes: Option<String>,
+}
+
+/// Builds the JSON event document of a lifecycle statement.
+pub fn event_document(input: &EventInput) -> serde_json::Value {
+    let event = input.event.unwrap_or(Event::Created);
+    let occurred_at = input
+        .occurred_at
+        .clone()
+        .unwrap_or_else(|| format_ms(crate::verify::now_unix() * 1000));
+    let mut doc = serde_json::json!({
+        "lifecycle_version": "0.1",
+        "event": event.name(),
+        "vcon_uuid": input.vcon_uuid,
+        "occurred_at": occurred_at,
+    });
+    if let Some(h) = &input.vcon_hash {
+        doc["vcon_hash"] = serde_json::json!(h);
+    }
+    if matches!(event, Event::ConsentAccepted | Event::ConsentRevoked) {
+        let granted = event == Event::ConsentAccepted;
+        let purposes: Vec<serde_json::Value> = input
+            .purposes
+            .iter()
+            .map(|p| serde_json::json!({"purpose": p, "granted": granted}))
+            .collect();
+        let mut consent = serde_json::json!({"lawful_basis": "consent", "purposes": purposes});
+        if let Some(s) = &input.supersedes {
+            consent["supersedes"] = serde_json::json!(s);
+        }
+        if let Some(r) = &input.reason {
+            consent["reason"] = serde_json::json!(r);
+        }
+        doc["consent"] = consent;
+    }
+    if let Some(c) = &input.counterparty {
+        doc["counterparty"] = serde_json::json!({"id": c, "role": "controller"});
+    }
+    if let Some(d) = &input.derived_from {
+        doc["derived_from"] = serde_json::to_value(d).unwrap_or_default();
+    }
+    if event == Event::Deleted {
+        doc["deletion"] = serde_json::json!({"scope": "vcon", "reason": input.reason.clone().unwrap_or_else(|| "erasure_request".into())});
+    }
+    doc
+}
+
+/// Reads what a vCon file says about itself: its uuid and, for a redacted or
+/// amended vCon, the version it derives from.
+pub fn describe_vcon(bytes: &[u8]) -> (Option<String>, Option<DerivedFrom>) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return (None, None);
+    };
+    let uuid = v["uuid"].as_str().and_then(normalize_uuid);
+    let derived = ["redacted", "amended"].iter().find_map(|rel| {
+        let o = v.get(*rel)?;
+        Some(DerivedFrom {
+            relation: (*rel).to_owned(),
+            uuid: o.get("uuid")?.as_str().and_then(normalize_uuid)?,
+            content_hash: o
+                .get("content_hash")
+                .and_then(|h| h.as_str())
+                .map(str::to_owned),
+        })
+    });
+    (uuid, derived)
+}
