@@ -102,6 +102,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load-test a running server (loopback), or grow a data dir (`--fill`).
+    Bench(BenchArgs),
+    /// Rotate the service key (server stopped): the old private key moves to
+    /// <data_dir>/keys/retired/<kid>.pk8, a new one takes its place, and the
+    /// public key set keeps both, so old receipts stay verifiable.
+    RotateKey {
+        /// es256 or ed25519 for the new key.
+        #[arg(long, default_value = "es256")]
+        alg: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
     /// Save the service's COSE_KeySet for offline verification.
     Keys {
         #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
@@ -181,6 +193,38 @@ pub struct CreateArgs {
     /// Output file (default VCON.<event>.cose).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
+    pub url: String,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds to run (default 10, unless --count).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Statements to send.
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Pace to this many registrations/s in total (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Issuer signing mix: es256, ed25519 or both (the test issuers in keys/).
+    #[arg(long, default_value = "both")]
+    pub issuers: String,
+    /// Receipts verified offline at the end (a sample).
+    #[arg(long, default_value_t = 50)]
+    pub verify_sample: usize,
+    #[arg(long)]
+    pub json: bool,
+    /// Instead of load: append this many synthetic entries to the data dir
+    /// of the given config (server stopped), through the real sequencer.
+    #[arg(long)]
+    pub fill: Option<u64>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -443,6 +487,8 @@ fn run(cli: Cli) -> Result<i32, String> {
             }
             Ok(if report.verified { 0 } else { 1 })
         }
+        Command::Bench(b) => bench(&b),
+        Command::RotateKey { alg, serve } => rotate_key(&effective_config(&serve)?, &alg),
         Command::Keys { url, out } => {
             let rt = runtime()?;
             let r = rt.block_on(crate::client::get(&url, "/.well-known/scitt-keys"))?;
@@ -699,4 +745,98 @@ pub fn create_statement(a: &CreateArgs) -> Result<(PathBuf, String), String> {
     let parsed =
         crate::statement::SignedStatement::parse(&st, usize::MAX).map_err(|e| e.to_string())?;
     Ok((out, hex::encode(parsed.leaf_hash())))
+}
+
+fn bench(b: &BenchArgs) -> Result<i32, String> {
+    if let Some(n) = b.fill {
+        let config = effective_config(&b.serve)?;
+        let (size, rate) = crate::bench::fill(&config, n)?;
+        println!("appended {n} entries ({rate:.0}/s); tree size now {size}");
+        return Ok(0);
+    }
+    let load = |p: &str| -> Result<SigningKey, String> {
+        let path = crate::config::repo_path(p);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("{}: {e} (run from the repository root)", path.display()))?;
+        SigningKey::from_pkcs8_any(&bytes).map_err(|e| e.to_string())
+    };
+    let mut issuers = Vec::new();
+    if matches!(b.issuers.as_str(), "es256" | "both") {
+        issuers.push((
+            load("keys/test-issuer-es256.pk8")?,
+            "https://conserver.test.example".to_string(),
+        ));
+    }
+    if matches!(b.issuers.as_str(), "ed25519" | "both") {
+        issuers.push((
+            load("keys/test-issuer-ed25519.pk8")?,
+            "https://partner.test.example".to_string(),
+        ));
+    }
+    if issuers.is_empty() {
+        return Err("--issuers is es256, ed25519 or both".into());
+    }
+    let opts = crate::bench::BenchOptions {
+        url: b.url.clone(),
+        connections: b.connections.max(1),
+        duration: match (b.duration, b.count) {
+            (Some(d), _) => Some(std::time::Duration::from_secs_f64(d)),
+            (None, Some(_)) => None,
+            (None, None) => Some(std::time::Duration::from_secs(10)),
+        },
+        count: b.count,
+        rate: b.rate,
+        issuers,
+        verify_sample: b.verify_sample,
+        quiet: b.json,
+    };
+    let report = runtime()?.block_on(crate::bench::run(opts))?;
+    if b.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", crate::bench::render(&report));
+    }
+    Ok(0)
+}
+
+fn rotate_key(config: &crate::config::Config, alg: &str) -> Result<i32, String> {
+    let key_path = config.key_file();
+    let old_bytes = std::fs::read(&key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
+    let old = SigningKey::from_pkcs8_any(&old_bytes)
+        .map_err(|e| format!("{}: {e}", key_path.display()))?;
+    let keys_dir = config.data_dir.join("keys");
+    let retired = keys_dir
+        .join("retired")
+        .join(format!("{}.pk8", hex::encode(old.kid())));
+    if !retired.exists() {
+        write_private_key(&retired, &old_bytes).map_err(|e| e.to_string())?;
+    }
+    let (new, pkcs8) = SigningKey::generate(parse_alg(alg)?).map_err(|e| e.to_string())?;
+    // Public set first: a crash after this leaves the old key in use and
+    // both keys published, which is safe.
+    let set_path = keys_dir.join("scitt-keys.cbor");
+    let mut set = match std::fs::read(&set_path) {
+        Ok(b) => crate::keys::KeySet::parse_any(&b)
+            .map_err(|e| format!("{}: {e}", set_path.display()))?,
+        Err(_) => crate::keys::KeySet::new(),
+    };
+    set.insert(old.public(), None);
+    set.insert(new.public(), None);
+    crate::service::write_atomically(&set_path, &set.to_cose_keyset())?;
+    let tmp = key_path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    write_private_key(&tmp, &pkcs8).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
+    println!(
+        "rotated: new kid {} ({}); old kid {} retired to {} and still published in {}",
+        hex::encode(new.kid()),
+        new.alg().name(),
+        hex::encode(old.kid()),
+        retired.display(),
+        set_path.display()
+    );
+    Ok(0)
 }

@@ -248,3 +248,13 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 }
+
+/// A path in the repository (test keys for benches): relative to the current
+/// directory, falling back to the source tree this binary was built from.
+pub fn repo_path(p: &str) -> PathBuf {
+    let local = PathBuf::from(p);
+    if local.exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}

@@ -16,6 +16,7 @@ pub use vcon_scitt_core::{
 };
 
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

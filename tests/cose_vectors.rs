@@ -383,6 +383,8 @@ fn ten_thousand_log_receipts_verify_offline() {
         let head = log.first_head_covering(a.index).unwrap().unwrap();
         assert_eq!(head.head.size, a.head.head.size);
         let proof = log.inclusion_proof(a.index, head.head.size).unwrap();
+        // The sequencer's in-memory proof is the storage one.
+        assert_eq!(a.proof.as_ref(), Some(&proof));
         let r =
             receipt::inclusion_receipt(&head.signature, head.head.size, a.index, &proof).unwrap();
         let info = receipt::verify_inclusion_receipt(&r, &merkle::leaf_hash(e), &keys).unwrap();

@@ -83,6 +83,10 @@ pub struct Appended {
     pub head: Arc<SignedTreeHead>,
     /// True when an identical entry was already in the log.
     pub duplicate: bool,
+    /// The inclusion proof at `head`, computed by the sequencer from the
+    /// tiles it holds in memory (None for duplicates): the request path then
+    /// builds the receipt without reading storage.
+    pub proof: Option<Vec<Hash>>,
 }
 
 /// Extra key/values the service writes in the same batch as an entry
@@ -127,6 +131,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Log {
     store: Arc<Store>,
+    faults: Arc<Faults>,
     tx: SyncSender<sequencer::Msg>,
     shared: Arc<Shared>,
     thread: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
@@ -162,6 +167,7 @@ impl Log {
             .map_err(|e| LogError::Storage(format!("spawning the sequencer: {e}")))?;
         Ok(Log {
             store,
+            faults: config.faults.clone(),
             tx,
             shared,
             thread: Arc::new(std::sync::Mutex::new(Some(thread))),
@@ -209,6 +215,11 @@ impl Log {
     /// Appends and waits (blocking); for tools and tests.
     pub fn append_blocking(&self, entry: Vec<u8>) -> Result<Appended, LogError> {
         self.submit(entry)?.wait_blocking()
+    }
+
+    /// Fault-injection hooks (tests); inert unless a test sets them.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     pub fn store(&self) -> &Arc<Store> {

@@ -207,6 +207,29 @@ impl Frontier {
     }
 }
 
+/// The right edge plus the tiles completed in the last batch: every sibling
+/// on the path of a leaf from that batch is in one of them.
+struct MemoryNodes<'a> {
+    frontier: &'a Frontier,
+    done: &'a [(TileId, Tile)],
+}
+
+impl NodeSource for MemoryNodes<'_> {
+    type Error = ();
+    fn perfect_node(&mut self, height: u8, index: u64) -> Result<Hash, ()> {
+        if let Ok(h) = FrontierNodes(self.frontier).perfect_node(height, index) {
+            return Ok(h);
+        }
+        let (id, row, offset) = TileId::locate(height, index);
+        self.done
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, t)| t.node(row, offset))
+            .copied()
+            .ok_or(())
+    }
+}
+
 struct FrontierNodes<'a>(&'a Frontier);
 
 impl NodeSource for FrontierNodes<'_> {
@@ -233,6 +256,8 @@ pub(crate) struct Sequencer {
     frontier: Frontier,
     latest: SignedTreeHead,
     last_sign_secs: f64,
+    /// Tiles completed by the last batch (for in-memory proofs).
+    last_done: Vec<(TileId, Tile)>,
 }
 
 fn now_ms() -> u64 {
@@ -260,6 +285,7 @@ impl Sequencer {
             signer,
             frontier,
             last_sign_secs: 0.0,
+            last_done: Vec::new(),
             latest: SignedTreeHead {
                 head: TreeHead {
                     size: 0,
@@ -401,12 +427,30 @@ impl Sequencer {
             Ok(())
         };
         let head = Arc::new(self.latest.clone());
+        // Proofs for the fresh entries, from memory, at the new head.
+        let mut proofs: HashMap<u64, Vec<Hash>> = HashMap::new();
+        if result.is_ok() && !fresh.is_empty() && self.latest.head.size == self.frontier.size {
+            let mut nodes = MemoryNodes {
+                frontier: &self.frontier,
+                done: &self.last_done,
+            };
+            for idx in base_size..self.frontier.size {
+                if let Ok(p) = merkle::inclusion_proof(&mut nodes, idx, self.frontier.size) {
+                    proofs.insert(idx, p);
+                }
+            }
+        }
         match &result {
             Ok(()) => {
+                // Publish whenever the signed head advanced, including a
+                // batch of duplicates that signed a head a failed write left
+                // missing: readers must see every head we answer with.
+                if let Ok(mut g) = shared.latest.write()
+                    && g.head.size < head.head.size
+                {
+                    *g = head.clone();
+                }
                 if !fresh.is_empty() {
-                    if let Ok(mut g) = shared.latest.write() {
-                        *g = head.clone();
-                    }
                     shared.metrics.batches.fetch_add(1, Ordering::Relaxed);
                     shared.metrics.batch_sizes.observe(fresh.len() as f64);
                     shared
@@ -449,6 +493,7 @@ impl Sequencer {
                             leaf: req.leaf,
                             head: head.clone(),
                             duplicate: true,
+                            proof: None,
                         })
                     }
                 }
@@ -457,6 +502,7 @@ impl Sequencer {
                     leaf: req.leaf,
                     head: head.clone(),
                     duplicate: false,
+                    proof: proofs.remove(&index),
                 }),
                 (Slot::New(_), Err(e)) => Err(match e {
                     LogError::Halted(w) => LogError::Halted(w.clone()),
@@ -502,6 +548,7 @@ impl Sequencer {
             }
         }
         self.store.put_data_size(&mut wb, new_size)?;
+        self.last_done = done.clone();
 
         let write = if take(&self.config.faults.fail_next_data_write) {
             Err(LogError::Storage(
@@ -515,15 +562,18 @@ impl Sequencer {
             self.frontier = Frontier::load(&self.store, base_size)?;
             return Err(e);
         }
+        // Fault injection: flip a bit of this batch's last stored leaf (a
+        // torn or flipped write of the batch itself).
+        let last_leaf = TileId::locate(0, self.frontier.size.saturating_sub(1));
         if take(&self.config.faults.corrupt_next_tile)
-            && let Some(id) = written.first()
-            && let Ok(Some(t)) = self.store.tile(*id)
+            && let Ok(Some(t)) = self.store.tile(last_leaf.0)
         {
             let mut b = t.to_bytes();
-            if let Some(x) = b.get_mut(2) {
+            if let Some(x) = b.get_mut(2 + last_leaf.2 * 32 + 5) {
                 *x ^= 0x01;
             }
-            self.store.put_raw(super::store::CF_TILES, &id.key(), &b)?;
+            self.store
+                .put_raw(super::store::CF_TILES, &last_leaf.0.key(), &b)?;
         }
         let entries: Vec<(u64, &[u8])> = fresh
             .iter()

@@ -1,0 +1,428 @@
+//! `vcon-scitt bench`: a load generator for a running server (loopback), and
+//! `bench fill`: grow a data dir with synthetic entries through the real
+//! sequencer (to measure a large log without hours of HTTP).
+//!
+//! The generator pre-signs distinct lifecycle statements (ES256 and EdDSA
+//! issuers, mixed), drives C keep-alive HTTP/1.1 connections for a duration
+//! or a count (optionally paced to a target rate), and reports throughput,
+//! POST→201 latency percentiles, statuses, server figures from /metrics, and
+//! the ES256-verify ceiling measured in the same run. It verifies a sample
+//! of the receipts offline, so a fast but wrong server cannot pass.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::client::Conn;
+use crate::keys::{KeySet, SigningKey};
+use crate::vcon::profile::{Event, EventInput, event_document};
+
+pub struct BenchOptions {
+    pub url: String,
+    pub connections: usize,
+    pub duration: Option<Duration>,
+    pub count: Option<usize>,
+    /// Target registrations/s over all connections (None = as fast as possible).
+    pub rate: Option<f64>,
+    /// (key, iss) pairs to sign with, round-robin.
+    pub issuers: Vec<(SigningKey, String)>,
+    pub verify_sample: usize,
+    pub quiet: bool,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct BenchReport {
+    pub connections: usize,
+    pub target_rate: Option<f64>,
+    pub seconds: f64,
+    pub sent: u64,
+    pub created_201: u64,
+    pub accepted_202: u64,
+    pub errors_by_status: std::collections::BTreeMap<String, u64>,
+    pub registrations_per_sec: f64,
+    pub latency_ms: Latency,
+    pub ceiling: Ceiling,
+    /// registrations/s ÷ the 2-core ES256 verify ceiling.
+    pub ratio_to_ceiling: f64,
+    pub receipts_verified: usize,
+    pub server: ServerFigures,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct Ceiling {
+    pub es256_verify_per_sec_1_core: f64,
+    pub es256_verify_per_sec_2_cores: f64,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct ServerFigures {
+    pub batches: f64,
+    pub mean_batch_size: f64,
+    pub mean_commit_ms: f64,
+    pub mean_sign_ms: f64,
+    pub tree_size: f64,
+}
+
+/// ES256 verifications per second on `threads` threads for `secs`.
+pub fn measure_ceiling(threads: usize, secs: f64) -> f64 {
+    let Ok((key, _)) = SigningKey::generate(crate::keys::Alg::P256) else {
+        return 0.0;
+    };
+    let msg = vec![7u8; 256];
+    let Ok(sig) = key.sign(&msg) else { return 0.0 };
+    let pk = key.public();
+    let total = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (pk, sig, msg, total) = (&pk, &sig, &msg, total.clone());
+            s.spawn(move || {
+                let mut n = 0u64;
+                while start.elapsed().as_secs_f64() < secs {
+                    for _ in 0..64 {
+                        if pk.verify(msg, sig) {
+                            n += 1;
+                        }
+                    }
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+    });
+    total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Distinct, valid lifecycle statements (each a different vCon uuid).
+pub fn presign(issuers: &[(SigningKey, String)], n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let now = crate::verify::now_unix();
+    (0..n)
+        .map(|i| {
+            let (key, iss) = &issuers[i % issuers.len()];
+            let uuid = format!(
+                "{:08x}-{:04x}-8000-8000-{:012x}",
+                seed as u32,
+                (i >> 48) as u16,
+                i as u64 & 0xffff_ffff_ffff
+            );
+            let doc = event_document(&EventInput {
+                event: Some(Event::Created),
+                vcon_uuid: uuid.clone(),
+                vcon_hash: Some(crate::vcon::content_hash(
+                    crate::vcon::HashAlg::Sha512,
+                    uuid.as_bytes(),
+                )),
+                occurred_at: Some("2026-11-20T10:00:00Z".into()),
+                ..Default::default()
+            });
+            let mut b = crate::statement::Builder::new(key, iss, &format!("vcon://{uuid}"));
+            b.content_type = Some(crate::vcon::profile::LIFECYCLE_CONTENT_TYPE.into());
+            b.issued_at = Some(now);
+            b.sign(&serde_json::to_vec(&doc).unwrap_or_default())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
+    let n = opts.count.unwrap_or_else(|| {
+        // Enough for the duration at ~30k/s.
+        (opts
+            .duration
+            .unwrap_or(Duration::from_secs(10))
+            .as_secs_f64()
+            * 30_000.0) as usize
+    });
+    if !opts.quiet {
+        eprintln!(
+            "pre-signing {n} statements with {} issuer key(s)...",
+            opts.issuers.len()
+        );
+    }
+    let seed = crate::verify::now_unix() as u64 ^ std::process::id() as u64;
+    let issuers = Arc::new(opts.issuers);
+    let statements = {
+        let issuers = issuers.clone();
+        tokio::task::spawn_blocking(move || presign(&issuers, n, seed))
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    let statements = Arc::new(statements);
+    if !opts.quiet {
+        eprintln!("measuring the ES256 verify ceiling (1 and 2 cores)...");
+    }
+    let ceiling = tokio::task::spawn_blocking(|| Ceiling {
+        es256_verify_per_sec_1_core: measure_ceiling(1, 1.0),
+        es256_verify_per_sec_2_cores: measure_ceiling(2, 1.0),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop_at = opts.duration.map(|d| Instant::now() + d);
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let per_conn_interval = opts
+        .rate
+        .map(|r| Duration::from_secs_f64(opts.connections as f64 / r.max(1.0)));
+    let mut tasks = Vec::new();
+    for _ in 0..opts.connections {
+        let (url, next, statements, sent) = (
+            opts.url.clone(),
+            next.clone(),
+            statements.clone(),
+            sent.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat: Vec<u32> = Vec::new();
+            let mut statuses: std::collections::BTreeMap<u16, u64> = Default::default();
+            let mut sample: Vec<(usize, Vec<u8>)> = Vec::new();
+            let mut conn = match Conn::connect(&url).await {
+                Ok(c) => c,
+                Err(_) => return (lat, statuses, sample),
+            };
+            let mut tick = per_conn_interval.map(|i| {
+                let mut t = tokio::time::interval(i);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                if stop_at.is_some_and(|s| Instant::now() >= s) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= statements.len() {
+                    break;
+                }
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
+                let t0 = Instant::now();
+                let r = conn.post_statement(statements[i].clone()).await;
+                let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                sent.fetch_add(1, Ordering::Relaxed);
+                match r {
+                    Ok(r) => {
+                        *statuses.entry(r.status).or_default() += 1;
+                        if r.status == 201 {
+                            lat.push(us);
+                            if sample.len() < 64 && i % 97 == 0 {
+                                sample.push((i, r.body));
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        *statuses.entry(0).or_default() += 1;
+                        match Conn::connect(&url).await {
+                            Ok(c) => conn = c,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            (lat, statuses, sample)
+        }));
+    }
+    // Progress.
+    let progress = {
+        let sent = sent.clone();
+        let quiet = opts.quiet;
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let s = sent.load(Ordering::Relaxed);
+                if !quiet {
+                    eprint!("\r  {s:>9} sent, {:>7}/s   ", s - last);
+                }
+                last = s;
+            }
+        })
+    };
+    let mut lat = Vec::new();
+    let mut statuses: std::collections::BTreeMap<u16, u64> = Default::default();
+    let mut sample = Vec::new();
+    for t in tasks {
+        let (l, s, smp) = t.await.map_err(|e| e.to_string())?;
+        lat.extend(l);
+        for (k, v) in s {
+            *statuses.entry(k).or_default() += v;
+        }
+        sample.extend(smp);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.abort();
+    if !opts.quiet {
+        eprintln!();
+    }
+
+    // Offline verification of a sample.
+    let keys_reply = crate::client::get(&opts.url, "/.well-known/scitt-keys").await?;
+    let keys = KeySet::parse_any(&keys_reply.body).map_err(|e| e.to_string())?;
+    let mut verified = 0;
+    for (i, receipt) in sample.iter().take(opts.verify_sample) {
+        let st = &statements[*i];
+        crate::verify::verify(&crate::verify::Request {
+            statement: st.clone(),
+            receipts: vec![receipt.clone()],
+            service_keys: keys.clone(),
+            ..Default::default()
+        })
+        .map_err(|e| format!("a returned receipt does not verify: {e}"))?;
+        verified += 1;
+    }
+
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let idx = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[idx] as f64 / 1000.0
+    };
+    let created = statuses.get(&201).copied().unwrap_or(0);
+    let metrics = crate::client::get(&opts.url, "/metrics")
+        .await
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .unwrap_or_default();
+    let m = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let batches = m("vcon_scitt_batches_total ");
+    let server = ServerFigures {
+        batches,
+        mean_batch_size: m("vcon_scitt_batch_size_sum ")
+            / m("vcon_scitt_batch_size_count ").max(1.0),
+        mean_commit_ms: 1000.0 * m("vcon_scitt_commit_seconds_sum ")
+            / m("vcon_scitt_commit_seconds_count ").max(1.0),
+        mean_sign_ms: 1000.0 * m("vcon_scitt_sign_seconds_sum ")
+            / m("vcon_scitt_sign_seconds_count ").max(1.0),
+        tree_size: m("vcon_scitt_tree_size "),
+    };
+    let rps = created as f64 / seconds;
+    Ok(BenchReport {
+        connections: opts.connections,
+        target_rate: opts.rate,
+        seconds,
+        sent: sent.load(Ordering::Relaxed),
+        created_201: created,
+        accepted_202: statuses.get(&202).copied().unwrap_or(0),
+        errors_by_status: statuses
+            .iter()
+            .filter(|(k, _)| !matches!(**k, 201 | 202))
+            .map(|(k, v)| {
+                (
+                    if *k == 0 {
+                        "connection".into()
+                    } else {
+                        k.to_string()
+                    },
+                    *v,
+                )
+            })
+            .collect(),
+        registrations_per_sec: rps,
+        latency_ms: Latency {
+            p50: pct(0.50),
+            p90: pct(0.90),
+            p99: pct(0.99),
+            p999: pct(0.999),
+            max: lat.last().map(|v| *v as f64 / 1000.0).unwrap_or(0.0),
+        },
+        ratio_to_ceiling: rps / ceiling.es256_verify_per_sec_2_cores.max(1.0),
+        ceiling,
+        receipts_verified: verified,
+        server,
+    })
+}
+
+pub fn render(r: &BenchReport) -> String {
+    format!(
+        "connections            {}\n\
+         target rate            {}\n\
+         duration               {:.1} s\n\
+         registrations (201)    {} ({:.0}/s)\n\
+         202 / errors           {} / {:?}\n\
+         latency POST→201 ms    p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
+         ES256 verify ceiling   {:.0}/s on 1 core, {:.0}/s on 2 cores\n\
+         ratio to 2-core ceiling {:.2}\n\
+         server                 {} batches, mean batch {:.1}, commit {:.2} ms, sign+head {:.3} ms, tree size {}\n\
+         receipts verified      {} (offline, sample)\n",
+        r.connections,
+        r.target_rate
+            .map(|x| format!("{x:.0}/s"))
+            .unwrap_or_else(|| "max".into()),
+        r.seconds,
+        r.created_201,
+        r.registrations_per_sec,
+        r.accepted_202,
+        r.errors_by_status,
+        r.latency_ms.p50,
+        r.latency_ms.p90,
+        r.latency_ms.p99,
+        r.latency_ms.p999,
+        r.latency_ms.max,
+        r.ceiling.es256_verify_per_sec_1_core,
+        r.ceiling.es256_verify_per_sec_2_cores,
+        r.ratio_to_ceiling,
+        r.server.batches,
+        r.server.mean_batch_size,
+        r.server.mean_commit_ms,
+        r.server.mean_sign_ms,
+        r.server.tree_size,
+        r.receipts_verified,
+    )
+}
+
+/// Appends `count` synthetic entries to a data dir's log directly (no HTTP,
+/// no statement checks): for measuring a big log. Signs with the data dir's
+/// service key so the server opens it as its own.
+pub fn fill(config: &crate::config::Config, count: u64) -> Result<(u64, f64), String> {
+    let svc = crate::service::Service::open(config.clone())?;
+    let log = svc.log.clone();
+    let start = Instant::now();
+    let base = log.latest().head.size;
+    let mut pending = std::collections::VecDeque::with_capacity(16_384);
+    for i in 0..count {
+        let entry = format!("bench-fill {base} {i}").into_bytes();
+        loop {
+            match log.submit(entry.clone()) {
+                Ok(p) => {
+                    pending.push_back(p);
+                    break;
+                }
+                Err(crate::log::LogError::QueueFull) => {
+                    if let Some(p) = pending.pop_front() {
+                        p.wait_blocking().map_err(|e| e.to_string())?;
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if pending.len() >= 16_384
+            && let Some(p) = pending.pop_front()
+        {
+            p.wait_blocking().map_err(|e| e.to_string())?;
+        }
+    }
+    for p in pending {
+        p.wait_blocking().map_err(|e| e.to_string())?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let size = log.latest().head.size;
+    svc.shutdown();
+    Ok((size, count as f64 / secs))
+}
