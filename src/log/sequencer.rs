@@ -317,12 +317,12 @@ impl Sequencer {
                         durable = size,
                         "durable entries without a signed head (crash before signing); verifying and signing"
                     );
-                    seq.verify_and_sign(&[])?;
+                    seq.verify_and_sign()?;
                 }
             }
             None => {
                 // A fresh log (or one that crashed before its first head).
-                seq.verify_and_sign(&[])?;
+                seq.verify_and_sign()?;
             }
         }
         let latest = seq.latest.clone();
@@ -422,7 +422,7 @@ impl Sequencer {
         } else if self.frontier.size > self.latest.head.size {
             // Durable entries still lack a head (an earlier head write failed):
             // duplicates of them must not be answered before one is signed.
-            self.verify_and_sign(&[])
+            self.verify_and_sign()
         } else {
             Ok(())
         };
@@ -584,12 +584,25 @@ impl Sequencer {
     }
 
     /// Recovery path: verify the stored right edge and sign the durable size.
-    fn verify_and_sign(&mut self, entries: &[(u64, &[u8])]) -> Result<(), LogError> {
+    /// Signs durable entries that have no head yet (recovery, or after a
+    /// failed head write). Every entry beyond the last signed head is re-read
+    /// and re-hashed against its stored leaf first: nothing unsigned is
+    /// trusted because it is on disk.
+    fn verify_and_sign(&mut self) -> Result<(), LogError> {
         let ids: Vec<TileId> = (0..self.frontier.tiles.len())
             .filter(|&l| self.frontier.tiles[l].width() > 0)
             .map(|l| self.frontier.tile_id(l))
             .collect();
-        self.verify_and_sign_written(entries, &ids)
+        let mut owned = Vec::new();
+        for index in self.latest.head.size..self.frontier.size {
+            let entry = self
+                .store
+                .entry(index)?
+                .ok_or_else(|| LogError::Corrupt(format!("entry {index} is missing")))?;
+            owned.push((index, entry));
+        }
+        let entries: Vec<(u64, &[u8])> = owned.iter().map(|(i, e)| (*i, e.as_slice())).collect();
+        self.verify_and_sign_written(&entries, &ids)
     }
 
     fn verify_and_sign_written(
