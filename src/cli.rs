@@ -114,6 +114,27 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Back up a data dir: online through a running server (`--url`, admin
+    /// token), or offline (`--data-dir`, server stopped) into `--out`.
+    Backup {
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, env = "VCON_SCITT_ADMIN_TOKEN")]
+        token: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a backup into a data dir whose db/ does not exist. The data
+    /// dir's rollback guard then refuses to start if the backup is older
+    /// than a head this data dir already published.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value = crate::config::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
     /// Save the service's COSE_KeySet for offline verification.
     Keys {
         #[arg(long, env = "VCON_SCITT_URL", default_value = "http://127.0.0.1:8000")]
@@ -488,6 +509,13 @@ fn run(cli: Cli) -> Result<i32, String> {
             Ok(if report.verified { 0 } else { 1 })
         }
         Command::Bench(b) => bench(&b),
+        Command::Backup {
+            url,
+            token,
+            data_dir,
+            out,
+        } => backup(url, token, data_dir, out),
+        Command::Restore { from, data_dir } => restore(&from, &data_dir),
         Command::RotateKey { alg, serve } => rotate_key(&effective_config(&serve)?, &alg),
         Command::Keys { url, out } => {
             let rt = runtime()?;
@@ -837,6 +865,90 @@ fn rotate_key(config: &crate::config::Config, alg: &str) -> Result<i32, String> 
         hex::encode(old.kid()),
         retired.display(),
         set_path.display()
+    );
+    Ok(0)
+}
+
+fn backup(
+    url: Option<String>,
+    token: Option<String>,
+    data_dir: Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> Result<i32, String> {
+    match (url, data_dir) {
+        (Some(url), None) => {
+            let rt = runtime()?;
+            let r = rt.block_on(async {
+                let mut c = crate::client::Conn::connect(&url).await?;
+                c.token = token;
+                c.request(hyper::Method::POST, "/admin/backup", None, Vec::new())
+                    .await
+            })?;
+            if r.status != 200 {
+                return Err(crate::client::describe(&r));
+            }
+            println!("{}", String::from_utf8_lossy(&r.body));
+            Ok(0)
+        }
+        (None, Some(dir)) => {
+            let out = out.ok_or("offline backup needs --out DIR")?;
+            let store = crate::log::Store::open(&dir.join("db")).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+            store
+                .checkpoint(&out.join("db"))
+                .map_err(|e| e.to_string())?;
+            if let Ok(k) = std::fs::read(dir.join("keys/scitt-keys.cbor")) {
+                std::fs::write(out.join("scitt-keys.cbor"), k).map_err(|e| e.to_string())?;
+            }
+            let size = store
+                .latest_head()
+                .map_err(|e| e.to_string())?
+                .map(|h| h.head.size)
+                .unwrap_or(0);
+            println!("backup of tree size {size} written to {}", out.display());
+            Ok(0)
+        }
+        _ => Err(
+            "give either --url (online, with --token) or --data-dir with --out (offline)".into(),
+        ),
+    }
+}
+
+fn restore(from: &Path, data_dir: &Path) -> Result<i32, String> {
+    let src = from.join("db");
+    if !src.join("CURRENT").exists() {
+        return Err(format!(
+            "{} is not a backup (no db/CURRENT)",
+            from.display()
+        ));
+    }
+    let dst = data_dir.join("db");
+    if dst.exists() {
+        return Err(format!(
+            "{} exists; move it away first (restore never overwrites a store)",
+            dst.display()
+        ));
+    }
+    std::fs::create_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+    for e in std::fs::read_dir(&src).map_err(|e| format!("{}: {e}", src.display()))? {
+        let e = e.map_err(|e| e.to_string())?;
+        std::fs::copy(e.path(), dst.join(e.file_name()))
+            .map_err(|x| format!("{}: {x}", e.path().display()))?;
+    }
+    let keys = data_dir.join("keys/scitt-keys.cbor");
+    if !keys.exists() {
+        if let Ok(k) = std::fs::read(from.join("scitt-keys.cbor")) {
+            crate::service::write_atomically(&keys, &k)?;
+        }
+    }
+    let store = crate::log::Store::open(&dst).map_err(|e| e.to_string())?;
+    let report = crate::log::fsck(&store, None)
+        .map_err(|e| format!("the restored store fails fsck: {e}"))?;
+    println!(
+        "restored tree size {} ({} entries) into {}; fsck OK. The service refuses to start if this data dir already published a later head.",
+        report.latest_head_size,
+        report.entries,
+        dst.display()
     );
     Ok(0)
 }

@@ -40,6 +40,10 @@ pub struct Config {
     /// X.509 trust anchors (PEM/DER files) for statements with x5chain.
     pub trust_anchors: Vec<PathBuf>,
     pub policy: crate::policy::PolicyConfig,
+    /// Rollback guard: the latest published head, kept outside the RocksDB
+    /// directory (default `<data_dir>/rollback-guard`; in production put it
+    /// on another volume than the backups you might restore).
+    pub rollback_guard: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +83,8 @@ pub struct Auth {
     /// SHA-256 (hex) of accepted bearer tokens for writes. Empty = writes
     /// are open (rate limiting then applies per client address).
     pub bearer_token_sha256: Vec<String>,
+    /// SHA-256 (hex) of admin tokens (online backup). Empty = no admin API.
+    pub admin_token_sha256: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +122,7 @@ impl Default for Config {
             issuers: Vec::new(),
             trust_anchors: Vec::new(),
             policy: Default::default(),
+            rollback_guard: None,
         }
     }
 }
@@ -236,6 +243,12 @@ impl Config {
                 .trim_end_matches('/');
             format!("{host}/log")
         })
+    }
+
+    pub fn rollback_guard(&self) -> PathBuf {
+        self.rollback_guard
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("rollback-guard"))
     }
 
     pub fn key_file(&self) -> PathBuf {

@@ -161,6 +161,7 @@ async fn handle(svc: Arc<Service>, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, ["vcons", uuid, "lineage"]) => vcon_lineage(&svc, uuid),
         (Method::GET, ["events"]) => events(&svc, &query(&req)),
         (Method::GET, ["policy"]) => policy(&svc),
+        (Method::POST, ["admin", "backup"]) => admin_backup(&svc, &req),
         (Method::GET, ["healthz"]) => healthz(&svc),
         (Method::GET, ["metrics"]) => metrics(&svc),
         (_, route) => {
@@ -768,4 +769,37 @@ fn policy(svc: &Service) -> Response<Body> {
     json_response(
         &serde_json::json!({"entry_id": svc.policy_entry(), "policy": svc.policy_document()}),
     )
+}
+
+fn admin_backup(svc: &Service, req: &Request<Incoming>) -> Response<Body> {
+    let tokens = &svc.config.auth.admin_token_sha256;
+    if tokens.is_empty() {
+        return problem_response(&Problem::new(
+            403,
+            "Forbidden",
+            "the admin API is disabled (no auth.admin_token_sha256 configured)",
+        ));
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| {
+            hex::encode(ring::digest::digest(
+                &ring::digest::SHA256,
+                t.trim().as_bytes(),
+            ))
+        });
+    if !presented.is_some_and(|h| tokens.iter().any(|t| t.eq_ignore_ascii_case(&h))) {
+        return problem_response(&Problem::new(
+            401,
+            "Unauthorized",
+            "POST /admin/backup needs an admin bearer token",
+        ));
+    }
+    match svc.backup() {
+        Ok((dir, size)) => json_response(&serde_json::json!({"path": dir, "tree_size": size})),
+        Err(e) => problem_response(&Problem::from(&e)),
+    }
 }

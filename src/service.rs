@@ -144,6 +144,7 @@ impl Service {
             max_batch: config.sequencer.max_batch.max(1),
             max_delay: Duration::from_micros(config.sequencer.max_delay_us),
             queue_capacity: config.sequencer.queue_capacity.max(1),
+            rollback_guard: Some(config.rollback_guard()),
             ..LogConfig::default()
         };
         let log = Log::open(&config.data_dir.join("db"), log_config, signer)
@@ -478,6 +479,34 @@ impl Service {
         receipt::consistency_receipt(&head.signature, size1, head.head.size, &proof)
             .map(Some)
             .map_err(internal)
+    }
+
+    /// A consistent online backup: a RocksDB checkpoint under
+    /// `<data_dir>/backups/`, plus the public key set. The service private
+    /// key is *not* copied: back it up separately, as the secret it is.
+    pub fn backup(&self) -> Result<(std::path::PathBuf, u64), ServiceError> {
+        let size = self.log.latest().head.size;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let dir = self
+            .config
+            .data_dir
+            .join("backups")
+            .join(format!("{stamp}-size-{size}"));
+        std::fs::create_dir_all(&dir).map_err(internal)?;
+        self.log
+            .store()
+            .checkpoint(&dir.join("db"))
+            .map_err(internal)?;
+        std::fs::write(
+            dir.join("scitt-keys.cbor"),
+            self.public_keys.to_cose_keyset(),
+        )
+        .map_err(internal)?;
+        tracing::info!(path = %dir.display(), tree_size = size, "online backup written");
+        Ok((dir, size))
     }
 
     pub fn pending_count(&self) -> usize {

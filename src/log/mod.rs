@@ -7,6 +7,7 @@
 //! proofs, heads) go straight to RocksDB and never wait for the sequencer.
 
 mod fsck;
+pub mod guard;
 mod sequencer;
 pub mod store;
 
@@ -39,6 +40,8 @@ pub enum LogError {
     QueueFull,
     #[error("the log is shutting down")]
     Closed,
+    #[error("rollback refused: {0}")]
+    RolledBack(String),
     #[error("the log halted after an integrity alarm: {0}")]
     Halted(String),
     #[error("signing the tree head failed: {0}")]
@@ -62,6 +65,8 @@ pub struct LogConfig {
     /// Bounded queue in front of the sequencer; a full queue is back-pressure.
     pub queue_capacity: usize,
     pub faults: Arc<Faults>,
+    /// Rollback guard file (outside the RocksDB directory); None = off.
+    pub rollback_guard: Option<std::path::PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -71,6 +76,7 @@ impl Default for LogConfig {
             max_delay: Duration::from_micros(500),
             queue_capacity: 65_536,
             faults: Arc::new(Faults::default()),
+            rollback_guard: None,
         }
     }
 }

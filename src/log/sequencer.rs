@@ -258,6 +258,7 @@ pub(crate) struct Sequencer {
     last_sign_secs: f64,
     /// Tiles completed by the last batch (for in-memory proofs).
     last_done: Vec<(TileId, Tile)>,
+    guard: Option<super::guard::RollbackGuard>,
 }
 
 fn now_ms() -> u64 {
@@ -279,6 +280,13 @@ impl Sequencer {
         let size = store.data_size()?;
         let frontier = Frontier::load(&store, size)?;
         let latest = store.latest_head()?;
+        let (guard, guarded) = match &config.rollback_guard {
+            Some(p) => {
+                let (g, last) = super::guard::RollbackGuard::open(p)?;
+                (Some(g), last)
+            }
+            None => (None, None),
+        };
         let mut seq = Sequencer {
             store: store.clone(),
             config,
@@ -286,6 +294,7 @@ impl Sequencer {
             frontier,
             last_sign_secs: 0.0,
             last_done: Vec::new(),
+            guard,
             latest: SignedTreeHead {
                 head: TreeHead {
                     size: 0,
@@ -311,6 +320,7 @@ impl Sequencer {
                     )));
                 }
                 seq.latest = head;
+                check_rollback(&store, &seq.latest, guarded)?;
                 if size > seq.latest.head.size {
                     tracing::warn!(
                         signed = seq.latest.head.size,
@@ -322,6 +332,12 @@ impl Sequencer {
             }
             None => {
                 // A fresh log (or one that crashed before its first head).
+                if let Some(g) = guarded.filter(|g| g.size > 0) {
+                    return Err(LogError::RolledBack(format!(
+                        "this store is empty but a head at size {} was published from this data dir (rollback guard); refusing to start a second log under the same identity",
+                        g.size
+                    )));
+                }
                 seq.verify_and_sign()?;
             }
         }
@@ -643,6 +659,13 @@ impl Sequencer {
             ));
         }
         self.store.write_synced(wb)?;
+        // Record the head outside the store before anyone sees it.
+        if let Some(g) = self.guard.as_mut() {
+            g.record(super::guard::Guarded {
+                size: signed.head.size,
+                root: signed.head.root,
+            })?;
+        }
         self.last_sign_secs = sign_started.elapsed().as_secs_f64();
         self.latest = signed;
         Ok(())
@@ -685,6 +708,33 @@ impl Sequencer {
         }
         Ok(())
     }
+}
+
+/// Refuses a store older than (or forked from) the last published head.
+fn check_rollback(
+    store: &Store,
+    latest: &SignedTreeHead,
+    guarded: Option<super::guard::Guarded>,
+) -> Result<(), LogError> {
+    let Some(g) = guarded else { return Ok(()) };
+    if g.size > latest.head.size {
+        return Err(LogError::RolledBack(format!(
+            "a head at size {} was published, but this store's latest head is at size {}: it was restored from an older backup or lost data. Signing on would fork the log; recover the newer data (or start a new log with a new identity)",
+            g.size, latest.head.size
+        )));
+    }
+    if g.size > 0 {
+        match store.head(g.size)? {
+            Some(h) if h.head.root == g.root => {}
+            _ => {
+                return Err(LogError::RolledBack(format!(
+                    "the head published at size {} is not in this store: a different log, or a forked one",
+                    g.size
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_halt(shared: &Shared) -> Option<String> {

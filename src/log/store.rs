@@ -249,6 +249,13 @@ impl Store {
         self.write_synced(b)
     }
 
+    /// A consistent point-in-time copy of the database (hard links where
+    /// possible) in `dir`, which must not exist yet.
+    pub fn checkpoint(&self, dir: &Path) -> Result<(), LogError> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(storage)?;
+        cp.create_checkpoint(dir).map_err(storage)
+    }
+
     /// Flushes memtables (used before a checkpoint and by tests).
     pub fn flush(&self) -> Result<(), LogError> {
         for name in ALL_CFS {
