@@ -936,10 +936,10 @@ fn restore(from: &Path, data_dir: &Path) -> Result<i32, String> {
             .map_err(|x| format!("{}: {x}", e.path().display()))?;
     }
     let keys = data_dir.join("keys/scitt-keys.cbor");
-    if !keys.exists() {
-        if let Ok(k) = std::fs::read(from.join("scitt-keys.cbor")) {
-            crate::service::write_atomically(&keys, &k)?;
-        }
+    if !keys.exists()
+        && let Ok(k) = std::fs::read(from.join("scitt-keys.cbor"))
+    {
+        crate::service::write_atomically(&keys, &k)?;
     }
     let store = crate::log::Store::open(&dst).map_err(|e| e.to_string())?;
     let report = crate::log::fsck(&store, None)
