@@ -16,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 pub mod cbor;
+/// Re-exported so tools built on this crate (fuzz targets) share its CBOR types.
+pub use ciborium;
 pub mod cose;
 pub mod issuers;
 pub mod keys;
