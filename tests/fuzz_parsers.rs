@@ -77,20 +77,49 @@ fn the_seed_corpus_replays_without_panics() {
     let statements = corpus("statement");
     let receipts = corpus("receipt");
     assert!(statements.len() >= 4 && receipts.len() >= 10);
+    let from_fuzzer = |p: &PathBuf| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("fuzz-"))
+    };
     for (p, b) in &statements {
         exercise_statement(b);
-        // Every prefix, too: truncation is the commonest corruption.
-        for n in 0..b.len() {
-            exercise_statement(&b[..n]);
+        // Every prefix of the hand-made seeds, too: truncation is the
+        // commonest corruption. (cargo-fuzz units are replayed whole.)
+        if !from_fuzzer(p) {
+            for n in 0..b.len() {
+                exercise_statement(&b[..n]);
+            }
         }
-        eprintln!("replayed {}", p.display());
     }
-    for (_, b) in &receipts {
+    for (p, b) in &receipts {
         exercise_receipt(b, &leaf);
-        for n in 0..b.len() {
-            exercise_receipt(&b[..n], &leaf);
+        if !from_fuzzer(p) {
+            for n in 0..b.len() {
+                exercise_receipt(&b[..n], &leaf);
+            }
         }
     }
+    // cargo-fuzz corpora of the other targets (fuzz/README.md).
+    let key = issuer_key();
+    for (_, b) in corpus("lifecycle") {
+        let mut builder = vcon_scitt::statement::Builder::new(
+            &key,
+            ISSUER,
+            "vcon://019f15a6-a752-826f-b9a2-279e0d16bc46",
+        );
+        builder.content_type = Some("application/vcon-lifecycle+json".into());
+        let st = SignedStatement::parse(&builder.sign(&b).unwrap(), usize::MAX).unwrap();
+        let _ = vcon_scitt::policy::check(&PolicyConfig::default(), &st, 1_790_000_000);
+    }
+    for (_, b) in corpus("keys") {
+        let _ = KeySet::parse_any(&b);
+        let _ = vcon_scitt::keys::SigningKey::from_pkcs8_any(&b);
+        let _ = vcon_scitt::verify_cli::read_anchors(&b);
+    }
+    assert!(
+        statements.len() > 100 && receipts.len() > 100,
+        "the fuzz corpus is missing"
+    );
     // The golden statement is still accepted, so the harness is not vacuous.
     assert_eq!(exercise_statement(&golden), Some(leaf));
 }
