@@ -90,6 +90,20 @@ async fn rotation_keeps_old_receipts_verifiable() {
     })
     .unwrap();
     assert_eq!(rep1.kid, hex::encode(&old_kid));
+    // fsck works read-only beside the running server.
+    let out = Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(["fsck", "--json", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        report["ok"],
+        true,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(report["signatures_checked"], true);
     let st2 = generic_statement("urn:rotate:2", b"{}");
     let r2 = c.post_statement(st2.clone()).await.unwrap();
     assert_eq!(r2.status, 201);
