@@ -462,26 +462,10 @@ fn run(cli: Cli) -> Result<i32, String> {
         } => {
             let uuid = crate::vcon::profile::normalize_uuid(&vcon)
                 .ok_or_else(|| format!("{vcon:?} is not a uuid"))?;
-            let keys = keys
-                .map(|p| {
-                    std::fs::read(&p)
-                        .map_err(|e| format!("{}: {e}", p.display()))
-                        .and_then(|b| {
-                            crate::keys::KeySet::parse_any(&b)
-                                .map_err(|e| format!("{}: {e}", p.display()))
-                        })
-                })
-                .transpose()?;
+            let keys = keys.as_deref().map(read_keyset).transpose()?;
             let issuer_keys = issuer_keys
                 .iter()
-                .map(|p| {
-                    std::fs::read(p)
-                        .map_err(|e| format!("{}: {e}", p.display()))
-                        .and_then(|b| {
-                            crate::keys::KeySet::parse_any(&b)
-                                .map_err(|e| format!("{}: {e}", p.display()))
-                        })
-                })
+                .map(|p| read_keyset(p))
                 .collect::<Result<Vec<_>, _>>()?;
             let as_of_ms = match as_of {
                 None => None,
@@ -951,4 +935,10 @@ fn restore(from: &Path, data_dir: &Path) -> Result<i32, String> {
         dst.display()
     );
     Ok(0)
+}
+
+/// Reads a key set file in any format `KeySet::parse_any` takes.
+fn read_keyset(p: &Path) -> Result<crate::keys::KeySet, String> {
+    let b = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    crate::keys::KeySet::parse_any(&b).map_err(|e| format!("{}: {e}", p.display()))
 }

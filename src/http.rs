@@ -318,19 +318,27 @@ async fn post_entries(
     }
 }
 
+/// SHA-256 (hex) of the `Authorization: Bearer` token, if any: tokens are
+/// configured, compared and logged only as hashes.
+fn presented_token_hash(req: &Request<Incoming>) -> Option<String> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))?;
+    Some(hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.trim().as_bytes(),
+    )))
+}
+
 /// Returns the rate-limit key: the token's hash, or the client address.
 fn authorize(svc: &Service, req: &Request<Incoming>, peer: SocketAddr) -> Result<String, Problem> {
     let tokens = &svc.config.auth.bearer_token_sha256;
     if tokens.is_empty() {
         return Ok(peer.ip().to_string());
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = presented else {
+    let Some(hash) = presented_token_hash(req) else {
         svc.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
         return Err(Problem::new(
             401,
@@ -338,10 +346,6 @@ fn authorize(svc: &Service, req: &Request<Incoming>, peer: SocketAddr) -> Result
             "POST /entries needs Authorization: Bearer <token>",
         ));
     };
-    let hash = hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        token.as_bytes(),
-    ));
     if tokens.iter().any(|t| t.eq_ignore_ascii_case(&hash)) {
         Ok(format!("token:{}", &hash[..16]))
     } else {
@@ -780,18 +784,8 @@ fn admin_backup(svc: &Service, req: &Request<Incoming>) -> Response<Body> {
             "the admin API is disabled (no auth.admin_token_sha256 configured)",
         ));
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| {
-            hex::encode(ring::digest::digest(
-                &ring::digest::SHA256,
-                t.trim().as_bytes(),
-            ))
-        });
-    if !presented.is_some_and(|h| tokens.iter().any(|t| t.eq_ignore_ascii_case(&h))) {
+    if !presented_token_hash(req).is_some_and(|h| tokens.iter().any(|t| t.eq_ignore_ascii_case(&h)))
+    {
         return problem_response(&Problem::new(
             401,
             "Unauthorized",
