@@ -564,6 +564,17 @@ fn consistency(svc: &Service, q: &[(String, String)]) -> Response<Body> {
 }
 
 fn healthz(svc: &Service) -> Response<Body> {
+    // Ready only when the log is open, not halted, and its last batch committed.
+    if let Some(why) = svc.log.last_batch_error() {
+        return problem_response(
+            &Problem::new(
+                503,
+                "Service Unavailable",
+                format!("the last batch failed: {why}"),
+            )
+            .retry_after(5),
+        );
+    }
     match svc.log.halted() {
         None => respond(
             StatusCode::OK,

@@ -129,6 +129,9 @@ impl Pending {
 pub(crate) struct Shared {
     pub latest: RwLock<Arc<SignedTreeHead>>,
     pub halted: RwLock<Option<String>>,
+    /// Why the most recent batch failed, if it did (cleared by the next
+    /// successful one): readiness, and the disk-full signal.
+    pub last_batch_error: RwLock<Option<String>>,
     pub metrics: sequencer::Metrics,
 }
 
@@ -163,6 +166,7 @@ impl Log {
         let shared = Arc::new(Shared {
             latest: RwLock::new(Arc::new(latest)),
             halted: RwLock::new(None),
+            last_batch_error: RwLock::new(None),
             metrics: sequencer::Metrics::default(),
         });
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue_capacity.max(1));
@@ -243,6 +247,14 @@ impl Log {
     /// Why the log stopped accepting writes, if it did.
     pub fn halted(&self) -> Option<String> {
         match self.shared.halted.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Why the last batch failed, if it did (e.g. no space left on device).
+    pub fn last_batch_error(&self) -> Option<String> {
+        match self.shared.last_batch_error.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }

@@ -458,6 +458,9 @@ impl Sequencer {
         }
         match &result {
             Ok(()) => {
+                if let Ok(mut g) = shared.last_batch_error.write() {
+                    *g = None;
+                }
                 // Publish whenever the signed head advanced, including a
                 // batch of duplicates that signed a head a failed write left
                 // missing: readers must see every head we answer with.
@@ -486,6 +489,9 @@ impl Sequencer {
                     .failed_batches
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, entries = fresh.len(), "batch failed");
+                if let Ok(mut g) = shared.last_batch_error.write() {
+                    *g = Some(e.to_string());
+                }
                 if let LogError::Halted(why) = e
                     && let Ok(mut g) = shared.halted.write()
                 {
