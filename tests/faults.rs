@@ -166,3 +166,35 @@ async fn a_corrupted_node_halts_signing_but_reads_continue() {
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_back_refuses_to_sign_and_a_restart_recovers() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = start(server_config(data.path()), None).await.unwrap();
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    let before = srv.service.log.latest().head.size;
+    srv.service
+        .log
+        .faults()
+        .fail_next_verify_read
+        .store(true, Ordering::SeqCst);
+    let st = generic_statement("urn:fault:read", b"{}");
+    let r = c.post_statement(st.clone()).await.unwrap();
+    assert_eq!(r.status, 503, "{}", vcon_scitt::client::describe(&r));
+    assert_eq!(
+        srv.service.log.latest().head.size,
+        before,
+        "nothing signed without verification"
+    );
+    assert_eq!(c.get("/healthz").await.unwrap().status, 503);
+    srv.stop().await;
+    // The data on disk is intact: recovery re-verifies it and signs.
+    let srv = start(server_config(data.path()), None).await.unwrap();
+    assert_eq!(srv.service.log.latest().head.size, before + 1);
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    let r = c.post_statement(st.clone()).await.unwrap();
+    assert_eq!(r.status, 201);
+    verify_ok(&st, &r.body);
+    assert_eq!(c.get("/healthz").await.unwrap().status, 200);
+    srv.stop().await;
+}

@@ -47,6 +47,9 @@ pub struct Faults {
     /// After the next data write, flip a bit in a stored tile before the
     /// verify-before-sign step (simulates a storage or memory fault).
     pub corrupt_next_tile: AtomicBool,
+    /// Fail the next read-back of the verify-before-sign step (an I/O error
+    /// reading what was just written).
+    pub fail_next_verify_read: AtomicBool,
 }
 
 fn take(flag: &AtomicBool) -> bool {
@@ -685,6 +688,9 @@ impl Sequencer {
         size: u64,
         expected_root: &Hash,
     ) -> Result<(), String> {
+        if take(&self.config.faults.fail_next_verify_read) {
+            return Err("injected fault: reading back the written tiles failed".into());
+        }
         let mut nodes = StoreNodes::new(&self.store);
         for id in tiles {
             let t = self
