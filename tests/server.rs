@@ -139,8 +139,8 @@ async fn a_tiny_budget_gives_202_then_204_then_200() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = server_config(dir.path());
     cfg.registration.wait_ms = 0;
-    // The sequencer lingers 400 ms for company, so the entry stays pending.
-    cfg.sequencer.max_delay_us = 400_000;
+    // The sequencer lingers 1.5 s for company, so the entry stays pending.
+    cfg.sequencer.max_delay_us = 1_500_000;
     let srv = server(cfg).await;
     let mut c = Conn::connect(&srv.url()).await.unwrap();
     let st = generic_statement("urn:example:slow", b"{}");
@@ -154,7 +154,7 @@ async fn a_tiny_budget_gives_202_then_204_then_200() {
     assert_eq!(pending.header("cache-control"), Some("no-store"));
     assert!(pending.header("retry-after").is_some());
     let mut done = None;
-    for _ in 0..50 {
+    for _ in 0..200 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let g = c.get(&location).await.unwrap();
         if g.status == 200 {
