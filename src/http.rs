@@ -162,6 +162,7 @@ async fn handle(svc: Arc<Service>, peer: SocketAddr, req: Request<Incoming>) -> 
         (Method::GET, ["events"]) => events(&svc, &query(&req)),
         (Method::GET, ["policy"]) => policy(&svc),
         (Method::POST, ["admin", "backup"]) => admin_backup(&svc, &req),
+        (Method::GET, ["tile", rest @ ..]) => tile(&svc, rest),
         (Method::GET, ["healthz"]) => healthz(&svc),
         (Method::GET, ["metrics"]) => metrics(&svc),
         (_, route) => {
@@ -181,6 +182,7 @@ async fn handle(svc: Arc<Service>, peer: SocketAddr, req: Request<Incoming>) -> 
                     | ["vcons", _, "entries" | "consent" | "lineage"]
                     | ["events"]
                     | ["policy"]
+                    | ["tile", ..]
             );
             if known {
                 let mut r = problem_response(&Problem::new(
@@ -806,5 +808,52 @@ fn admin_backup(svc: &Service, req: &Request<Incoming>) -> Response<Body> {
     match svc.backup() {
         Ok((dir, size)) => json_response(&serde_json::json!({"path": dir, "tree_size": size})),
         Err(e) => problem_response(&Problem::from(&e)),
+    }
+}
+
+/// C2SP tlog-tiles hash tiles, straight from storage: row 0 of the stored
+/// tile, limited to what the latest signed head covers. Full tiles never
+/// change (immutable caching); a partial tile of width W is a prefix of every
+/// later version, so any W up to the signed width is served.
+fn tile(svc: &Service, rest: &[&str]) -> Response<Body> {
+    use crate::merkle::tile::{WIDTH, parse_c2sp_path, width_at};
+    let Some((id, want)) = parse_c2sp_path(rest) else {
+        return problem_response(&Problem::malformed(format!(
+            "/tile/{} is not a C2SP tile path",
+            rest.join("/")
+        )));
+    };
+    let signed = width_at(id, svc.log.latest().head.size);
+    let width = match want {
+        None if signed == WIDTH => WIDTH,
+        Some(w) if w <= signed => w,
+        _ => {
+            return problem_response(&Problem::new(
+                404,
+                "Not Found",
+                format!("tile {}/{} has {signed} signed nodes", id.level, id.index),
+            ));
+        }
+    };
+    match svc.log.store().tile(id) {
+        Ok(Some(t)) if t.width() >= width => {
+            let body: Vec<u8> = t.row(0)[..width]
+                .iter()
+                .flat_map(|h| h.iter().copied())
+                .collect();
+            let mut r = respond(StatusCode::OK, "application/octet-stream", body);
+            set(
+                &mut r,
+                header::CACHE_CONTROL,
+                "public, max-age=31536000, immutable",
+            );
+            r
+        }
+        Ok(_) => problem_response(&Problem::new(
+            500,
+            "Internal Server Error",
+            format!("tile {}/{} is missing from storage", id.level, id.index),
+        )),
+        Err(e) => problem_response(&Problem::new(500, "Internal Server Error", e.to_string())),
     }
 }

@@ -743,3 +743,64 @@ async fn sixty_four_concurrent_clients_get_verifiable_receipts() {
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2sp_tiles_rebuild_the_signed_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(server_config(dir.path())).await;
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    // Cross a tile boundary: the policy entry + 299 statements = 300 leaves.
+    let sts: Vec<Vec<u8>> = (0..299)
+        .map(|k| generic_statement(&format!("urn:tile:{k}"), b"{}"))
+        .collect();
+    let pending: Vec<_> = sts
+        .iter()
+        .map(|st| {
+            srv.service
+                .log
+                .submit(
+                    vcon_scitt::statement::SignedStatement::parse(st, 1 << 16)
+                        .unwrap()
+                        .entry_bytes(),
+                )
+                .unwrap()
+        })
+        .collect();
+    for p in pending {
+        p.wait().await.unwrap();
+    }
+    let head = srv.service.log.latest();
+    assert_eq!(head.head.size, 300);
+    let full = c.get("/tile/0/000").await.unwrap();
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body.len(), 256 * 32);
+    assert!(full.header("cache-control").unwrap().contains("immutable"));
+    let partial = c.get("/tile/0/001.p/44").await.unwrap();
+    assert_eq!(partial.status, 200);
+    assert_eq!(partial.body.len(), 44 * 32);
+    let level1 = c.get("/tile/1/000.p/1").await.unwrap();
+    assert_eq!(level1.body.len(), 32);
+    // The leaves from the tiles rebuild the signed root; the level-1 node is
+    // the root of the full level-0 tile.
+    let leaves: Vec<merkle::Hash> = full
+        .body
+        .chunks(32)
+        .chain(partial.body.chunks(32))
+        .map(|c| c.try_into().unwrap())
+        .collect();
+    let tree = merkle::MemoryTree::from_leaf_hashes(leaves.iter().copied());
+    assert_eq!(tree.root_at(300), head.head.root);
+    assert_eq!(level1.body, tree.root_at(256).to_vec());
+    // Shorter partial widths are prefixes; beyond the signed width is 404.
+    let p10 = c.get("/tile/0/001.p/10").await.unwrap();
+    assert_eq!(p10.body, partial.body[..320]);
+    assert_eq!(c.get("/tile/0/001.p/45").await.unwrap().status, 404);
+    assert_eq!(c.get("/tile/0/001").await.unwrap().status, 404);
+    assert_problem(
+        &c.get("/tile/0/1").await.unwrap(),
+        400,
+        "Malformed request",
+        "C2SP",
+    );
+    srv.stop().await;
+}

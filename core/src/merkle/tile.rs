@@ -84,6 +84,48 @@ impl TileId {
     }
 }
 
+/// Parses a C2SP tile path below `tile/`: `<L>/<N>[.p/<W>]`, N written as
+/// `x001/x234/067`. Returns the tile and the requested partial width (None =
+/// full). Strict: leading `x` groups, three digits each, L ≤ 63, 1 ≤ W ≤ 255.
+pub fn parse_c2sp_path(segments: &[&str]) -> Option<(TileId, Option<usize>)> {
+    let (level, rest) = segments.split_first()?;
+    if level.is_empty() || level.len() > 2 || !level.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let level: u8 = level.parse().ok().filter(|l| *l <= 63)?;
+    let (index_parts, width) = match rest {
+        [parts @ .., last, w] if last.ends_with(".p") => {
+            if w.starts_with('0') {
+                return None;
+            }
+            let w: usize = w.parse().ok().filter(|w| (1..WIDTH).contains(w))?;
+            let mut p: Vec<&str> = parts.to_vec();
+            p.push(last.strip_suffix(".p")?);
+            (p, Some(w))
+        }
+        parts => (parts.to_vec(), None),
+    };
+    let (last, prefix) = index_parts.split_last()?;
+    let mut digits = String::new();
+    for g in prefix {
+        let g = g.strip_prefix('x')?;
+        if g.len() != 3 || !g.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.push_str(g);
+    }
+    if last.len() != 3 || !last.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.push_str(last);
+    let index: u64 = digits.parse().ok()?;
+    // Canonical form only (no redundant leading groups).
+    if TileId::c2sp_index_path(index) != index_parts.join("/") {
+        return None;
+    }
+    Some((TileId { level, index }, width))
+}
+
 /// Width of the tile at `level`, `index` in a tree of `size` leaves (0 if the
 /// tile has no node yet, 256 if full).
 pub fn width_at(id: TileId, size: u64) -> usize {
@@ -314,6 +356,44 @@ mod tests {
         assert!(Tile::from_bytes(&bad).unwrap().check_interior().is_err());
         // Lengths that no width explains are refused.
         assert!(Tile::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn c2sp_tile_paths_parse_strictly() {
+        assert_eq!(
+            parse_c2sp_path(&["0", "000"]),
+            Some((TileId { level: 0, index: 0 }, None))
+        );
+        assert_eq!(
+            parse_c2sp_path(&["1", "x001", "x234", "067"]),
+            Some((
+                TileId {
+                    level: 1,
+                    index: 1234067
+                },
+                None
+            ))
+        );
+        assert_eq!(
+            parse_c2sp_path(&["0", "x001", "000.p", "112"]),
+            Some((
+                TileId {
+                    level: 0,
+                    index: 1000
+                },
+                Some(112)
+            ))
+        );
+        for bad in [
+            &["0", "0"][..],
+            &["0", "x000", "001"],
+            &["64", "000"],
+            &["0", "000.p", "256"],
+            &["0", "000.p", "0"],
+            &["a", "000"],
+        ] {
+            assert_eq!(parse_c2sp_path(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
