@@ -57,19 +57,7 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let svc = service.clone();
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            .serve_connection(
-                TokioIo::new(stream),
-                hyper::service::service_fn(move |req| {
-                    let svc = svc.clone();
-                    async move { Ok::<_, Infallible>(handle(svc, peer, req).await) }
-                }),
-            );
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(connection(service.clone(), TokioIo::new(stream), peer));
         tokio::spawn(async move {
             let _ = conn.await;
             drop(permit);
@@ -81,6 +69,34 @@ pub async fn serve(
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; closing"),
     }
     Ok(())
+}
+
+/// One HTTP/1.1 connection over any byte stream, with the configured head
+/// timeout and size cap: the accept loop uses it for TCP, the HTTP fuzz target
+/// for in-memory pipes.
+pub fn connection<IO>(
+    svc: Arc<Service>,
+    io: IO,
+    peer: SocketAddr,
+) -> hyper::server::conn::http1::Connection<
+    IO,
+    impl hyper::service::HttpService<Incoming, ResBody = Body, Error = Infallible, Future: Send> + Send,
+>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let limits = &svc.config.limits;
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .serve_connection(
+            io,
+            hyper::service::service_fn(move |req| {
+                let svc = svc.clone();
+                async move { Ok::<_, Infallible>(handle(svc, peer, req).await) }
+            }),
+        )
 }
 
 /// Over the connection cap: a minimal 503 and close.
