@@ -796,6 +796,9 @@ async fn c2sp_tiles_rebuild_the_signed_root() {
     assert_eq!(p10.body, partial.body[..320]);
     assert_eq!(c.get("/tile/0/001.p/45").await.unwrap().status, 404);
     assert_eq!(c.get("/tile/0/001").await.unwrap().status, 404);
+    // Found by the HTTP fuzz target: levels >= 8 hold no node (was a 500).
+    assert_eq!(c.get("/tile/8/000.p/1").await.unwrap().status, 404);
+    assert_eq!(c.get("/tile/63/000").await.unwrap().status, 404);
     assert_problem(
         &c.get("/tile/0/1").await.unwrap(),
         400,

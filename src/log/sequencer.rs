@@ -132,7 +132,7 @@ impl Frontier {
     fn tile_id(&self, level: usize) -> TileId {
         TileId {
             level: level as u8,
-            index: (self.size >> (HEIGHT * level as u32)) >> HEIGHT,
+            index: self.size.checked_shr(HEIGHT * level as u32).unwrap_or(0) >> HEIGHT,
         }
     }
 
@@ -142,7 +142,7 @@ impl Frontier {
             tiles: Vec::new(),
         };
         let mut level = 0usize;
-        while level == 0 || (size >> (HEIGHT * level as u32)) > 0 {
+        while level == 0 || size.checked_shr(HEIGHT * level as u32).unwrap_or(0) > 0 {
             let id = f.tile_id(level);
             let width = width_at(id, size);
             let tile = if width == 0 {
@@ -189,7 +189,7 @@ impl Frontier {
             }
             let id = TileId {
                 level: level as u8,
-                index: (self.size >> (HEIGHT * level as u32)) >> HEIGHT,
+                index: self.size.checked_shr(HEIGHT * level as u32).unwrap_or(0) >> HEIGHT,
             };
             touched[level] = true;
             match self.tiles[level].push(node) {

@@ -129,7 +129,10 @@ pub fn parse_c2sp_path(segments: &[&str]) -> Option<(TileId, Option<usize>)> {
 /// Width of the tile at `level`, `index` in a tree of `size` leaves (0 if the
 /// tile has no node yet, 256 if full).
 pub fn width_at(id: TileId, size: u64) -> usize {
-    let nodes_at_level = size >> (HEIGHT * id.level as u32);
+    // Levels 8..=63 are valid addresses (C2SP) but shift a u64 by ≥ 64 bits:
+    // no node exists there. (A plain `>>` wraps in release builds; found by
+    // the HTTP fuzz target as a 500 for `GET /tile/8/000.p/1`.)
+    let nodes_at_level = size.checked_shr(HEIGHT * id.level as u32).unwrap_or(0);
     let first = id.index.saturating_mul(WIDTH as u64);
     nodes_at_level.saturating_sub(first).min(WIDTH as u64) as usize
 }
@@ -332,6 +335,10 @@ mod tests {
             ),
             0
         );
+        // Levels 8..=63 are addressable but hold no node.
+        for level in [8, 9, 63] {
+            assert_eq!(width_at(TileId { level, index: 0 }, u64::MAX), 0);
+        }
     }
 
     #[test]
