@@ -92,17 +92,7 @@ pub fn inclusion_receipt(
     leaf_index: u64,
     path: &[Hash],
 ) -> Result<Vec<u8>, ReceiptError> {
-    let (protected, sig) = split_head_signature(signed_head)?;
-    let vdp = Value::Map(vec![(
-        int(PROOF_INCLUSION),
-        Value::Array(vec![proof_bstr(tree_size, leaf_index, path)]),
-    )]);
-    Ok(cose_sign1_bytes(
-        &protected,
-        vec![(int(LABEL_VDP), vdp)],
-        None,
-        &sig,
-    ))
+    with_proof(signed_head, PROOF_INCLUSION, tree_size, leaf_index, path)
 }
 
 /// A consistency receipt from `size1` to the head's size.
@@ -112,10 +102,22 @@ pub fn consistency_receipt(
     size2: u64,
     path: &[Hash],
 ) -> Result<Vec<u8>, ReceiptError> {
+    with_proof(signed_head, PROOF_CONSISTENCY, size1, size2, path)
+}
+
+/// The head's signature object with one RFC 9942 proof under `396/label`:
+/// the signed bytes are untouched, so every receipt at a size shares them.
+fn with_proof(
+    signed_head: &[u8],
+    label: i64,
+    a: u64,
+    b: u64,
+    path: &[Hash],
+) -> Result<Vec<u8>, ReceiptError> {
     let (protected, sig) = split_head_signature(signed_head)?;
     let vdp = Value::Map(vec![(
-        int(PROOF_CONSISTENCY),
-        Value::Array(vec![proof_bstr(size1, size2, path)]),
+        int(label),
+        Value::Array(vec![proof_bstr(a, b, path)]),
     )]);
     Ok(cose_sign1_bytes(
         &protected,
