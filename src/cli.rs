@@ -802,7 +802,14 @@ fn bench(b: &BenchArgs) -> Result<i32, String> {
         verify_sample: b.verify_sample,
         quiet: b.json,
     };
-    let report = runtime()?.block_on(crate::bench::run(opts))?;
+    // One thread drives every connection: the generator shares the cores
+    // with the server, and a single event loop costs it the least CPU per
+    // request (no work stealing or cross-thread wake-ups).
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(crate::bench::run(opts))?;
     if b.json {
         println!(
             "{}",

@@ -11,11 +11,7 @@ use vcon_scitt::merkle::{self, Hash, MemoryTree};
 
 fn vector_files(kind: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut stack = vec![
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/vectors/rfc9162")
-            .join(kind),
-    ];
+    let mut stack = vec![manifest_dir().join("tests/vectors/rfc9162").join(kind)];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
@@ -280,4 +276,14 @@ proptest! {
         prop_assert_eq!(&theirs, &ours.inclusion(m as u64, n));
         prop_assert!(merkle::verify_inclusion(m as u64, n, &leaves[m], &theirs, &ours.root_at(n)).is_ok());
     }
+}
+
+/// The package directory, read when the test RUNS (cargo test sets it), not
+/// baked in at compile time: a shared CARGO_TARGET_DIR reuses test binaries
+/// across clones, and a compile-time path would read another clone's files.
+#[allow(dead_code)]
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

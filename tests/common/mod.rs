@@ -11,7 +11,7 @@ use vcon_scitt::receipt::{CoseTreeHeadSigner, ServiceIdentity};
 /// A fixed P-256 service key for tests (tests/vectors/keys), so restarts in
 /// one test and across processes sign with the same key.
 pub fn service_key() -> SigningKey {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/test-service-es256.pk8");
+    let path = manifest_dir().join("keys/test-service-es256.pk8");
     match std::fs::read(&path) {
         Ok(b) => SigningKey::from_pkcs8(&b).unwrap(),
         Err(_) => SigningKey::generate(Alg::P256).unwrap().0,
@@ -47,7 +47,7 @@ pub fn open_log(dir: &Path, config: LogConfig) -> Log {
 }
 
 pub fn repo(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    manifest_dir().join(path)
 }
 
 pub const ISSUER: &str = "https://conserver.test.example";
@@ -90,4 +90,14 @@ pub fn generic_statement(subject: &str, payload: &[u8]) -> Vec<u8> {
     b.content_type = Some("application/json".into());
     b.issued_at = Some(vcon_scitt::verify::now_unix());
     b.sign(payload).unwrap()
+}
+
+/// The package directory, read when the test RUNS (cargo test sets it), not
+/// baked in at compile time: a shared CARGO_TARGET_DIR reuses test binaries
+/// across clones, and a compile-time path would read another clone's files.
+#[allow(dead_code)]
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

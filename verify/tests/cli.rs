@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/cose")
+    manifest_dir().join("../tests/vectors/cose")
 }
 
 fn run(args: &[&Path]) -> (i32, String) {
@@ -97,8 +97,7 @@ fn every_negative_vector_gets_its_exit_code() {
     }
     assert_eq!(seen, expected.len());
     // Wrong service key file, missing receipt, unreadable input.
-    let issuer_keys =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/test-issuer-es256.keys.cbor");
+    let issuer_keys = manifest_dir().join("../keys/test-issuer-es256.keys.cbor");
     assert_eq!(
         run(&[
             &v.join("transparent-statement-size-5.cose"),
@@ -136,7 +135,7 @@ fn the_verifier_links_no_rocksdb_tokio_or_hyper() {
             "none",
             "--offline",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(manifest_dir())
         .output()
         .unwrap();
     assert!(
@@ -152,4 +151,14 @@ fn the_verifier_links_no_rocksdb_tokio_or_hyper() {
             "vcon-verify depends on {banned}:\n{tree}"
         );
     }
+}
+
+/// The package directory, read when the test RUNS (cargo test sets it), not
+/// baked in at compile time: a shared CARGO_TARGET_DIR reuses test binaries
+/// across clones, and a compile-time path would read another clone's files.
+#[allow(dead_code)]
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
