@@ -46,7 +46,12 @@ pub struct BenchReport {
     pub ceiling: Ceiling,
     /// registrations/s ÷ the 2-core ES256 verify ceiling.
     pub ratio_to_ceiling: f64,
+    /// registrations/s ÷ the 2-core verify ceiling of this run's issuer mix.
+    pub ratio_to_mix_ceiling: f64,
+    pub cpu: CpuBudget,
     pub receipts_verified: usize,
+    /// Mean size of the statements sent (for storage per entry).
+    pub statement_bytes_mean: f64,
     pub server: ServerFigures,
 }
 
@@ -63,6 +68,25 @@ pub struct Latency {
 pub struct Ceiling {
     pub es256_verify_per_sec_1_core: f64,
     pub es256_verify_per_sec_2_cores: f64,
+    /// ring's Ed25519 verify, for the EdDSA share of the mix.
+    pub ed25519_verify_per_sec_1_core: f64,
+    /// The 2-core ceiling for this run's issuer mix: 2-core ES256 rate scaled
+    /// by the mix's mean verify time relative to ES256.
+    pub mix_verify_per_sec_2_cores: f64,
+}
+
+/// Where the machine's CPU went during the load, per registration (201).
+#[derive(Debug, Serialize, Default)]
+pub struct CpuBudget {
+    /// Server process CPU (`process_cpu_seconds_total` delta) per registration.
+    pub server_us_per_registration: f64,
+    /// This load generator's own CPU per registration (same machine).
+    pub generator_us_per_registration: f64,
+    /// Mean issuer-signature verification cost for the mix, from the
+    /// ceiling measurement: the part of the server's figure no design avoids.
+    pub verify_us_per_registration: f64,
+    /// Server and generator CPU over wall time (2.0 = both cores busy).
+    pub cores_busy: f64,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -76,7 +100,12 @@ pub struct ServerFigures {
 
 /// ES256 verifications per second on `threads` threads for `secs`.
 pub fn measure_ceiling(threads: usize, secs: f64) -> f64 {
-    let Ok((key, _)) = SigningKey::generate(crate::keys::Alg::P256) else {
+    measure_verify(crate::keys::Alg::P256, threads, secs)
+}
+
+/// Signature verifications per second for `alg` on `threads` threads.
+pub fn measure_verify(alg: crate::keys::Alg, threads: usize, secs: f64) -> f64 {
+    let Ok((key, _)) = SigningKey::generate(alg) else {
         return 0.0;
     };
     let msg = vec![7u8; 256];
@@ -105,8 +134,30 @@ pub fn measure_ceiling(threads: usize, secs: f64) -> f64 {
 
 /// Distinct, valid lifecycle statements (each a different vCon uuid).
 pub fn presign(issuers: &[(SigningKey, String)], n: usize, seed: u64) -> Vec<Vec<u8>> {
+    // Signed on every core (before the load starts, so it costs no run time).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = n.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                s.spawn(move || presign_range(issuers, start..(start + chunk).min(n), seed))
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+fn presign_range(
+    issuers: &[(SigningKey, String)],
+    range: std::ops::Range<usize>,
+    seed: u64,
+) -> Vec<Vec<u8>> {
     let now = crate::verify::now_unix();
-    (0..n)
+    range
         .map(|i| {
             let (key, iss) = &issuers[i % issuers.len()];
             let uuid = format!(
@@ -161,12 +212,40 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     if !opts.quiet {
         eprintln!("measuring the ES256 verify ceiling (1 and 2 cores)...");
     }
-    let ceiling = tokio::task::spawn_blocking(|| Ceiling {
-        es256_verify_per_sec_1_core: measure_ceiling(1, 1.0),
-        es256_verify_per_sec_2_cores: measure_ceiling(2, 1.0),
+    let mix: Vec<crate::keys::Alg> = issuers.iter().map(|(k, _)| k.alg()).collect();
+    let ceiling = tokio::task::spawn_blocking(move || {
+        let es1 = measure_ceiling(1, 1.0);
+        let es2 = measure_ceiling(2, 1.0);
+        let ed1 = measure_verify(crate::keys::Alg::Ed25519, 1, 1.0);
+        // Mean verify time of the round-robin mix, relative to ES256.
+        let rel = mix
+            .iter()
+            .map(|a| match a {
+                crate::keys::Alg::Ed25519 => es1 / ed1.max(1.0),
+                _ => 1.0,
+            })
+            .sum::<f64>()
+            / mix.len().max(1) as f64;
+        Ceiling {
+            es256_verify_per_sec_1_core: es1,
+            es256_verify_per_sec_2_cores: es2,
+            ed25519_verify_per_sec_1_core: ed1,
+            mix_verify_per_sec_2_cores: es2 / rel.max(1e-9),
+        }
     })
     .await
     .map_err(|e| e.to_string())?;
+    let server_cpu = || async {
+        let body = crate::client::get(&opts.url, "/metrics").await.ok()?.body;
+        String::from_utf8_lossy(&body).lines().find_map(|l| {
+            l.strip_prefix("process_cpu_seconds_total ")?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    let server_cpu_before = server_cpu().await;
+    let own_cpu_before = crate::metrics::process_stats().map(|p| p.cpu_seconds);
 
     let next = Arc::new(AtomicUsize::new(0));
     let stop_at = opts.duration.map(|d| Instant::now() + d);
@@ -176,7 +255,8 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
         .rate
         .map(|r| Duration::from_secs_f64(opts.connections as f64 / r.max(1.0)));
     let mut tasks = Vec::new();
-    for _ in 0..opts.connections {
+    let connections = opts.connections;
+    for conn_no in 0..opts.connections {
         let (url, next, statements, sent) = (
             opts.url.clone(),
             next.clone(),
@@ -192,8 +272,11 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
                 Err(_) => return (lat, statuses, sample),
             };
             let mut tick = per_conn_interval.map(|i| {
-                let mut t = tokio::time::interval(i);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                // Phases spread evenly over one interval: arrivals are a steady
+                // stream, not a burst of every connection at once.
+                let offset = i.mul_f64(conn_no as f64 / connections as f64);
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, i);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 t
             });
             loop {
@@ -261,6 +344,12 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
         sample.extend(smp);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let own_cpu = own_cpu_before
+        .zip(crate::metrics::process_stats().map(|p| p.cpu_seconds))
+        .map(|(a, b)| b - a);
+    let server_cpu_used = server_cpu_before
+        .zip(server_cpu().await)
+        .map(|(a, b)| b - a);
     progress.abort();
     if !opts.quiet {
         eprintln!();
@@ -348,8 +437,25 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
             max: lat.last().map(|v| *v as f64 / 1000.0).unwrap_or(0.0),
         },
         ratio_to_ceiling: rps / ceiling.es256_verify_per_sec_2_cores.max(1.0),
+        ratio_to_mix_ceiling: rps / ceiling.mix_verify_per_sec_2_cores.max(1.0),
+        cpu: {
+            let per = |cpu: Option<f64>| {
+                cpu.map(|c| 1e6 * c / (created.max(1) as f64))
+                    .unwrap_or(0.0)
+            };
+            CpuBudget {
+                server_us_per_registration: per(server_cpu_used),
+                generator_us_per_registration: per(own_cpu),
+                verify_us_per_registration: 1e6 * ceiling.es256_verify_per_sec_2_cores
+                    / ceiling.mix_verify_per_sec_2_cores.max(1.0)
+                    / ceiling.es256_verify_per_sec_1_core.max(1.0),
+                cores_busy: (server_cpu_used.unwrap_or(0.0) + own_cpu.unwrap_or(0.0)) / seconds,
+            }
+        },
         ceiling,
         receipts_verified: verified,
+        statement_bytes_mean: statements.iter().map(|s| s.len() as f64).sum::<f64>()
+            / statements.len().max(1) as f64,
         server,
     })
 }
@@ -362,8 +468,9 @@ pub fn render(r: &BenchReport) -> String {
          registrations (201)    {} ({:.0}/s)\n\
          202 / errors           {} / {:?}\n\
          latency POST→201 ms    p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
-         ES256 verify ceiling   {:.0}/s on 1 core, {:.0}/s on 2 cores\n\
-         ratio to 2-core ceiling {:.2}\n\
+         ES256 verify ceiling   {:.0}/s on 1 core, {:.0}/s on 2 cores (Ed25519 {:.0}/s on 1 core)\n\
+         ratio to 2-core ceiling {:.2} (ES256), {:.2} (this run's issuer mix, ceiling {:.0}/s)\n\
+         CPU per registration   server {:.1} µs (of which issuer verify ≈{:.1} µs), generator {:.1} µs; {:.2} cores busy\n\
          server                 {} batches, mean batch {:.1}, commit {:.2} ms, sign+head {:.3} ms, tree size {}\n\
          receipts verified      {} (offline, sample)\n",
         r.connections,
@@ -382,7 +489,14 @@ pub fn render(r: &BenchReport) -> String {
         r.latency_ms.max,
         r.ceiling.es256_verify_per_sec_1_core,
         r.ceiling.es256_verify_per_sec_2_cores,
+        r.ceiling.ed25519_verify_per_sec_1_core,
         r.ratio_to_ceiling,
+        r.ratio_to_mix_ceiling,
+        r.ceiling.mix_verify_per_sec_2_cores,
+        r.cpu.server_us_per_registration,
+        r.cpu.verify_us_per_registration,
+        r.cpu.generator_us_per_registration,
+        r.cpu.cores_busy,
         r.server.batches,
         r.server.mean_batch_size,
         r.server.mean_commit_ms,

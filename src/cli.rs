@@ -551,7 +551,7 @@ fn fsck(data_dir: &Path, keys: Option<&Path>, json: bool) -> Result<i32, String>
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"ok": true, "report": report, "signatures_checked": verifier.is_some()})
+                    serde_json::json!({"ok": true, "report": report, "signatures_checked": verifier.is_some(), "storage": store.cf_sizes().unwrap_or_default()})
                 );
             } else {
                 println!(
@@ -566,6 +566,20 @@ fn fsck(data_dir: &Path, keys: Option<&Path>, json: bool) -> Result<i32, String>
                         ", head signatures NOT checked (no key set)"
                     }
                 );
+                if let Ok(sizes) = store.cf_sizes() {
+                    let n = report.entries.max(1) as f64;
+                    println!("storage by column family (SST + memtable), per entry:");
+                    for c in sizes {
+                        let b = c.sst_bytes + c.memtable_bytes;
+                        println!(
+                            "  {:<8} {:>14} bytes  {:>9.1} B/entry  (~{} keys)",
+                            c.name,
+                            b,
+                            b as f64 / n,
+                            c.estimated_keys
+                        );
+                    }
+                }
             }
             Ok(0)
         }

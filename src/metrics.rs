@@ -87,6 +87,20 @@ pub fn render(svc: &Service) -> String {
         "Receipts served by GET /entries/{id}.",
         c.receipts_served.load(Ordering::Relaxed),
     );
+    if let Some(p) = process_stats() {
+        counter_f(
+            &mut s,
+            "process_cpu_seconds_total",
+            "User and system CPU time spent by the server process.",
+            p.cpu_seconds,
+        );
+        gauge(
+            &mut s,
+            "process_resident_memory_bytes",
+            "Resident set size.",
+            p.rss_bytes as f64,
+        );
+    }
     histogram(
         &mut s,
         "vcon_scitt_batch_size",
@@ -110,6 +124,42 @@ pub fn render(svc: &Service) -> String {
 
 fn gauge(s: &mut String, name: &str, help: &str, v: f64) {
     let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+fn counter_f(s: &mut String, name: &str, help: &str, v: f64) {
+    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+}
+
+/// CPU time and RSS of this process (Linux `/proc/self`), for `/metrics`
+/// and for the load generator's own cost per request.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessStats {
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+}
+
+pub fn process_stats() -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name (which may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ: the unit of /proc times is fixed at 100 by the Linux ABI.
+    let hz = 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(ProcessStats {
+        cpu_seconds: ticks / hz,
+        rss_bytes: rss_kib * 1024,
+    })
 }
 
 fn counter(s: &mut String, name: &str, help: &str, v: u64) {

@@ -2,7 +2,7 @@
 //! tests/vectors/rfc9162 (Apache-2.0, see its LICENSE), plus the rs_merkle
 //! oracle property test and exhaustive small-tree checks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

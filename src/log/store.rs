@@ -64,7 +64,9 @@ impl Store {
             let mut o = Options::default();
             let mut bbo = BlockBasedOptions::default();
             match *name {
-                CF_ENTRIES => o.set_compression_type(DBCompressionType::Lz4),
+                // Statements and the vCon index rows (JSON) are compressible:
+                // measured 2.1x for statements, see BENCHMARKS.md (storage).
+                CF_ENTRIES | CF_INDEX => o.set_compression_type(DBCompressionType::Lz4),
                 CF_LEAVES => {
                     // Dedup looks up mostly-absent keys: a bloom filter makes a miss
                     // cost no disk read.
@@ -269,6 +271,30 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes each column family occupies: SST files on disk plus memtables
+    /// (what the WAL holds until the next flush). For storage-per-entry
+    /// figures (`fsck` prints them).
+    pub fn cf_sizes(&self) -> Result<Vec<CfSize>, LogError> {
+        let mut out = Vec::new();
+        for name in ALL_CFS {
+            let cf = self.cf(name)?;
+            let p = |prop: &str| {
+                self.db
+                    .property_int_value_cf(cf, prop)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            out.push(CfSize {
+                name: name.to_string(),
+                sst_bytes: p("rocksdb.total-sst-files-size"),
+                memtable_bytes: p("rocksdb.cur-size-all-mem-tables"),
+                estimated_keys: p("rocksdb.estimate-num-keys"),
+            });
+        }
+        Ok(out)
+    }
+
     pub fn property(&self, name: &str) -> Option<u64> {
         self.db.property_int_value(name).ok().flatten()
     }
@@ -276,6 +302,15 @@ impl Store {
     pub fn db(&self) -> &DB {
         &self.db
     }
+}
+
+/// One column family's footprint (see [`Store::cf_sizes`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CfSize {
+    pub name: String,
+    pub sst_bytes: u64,
+    pub memtable_bytes: u64,
+    pub estimated_keys: u64,
 }
 
 fn from_record(b: &[u8]) -> Result<SignedTreeHead, LogError> {
