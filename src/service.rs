@@ -371,6 +371,9 @@ impl Service {
 
     fn receipt_for(&self, a: &Appended) -> Result<Vec<u8>, ServiceError> {
         if let Some(proof) = &a.proof {
+            if let Some(t) = &a.receipt_template {
+                return Ok(t.inclusion(a.head.head.size, a.index, proof));
+            }
             return receipt::inclusion_receipt(&a.head.signature, a.head.head.size, a.index, proof)
                 .map_err(internal);
         }

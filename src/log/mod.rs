@@ -93,6 +93,8 @@ pub struct Appended {
     /// tiles it holds in memory (None for duplicates): the request path then
     /// builds the receipt without reading storage.
     pub proof: Option<Vec<Hash>>,
+    /// The head's signature split once per batch (with `proof`).
+    pub receipt_template: Option<Arc<crate::receipt::ReceiptTemplate>>,
 }
 
 /// Extra key/values the service writes in the same batch as an entry

@@ -444,6 +444,7 @@ impl Sequencer {
         let head = Arc::new(self.latest.clone());
         // Proofs for the fresh entries, from memory, at the new head.
         let mut proofs: HashMap<u64, Vec<Hash>> = HashMap::new();
+        let mut template = None;
         if result.is_ok() && !fresh.is_empty() && self.latest.head.size == self.frontier.size {
             let mut nodes = MemoryNodes {
                 frontier: &self.frontier,
@@ -454,6 +455,9 @@ impl Sequencer {
                     proofs.insert(idx, p);
                 }
             }
+            template = crate::receipt::ReceiptTemplate::new(&head.signature)
+                .ok()
+                .map(Arc::new);
         }
         match &result {
             Ok(()) => {
@@ -515,6 +519,7 @@ impl Sequencer {
                             head: head.clone(),
                             duplicate: true,
                             proof: None,
+                            receipt_template: None,
                         })
                     }
                 }
@@ -524,6 +529,7 @@ impl Sequencer {
                     head: head.clone(),
                     duplicate: false,
                     proof: proofs.remove(&index),
+                    receipt_template: template.clone(),
                 }),
                 (Slot::New(_), Err(e)) => Err(match e {
                     LogError::Halted(w) => LogError::Halted(w.clone()),
