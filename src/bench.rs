@@ -296,11 +296,11 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
                 sent.fetch_add(1, Ordering::Relaxed);
                 match r {
                     Ok(r) => {
-                        *statuses.entry(r.status).or_default() += 1;
-                        if r.status == 201 {
+                        *statuses.entry(r).or_default() += 1;
+                        if r == 201 {
                             lat.push(us);
                             if sample.len() < 64 && i % 97 == 0 {
-                                sample.push((i, r.body));
+                                sample.push((i, conn.body().to_vec()));
                             }
                         }
                     }
@@ -557,11 +557,8 @@ struct LoadConn {
     head_prefix: Vec<u8>,
     out: Vec<u8>,
     buf: Vec<u8>,
-}
-
-struct LoadReply {
-    status: u16,
-    body: Vec<u8>,
+    /// Where the last response's body is in `buf`.
+    body: std::ops::Range<usize>,
 }
 
 impl LoadConn {
@@ -580,14 +577,17 @@ impl LoadConn {
             head_prefix,
             out: Vec::with_capacity(4096),
             buf: Vec::with_capacity(8192),
+            body: 0..0,
         })
     }
 
-    async fn post(&mut self, body: &[u8]) -> Result<LoadReply, String> {
+    /// POSTs one statement; returns the status. The body stays in the
+    /// connection's buffer ([`LoadConn::body`]) until the next request.
+    async fn post(&mut self, body: &[u8]) -> Result<u16, String> {
+        use std::io::Write as _;
         self.out.clear();
         self.out.extend_from_slice(&self.head_prefix);
-        self.out
-            .extend_from_slice(format!("{}\r\n\r\n", body.len()).as_bytes());
+        let _ = write!(self.out, "{}\r\n\r\n", body.len());
         self.out.extend_from_slice(body);
         self.stream
             .write_all(&self.out)
@@ -609,11 +609,11 @@ impl LoadConn {
                     while self.buf.len() < head_len + len {
                         self.read_more().await?;
                     }
-                    let body = self.buf[head_len..head_len + len].to_vec();
                     if self.buf.len() > head_len + len {
                         return Err("unexpected bytes after the response".into());
                     }
-                    return Ok(LoadReply { status, body });
+                    self.body = head_len..head_len + len;
+                    return Ok(status);
                 }
                 Ok(httparse::Status::Partial) => self.read_more().await?,
                 Err(e) => return Err(format!("bad response: {e}")),
@@ -621,15 +621,18 @@ impl LoadConn {
         }
     }
 
+    fn body(&self) -> &[u8] {
+        self.buf.get(self.body.clone()).unwrap_or_default()
+    }
+
     async fn read_more(&mut self) -> Result<(), String> {
-        let start = self.buf.len();
-        self.buf.resize(start + 8192, 0);
+        // Appends into spare capacity: no zeroing of a fresh buffer per read.
+        self.buf.reserve(8192);
         let n = self
             .stream
-            .read(&mut self.buf[start..])
+            .read_buf(&mut self.buf)
             .await
             .map_err(|e| e.to_string())?;
-        self.buf.truncate(start + n);
         if n == 0 {
             return Err("connection closed".into());
         }

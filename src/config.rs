@@ -219,6 +219,11 @@ impl Config {
                 .parse()
                 .map_err(|e| format!("VCON_SCITT_WAIT_MS={v}: {e}"))?;
         }
+        if let Some(v) = get("MAX_DELAY_US") {
+            self.sequencer.max_delay_us = v
+                .parse()
+                .map_err(|e| format!("VCON_SCITT_MAX_DELAY_US={v}: {e}"))?;
+        }
         if let Some(v) = get("RATE_LIMIT") {
             self.rate_limit.per_client_per_sec = v
                 .parse()
