@@ -7,6 +7,7 @@
 #
 # Environment: B (vcon-scitt binary), CONNS (256), SECS (20), BIG (10000000
 # entries for the growth run; the fill takes ~1 min and ~1.4 GB in OUT_DIR).
+# Takes about 11 minutes with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-${CARGO_TARGET_DIR:-target}/release/vcon-scitt}
@@ -65,11 +66,15 @@ section "growth: 10^4 vs $BIG entries (bench --fill through the real sequencer)"
 "$B" bench --fill 10000 --data-dir "$OUT/small"
 "$B" bench --fill "$BIG" --data-dir "$OUT/big"
 du -sb "$OUT/big/db" | awk -v n="$BIG" '{printf "big log: %d bytes on disk, %.1f bytes per filled entry (entries are ~30-byte strings)\n", $1, $1/n}'
-for d in small big; do
-  serve "$OUT/$d"
-  echo "$d: RSS at start $(metric process_resident_memory_bytes) bytes, tree size $(metric vcon_scitt_tree_size)"
-  "$B" bench --url "$URL" --connections "$CONNS" --duration "$SECS" >"$OUT/$d.txt" 2>/dev/null
-  cat "$OUT/$d.txt"
-  echo "$d: RSS after load $(metric process_resident_memory_bytes) bytes"
-  stop
+# Alternating small, big, small, big: on a shared machine, two runs minutes
+# apart differ by ±10 %; pairs taken back to back show the real difference.
+for round in 1 2; do
+  for d in small big; do
+    serve "$OUT/$d"
+    echo "$d (round $round): RSS at start $(metric process_resident_memory_bytes) bytes, tree size $(metric vcon_scitt_tree_size)"
+    "$B" bench --url "$URL" --connections "$CONNS" --duration "$SECS" >"$OUT/$d-$round.txt" 2>/dev/null
+    cat "$OUT/$d-$round.txt"
+    echo "$d (round $round): RSS after load $(metric process_resident_memory_bytes) bytes"
+    stop
+  done
 done
