@@ -143,9 +143,39 @@ pub(crate) struct Shared {
 pub struct Log {
     store: Arc<Store>,
     faults: Arc<Faults>,
+    // Field order matters: `tx` is dropped before `thread`, so when the last
+    // handle goes the sequencer sees the channel close and `thread`'s drop
+    // can wait for it to finish.
     tx: SyncSender<sequencer::Msg>,
     shared: Arc<Shared>,
-    thread: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+    thread: Arc<SequencerThread>,
+}
+
+/// The sequencer's join handle, shared by every [`Log`] handle. Dropping the
+/// last one waits for the sequencer to finish its batch and close the store:
+/// without the wait, a process could exit (running RocksDB's static
+/// destructors) while the sequencer thread was still closing the database —
+/// a segfault at exit that a test binary hit about once in seven runs.
+struct SequencerThread(std::sync::Mutex<Option<JoinHandle<()>>>);
+
+impl SequencerThread {
+    fn join(&self) {
+        let handle = match self.0.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for SequencerThread {
+    fn drop(&mut self) {
+        self.join();
+    }
 }
 
 impl Log {
@@ -182,7 +212,7 @@ impl Log {
             faults: config.faults.clone(),
             tx,
             shared,
-            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+            thread: Arc::new(SequencerThread(std::sync::Mutex::new(Some(thread)))),
         })
     }
 
@@ -332,12 +362,6 @@ impl Log {
     /// queued are answered with [`LogError::Closed`].
     pub fn shutdown(&self) {
         let _ = self.tx.send(sequencer::Msg::Stop);
-        let handle = match self.thread.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        };
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        self.thread.join();
     }
 }
