@@ -235,16 +235,13 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     })
     .await
     .map_err(|e| e.to_string())?;
-    let server_cpu = || async {
-        let body = crate::client::get(&opts.url, "/metrics").await.ok()?.body;
-        String::from_utf8_lossy(&body).lines().find_map(|l| {
-            l.strip_prefix("process_cpu_seconds_total ")?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
+    let scrape = || async {
+        crate::client::get(&opts.url, "/metrics")
+            .await
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .unwrap_or_default()
     };
-    let server_cpu_before = server_cpu().await;
+    let server_cpu_before = metric_value(&scrape().await, "process_cpu_seconds_total");
     let own_cpu_before = crate::metrics::process_stats().map(|p| p.cpu_seconds);
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -347,8 +344,10 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     let own_cpu = own_cpu_before
         .zip(crate::metrics::process_stats().map(|p| p.cpu_seconds))
         .map(|(a, b)| b - a);
+    // One scrape right after the load: CPU and batch figures both come from it.
+    let metrics = scrape().await;
     let server_cpu_used = server_cpu_before
-        .zip(server_cpu().await)
+        .zip(metric_value(&metrics, "process_cpu_seconds_total"))
         .map(|(a, b)| b - a);
     progress.abort();
     if !opts.quiet {
@@ -385,26 +384,16 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
         lat[idx] as f64 / 1000.0
     };
     let created = statuses.get(&201).copied().unwrap_or(0);
-    let metrics = crate::client::get(&opts.url, "/metrics")
-        .await
-        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-        .unwrap_or_default();
-    let m = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.trim().parse().ok()))
-            .unwrap_or(0.0)
-    };
-    let batches = m("vcon_scitt_batches_total ");
+    let m = |name: &str| -> f64 { metric_value(&metrics, name).unwrap_or(0.0) };
+    let batches = m("vcon_scitt_batches_total");
     let server = ServerFigures {
         batches,
-        mean_batch_size: m("vcon_scitt_batch_size_sum ")
-            / m("vcon_scitt_batch_size_count ").max(1.0),
-        mean_commit_ms: 1000.0 * m("vcon_scitt_commit_seconds_sum ")
-            / m("vcon_scitt_commit_seconds_count ").max(1.0),
-        mean_sign_ms: 1000.0 * m("vcon_scitt_sign_seconds_sum ")
-            / m("vcon_scitt_sign_seconds_count ").max(1.0),
-        tree_size: m("vcon_scitt_tree_size "),
+        mean_batch_size: m("vcon_scitt_batch_size_sum") / m("vcon_scitt_batch_size_count").max(1.0),
+        mean_commit_ms: 1000.0 * m("vcon_scitt_commit_seconds_sum")
+            / m("vcon_scitt_commit_seconds_count").max(1.0),
+        mean_sign_ms: 1000.0 * m("vcon_scitt_sign_seconds_sum")
+            / m("vcon_scitt_sign_seconds_count").max(1.0),
+        tree_size: m("vcon_scitt_tree_size"),
     };
     let rps = created as f64 / seconds;
     Ok(BenchReport {
@@ -458,6 +447,12 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
             / statements.len().max(1) as f64,
         server,
     })
+}
+
+/// The value of an unlabelled sample `name` in Prometheus text exposition.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 pub fn render(r: &BenchReport) -> String {

@@ -14,14 +14,7 @@ use vcon_scitt::client::Conn;
 use vcon_scitt::http::start;
 
 fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    vcon_scitt::metrics::process_stats().map_or(0, |p| p.rss_bytes / 1024)
 }
 
 /// Reads until EOF or `limit`; returns what arrived and whether EOF came.

@@ -2,10 +2,13 @@
 //! tests/vectors/rfc9162 (Apache-2.0, see its LICENSE), plus the rs_merkle
 //! oracle property test and exhaustive small-tree checks.
 
+mod common;
+
 use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::manifest_dir;
 use proptest::prelude::*;
 use vcon_scitt::merkle::{self, Hash, MemoryTree};
 
@@ -276,14 +279,4 @@ proptest! {
         prop_assert_eq!(&theirs, &ours.inclusion(m as u64, n));
         prop_assert!(merkle::verify_inclusion(m as u64, n, &leaves[m], &theirs, &ours.root_at(n)).is_ok());
     }
-}
-
-/// The package directory, read when the test RUNS (cargo test sets it), not
-/// baked in at compile time: a shared CARGO_TARGET_DIR reuses test binaries
-/// across clones, and a compile-time path would read another clone's files.
-#[allow(dead_code)]
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -95,8 +95,7 @@ pub fn generic_statement(subject: &str, payload: &[u8]) -> Vec<u8> {
 /// The package directory, read when the test RUNS (cargo test sets it), not
 /// baked in at compile time: a shared CARGO_TARGET_DIR reuses test binaries
 /// across clones, and a compile-time path would read another clone's files.
-#[allow(dead_code)]
-fn manifest_dir() -> std::path::PathBuf {
+pub fn manifest_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
