@@ -10,6 +10,65 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_DATA_DIR: &str = "./vcon-scitt-data";
 pub const DEFAULT_CONFIG_FILE: &str = "vcon-scitt.toml";
 
+/// A configuration that cannot be used, and where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{var}={value}: {reason}")]
+    Env {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// How the server logs (stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("{s:?} is not a log format (human or json)")),
+        }
+    }
+}
+
+/// The algorithm of a service key generated on first start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlg {
+    #[default]
+    Es256,
+    Ed25519,
+}
+
+impl From<KeyAlg> for crate::keys::Alg {
+    fn from(a: KeyAlg) -> Self {
+        match a {
+            KeyAlg::Es256 => crate::keys::Alg::P256,
+            KeyAlg::Ed25519 => crate::keys::Alg::Ed25519,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -23,13 +82,17 @@ pub struct Config {
     /// `sub` of receipts: the log's identity (default: service URL host + "/log").
     pub log_id: Option<String>,
     /// human | json
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Service signing key (PKCS#8). Default `<data_dir>/keys/service-key.pk8`,
     /// generated on first start. `VCON_SCITT_SERVICE_KEY` may hold the key
     /// itself (base64 PKCS#8) instead.
     pub key_file: Option<PathBuf>,
+    /// The service key itself (PKCS#8 DER), from `VCON_SCITT_SERVICE_KEY`
+    /// only: never read from or written to a file, never printed.
+    #[serde(skip)]
+    pub service_key_pkcs8: Option<Vec<u8>>,
     /// es256 | ed25519, for a generated key.
-    pub key_alg: String,
+    pub key_alg: KeyAlg,
     pub registration: Registration,
     pub sequencer: Sequencer,
     pub limits: Limits,
@@ -111,9 +174,10 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             service_url: None,
             log_id: None,
-            log_format: "human".into(),
+            log_format: LogFormat::Human,
             key_file: None,
-            key_alg: "es256".into(),
+            service_key_pkcs8: None,
+            key_alg: KeyAlg::Es256,
             registration: Registration::default(),
             sequencer: Sequencer::default(),
             limits: Limits::default(),
@@ -170,10 +234,15 @@ impl Default for RateLimit {
 
 impl Config {
     /// Loads a TOML file; relative paths in it are taken relative to the file.
-    pub fn from_file(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut c: Config =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let fix = |p: &mut PathBuf| {
             if p.is_relative() && !base.as_os_str().is_empty() {
@@ -191,43 +260,60 @@ impl Config {
         Ok(c)
     }
 
-    /// Applies `VCON_SCITT_*` environment overrides.
-    pub fn apply_env(&mut self) -> Result<(), String> {
-        let get = |k: &str| std::env::var(format!("VCON_SCITT_{k}")).ok();
-        if let Some(v) = get("LISTEN") {
-            self.listen = v
-                .parse()
-                .map_err(|e| format!("VCON_SCITT_LISTEN={v}: {e}"))?;
+    /// Applies `VCON_SCITT_*` environment overrides: every variable the
+    /// service reads is read here (`VCON_SCITT_LOG`, the log filter, is
+    /// tracing's own).
+    pub fn apply_env(&mut self) -> Result<(), ConfigError> {
+        self.apply_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`Config::apply_env`] over any variable source (tests pass a map).
+    pub fn apply_vars(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &'static str, v: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env {
+                var,
+                reason: e.to_string(),
+                value: v,
+            })
         }
-        if let Some(v) = get("DATA_DIR") {
+        if let Some(v) = get("VCON_SCITT_LISTEN") {
+            self.listen = parse("VCON_SCITT_LISTEN", v)?;
+        }
+        if let Some(v) = get("VCON_SCITT_DATA_DIR") {
             self.data_dir = v.into();
         }
-        if let Some(v) = get("SERVICE_URL") {
+        if let Some(v) = get("VCON_SCITT_SERVICE_URL") {
             self.service_url = Some(v);
         }
-        if let Some(v) = get("LOG_ID") {
+        if let Some(v) = get("VCON_SCITT_LOG_ID") {
             self.log_id = Some(v);
         }
-        if let Some(v) = get("LOG_FORMAT") {
-            self.log_format = v;
+        if let Some(v) = get("VCON_SCITT_LOG_FORMAT") {
+            self.log_format = parse("VCON_SCITT_LOG_FORMAT", v)?;
         }
-        if let Some(v) = get("KEY_FILE") {
+        if let Some(v) = get("VCON_SCITT_KEY_FILE") {
             self.key_file = Some(v.into());
         }
-        if let Some(v) = get("WAIT_MS") {
-            self.registration.wait_ms = v
-                .parse()
-                .map_err(|e| format!("VCON_SCITT_WAIT_MS={v}: {e}"))?;
+        if let Some(v) = get("VCON_SCITT_SERVICE_KEY") {
+            let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v.trim())
+                .map_err(|e| ConfigError::Env {
+                    var: "VCON_SCITT_SERVICE_KEY",
+                    value: "(hidden)".into(),
+                    reason: format!("not base64 PKCS#8: {e}"),
+                })?;
+            self.service_key_pkcs8 = Some(der);
         }
-        if let Some(v) = get("MAX_DELAY_US") {
-            self.sequencer.max_delay_us = v
-                .parse()
-                .map_err(|e| format!("VCON_SCITT_MAX_DELAY_US={v}: {e}"))?;
+        if let Some(v) = get("VCON_SCITT_WAIT_MS") {
+            self.registration.wait_ms = parse("VCON_SCITT_WAIT_MS", v)?;
         }
-        if let Some(v) = get("RATE_LIMIT") {
-            self.rate_limit.per_client_per_sec = v
-                .parse()
-                .map_err(|e| format!("VCON_SCITT_RATE_LIMIT={v}: {e}"))?;
+        if let Some(v) = get("VCON_SCITT_MAX_DELAY_US") {
+            self.sequencer.max_delay_us = parse("VCON_SCITT_MAX_DELAY_US", v)?;
+        }
+        if let Some(v) = get("VCON_SCITT_RATE_LIMIT") {
+            self.rate_limit.per_client_per_sec = parse("VCON_SCITT_RATE_LIMIT", v)?;
         }
         Ok(())
     }
@@ -256,6 +342,17 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("rollback-guard"))
     }
 
+    /// The service's public key set (every key it ever signed with).
+    pub fn keyset_file(&self) -> PathBuf {
+        Self::keyset_file_in(&self.data_dir)
+    }
+
+    /// Where a data dir keeps its public key set; offline tools (fsck,
+    /// backup) know only the data dir.
+    pub fn keyset_file_in(data_dir: &Path) -> PathBuf {
+        data_dir.join("keys/scitt-keys.cbor")
+    }
+
     pub fn key_file(&self) -> PathBuf {
         self.key_file
             .clone()
@@ -275,4 +372,49 @@ pub fn repo_path(p: &str) -> PathBuf {
         return local;
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn environment_overrides_are_typed_and_name_the_variable_when_wrong() {
+        let mut c = Config::default();
+        c.apply_vars(vars(&[
+            ("VCON_SCITT_LOG_FORMAT", "json"),
+            ("VCON_SCITT_WAIT_MS", "5"),
+            ("VCON_SCITT_SERVICE_KEY", "AAEC"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.registration.wait_ms, 5);
+        assert_eq!(c.service_key_pkcs8.as_deref(), Some(&[0u8, 1, 2][..]));
+        let e = Config::default()
+            .apply_vars(vars(&[("VCON_SCITT_WAIT_MS", "soon")]))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("VCON_SCITT_WAIT_MS=soon: "), "{e}");
+        let e = Config::default()
+            .apply_vars(vars(&[("VCON_SCITT_SERVICE_KEY", "secret!!")]))
+            .unwrap_err();
+        assert!(!e.to_string().contains("secret"), "the key never appears: {e}");
+    }
+
+    #[test]
+    fn the_service_key_from_the_environment_is_never_printed() {
+        let mut c = Config::default();
+        c.service_key_pkcs8 = Some(vec![0x30, 0x82]);
+        let toml = c.to_toml();
+        assert!(!toml.contains("service_key_pkcs8"), "{toml}");
+        assert!(toml.contains("log_format = \"human\""), "{toml}");
+        assert!(toml.contains("key_alg = \"es256\""), "{toml}");
+    }
 }

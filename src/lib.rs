@@ -1,27 +1,31 @@
-//! vcon-scitt: a SCITT transparency service for the vCon lifecycle.
+//! vcon-scitt: a SCITT transparency service for the vCon lifecycle — the
+//! server, and nothing else. The command line lives in the binary
+//! (`src/bin/vcon-scitt/`), the relying party's tools in `vcon-scitt-client`,
+//! the offline verifier in `vcon-verify`; every format in `vcon-scitt-core`.
 //!
-//! Layering (maths → formats → storage → service):
-//! - formats, crypto and verification come from `vcon-scitt-core` (re-exported
-//!   here), shared with the offline verifier;
+//! Layering, each module using only those above it:
+//! - [`config`]: defaults < file < environment; [`durable`]: crash-safe files;
 //! - [`log`]: the append-only log on RocksDB with a single group-committing
-//!   sequencer, crash recovery and fsck;
-//! - [`service`]: registration (checks, policy, sequencing, receipts);
-//! - [`http`]: the SCRAPI API on hyper; [`client`]: its client;
-//! - [`config`], [`cli`], [`metrics`]: running it.
+//!   sequencer, crash recovery and fsck; [`backup`]: checkpoints of it;
+//! - [`vcon_index`]: the per-vCon index rows written with each entry, and
+//!   the views read from them;
+//! - [`service`]: registration (checks, policy, sequencing, receipts) and
+//!   the reads the API serves;
+//! - [`metrics`]: Prometheus text; [`http`]: the SCRAPI API on hyper.
 #![forbid(unsafe_code)]
 
+/// The formats, re-exported for users of this crate; inside it, modules
+/// name `vcon_scitt_core` directly so a reader finds the file.
 pub use vcon_scitt_core::{
-    cbor, cose, issuers, keys, merkle, policy, problem, receipt, statement, tree_head, vcon,
-    verify, verify_cli,
+    cbor, cose, issuers, keys, merkle, problem, receipt, statement, tree_head, vcon, verify,
 };
 
-pub mod audit;
-pub mod bench;
-pub mod cli;
-pub mod client;
+pub mod backup;
 pub mod config;
+pub mod durable;
 pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod service;
+mod sync;
 pub mod vcon_index;

@@ -3,9 +3,11 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use crate::log::sequencer_metrics::Histogram;
+use crate::log::metrics::Histogram;
 use crate::service::Service;
 
+/// The exposition: outcome counters, then one sample per (name, help,
+/// kind, value) row, then the sequencer's histograms.
 pub fn render(svc: &Service) -> String {
     let mut s = String::with_capacity(4096);
     let c = &svc.counters;
@@ -33,73 +35,24 @@ pub fn render(svc: &Service) -> String {
     }
     let m = svc.log.metrics();
     let latest = svc.log.latest();
-    gauge(
-        &mut s,
-        "vcon_scitt_tree_size",
-        "Size of the latest signed tree head.",
-        latest.head.size as f64,
-    );
-    gauge(
-        &mut s,
-        "vcon_scitt_tree_head_timestamp_seconds",
-        "Time of the latest signed tree head.",
-        latest.head.timestamp_ms as f64 / 1000.0,
-    );
-    gauge(
-        &mut s,
-        "vcon_scitt_queue_depth",
-        "Entries waiting for the sequencer.",
-        m.queued.load(Ordering::Relaxed) as f64,
-    );
-    gauge(
-        &mut s,
-        "vcon_scitt_pending_registrations",
-        "Registrations past their wait budget, still sequencing.",
-        svc.pending_count() as f64,
-    );
-    gauge(
-        &mut s,
-        "vcon_scitt_log_halted",
-        "1 if the log refused to sign after an integrity alarm.",
-        if svc.log.halted().is_some() { 1.0 } else { 0.0 },
-    );
-    counter(
-        &mut s,
-        "vcon_scitt_batches_total",
-        "Committed batches (one signed head each).",
-        m.batches.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut s,
-        "vcon_scitt_failed_batches_total",
-        "Batches that failed to commit.",
-        m.failed_batches.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut s,
-        "vcon_scitt_appended_total",
-        "Entries appended.",
-        m.appended.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut s,
-        "vcon_scitt_receipts_served_total",
-        "Receipts served by GET /entries/{id}.",
-        c.receipts_served.load(Ordering::Relaxed),
-    );
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let mut samples: Vec<(&str, &str, Kind, f64)> = vec![
+        ("vcon_scitt_tree_size", "Size of the latest signed tree head.", Kind::Gauge, latest.head.size as f64),
+        ("vcon_scitt_tree_head_timestamp_seconds", "Time of the latest signed tree head.", Kind::Gauge, latest.head.timestamp_ms as f64 / 1000.0),
+        ("vcon_scitt_queue_depth", "Entries waiting for the sequencer.", Kind::Gauge, load(&m.queued)),
+        ("vcon_scitt_pending_registrations", "Registrations past their wait budget, still sequencing.", Kind::Gauge, svc.pending_count() as f64),
+        ("vcon_scitt_log_halted", "1 if the log refused to sign after an integrity alarm.", Kind::Gauge, if svc.log.halted().is_some() { 1.0 } else { 0.0 }),
+        ("vcon_scitt_batches_total", "Committed batches (one signed head each).", Kind::Counter, load(&m.batches)),
+        ("vcon_scitt_failed_batches_total", "Batches that failed to commit.", Kind::Counter, load(&m.failed_batches)),
+        ("vcon_scitt_appended_total", "Entries appended.", Kind::Counter, load(&m.appended)),
+        ("vcon_scitt_receipts_served_total", "Receipts served by GET /entries/{id}.", Kind::Counter, load(&c.receipts_served)),
+    ];
     if let Some(p) = process_stats() {
-        counter_f(
-            &mut s,
-            "process_cpu_seconds_total",
-            "User and system CPU time spent by the server process.",
-            p.cpu_seconds,
-        );
-        gauge(
-            &mut s,
-            "process_resident_memory_bytes",
-            "Resident set size.",
-            p.rss_bytes as f64,
-        );
+        samples.push(("process_cpu_seconds_total", "User and system CPU time spent by the server process.", Kind::Counter, p.cpu_seconds));
+        samples.push(("process_resident_memory_bytes", "Resident set size.", Kind::Gauge, p.rss_bytes as f64));
+    }
+    for (name, help, kind, v) in samples {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {}\n{name} {v}", kind.name());
     }
     histogram(
         &mut s,
@@ -122,12 +75,19 @@ pub fn render(svc: &Service) -> String {
     s
 }
 
-fn gauge(s: &mut String, name: &str, help: &str, v: f64) {
-    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+#[derive(Clone, Copy)]
+enum Kind {
+    Gauge,
+    Counter,
 }
 
-fn counter_f(s: &mut String, name: &str, help: &str, v: f64) {
-    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        }
+    }
 }
 
 /// CPU time and RSS of this process (Linux `/proc/self`), for `/metrics`
@@ -160,10 +120,6 @@ pub fn process_stats() -> Option<ProcessStats> {
         cpu_seconds: ticks / hz,
         rss_bytes: rss_kib * 1024,
     })
-}
-
-fn counter(s: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
 }
 
 fn histogram(s: &mut String, name: &str, help: &str, h: &Histogram) {

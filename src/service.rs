@@ -14,7 +14,7 @@ use crate::log::{Appended, Log, LogConfig, LogError};
 use crate::merkle::{self, Hash};
 use crate::policy::{self, PolicyRejection};
 use crate::problem::Problem;
-use crate::receipt::{self, CoseTreeHeadSigner, ServiceIdentity};
+use crate::receipt::{self, CoseTreeHeadSigner, ReceiptTemplate, ServiceIdentity};
 use crate::statement::{self, SignedStatement, StatementError};
 use crate::tree_head::SignedTreeHead;
 
@@ -109,7 +109,8 @@ pub struct Service {
     pub service_key: Arc<CoseTreeHeadSigner>,
     failed: Mutex<(HashMap<Hash, String>, VecDeque<Hash>)>,
     pub rate: RateLimiter,
-    pub started: Instant,
+    /// The receipt template of the newest head a fresh entry was answered at.
+    receipt_template: Mutex<Option<(u64, Arc<ReceiptTemplate>)>>,
 }
 
 impl Service {
@@ -118,7 +119,7 @@ impl Service {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
         let (key, generated) = load_or_generate_key(&config)?;
-        let keyset_path = config.data_dir.join("keys/scitt-keys.cbor");
+        let keyset_path = config.keyset_file();
         let mut public_keys = match std::fs::read(&keyset_path) {
             Ok(b) => {
                 KeySet::parse_any(&b).map_err(|e| format!("{}: {e}", keyset_path.display()))?
@@ -128,7 +129,8 @@ impl Service {
         let current_kid = key.kid();
         if public_keys.get(&current_kid).is_none() {
             public_keys.insert(key.public(), None);
-            write_atomically(&keyset_path, &public_keys.to_cose_keyset())?;
+            crate::durable::write_atomically(&keyset_path, &public_keys.to_cose_keyset())
+                .map_err(|e| e.to_string())?;
         }
         let identity = ServiceIdentity {
             issuer: config.service_url(),
@@ -170,7 +172,7 @@ impl Service {
             pending: Mutex::new(HashMap::new()),
             failed: Mutex::new((HashMap::new(), VecDeque::new())),
             rate,
-            started: Instant::now(),
+            receipt_template: Mutex::new(None),
         });
         svc.register_policy()?;
         Ok(svc)
@@ -240,12 +242,10 @@ impl Service {
         let entry = parsed.entry_bytes();
         let leaf = merkle::leaf_hash(&entry);
         let entry_id = statement::entry_id(&leaf);
-        let (h2, id2) = (hash.clone(), entry_id.clone());
-        let rows: Box<dyn Fn(u64) -> crate::log::IndexWrites + Send> =
-            Box::new(move |_| crate::vcon_index::policy_row(&h2, &id2));
+        let rows = crate::vcon_index::policy_row(&hash, &entry_id);
         let appended = self
             .log
-            .submit_with(entry, leaf, Some(rows))
+            .submit_with(entry, leaf, rows)
             .map_err(|e| e.to_string())?
             .wait_blocking()
             .map_err(|e| e.to_string())?;
@@ -294,22 +294,18 @@ impl Service {
         let entry = st.entry_bytes();
         let leaf = merkle::leaf_hash(&entry);
         let entry_id = statement::entry_id(&leaf);
-        // Index rows are written in the entry's own batch.
-        let index_writes: Option<Box<dyn Fn(u64) -> crate::log::IndexWrites + Send>> = match profile
-        {
-            crate::vcon::Profile::Generic => None,
+        // The index rows go into the entry's own WriteBatch (as durable as
+        // it), built and encoded here so the single writer only copies them.
+        let rows = match profile {
+            crate::vcon::Profile::Generic => crate::log::IndexRows::default(),
             crate::vcon::Profile::Vcon(record) => {
-                let id = entry_id.clone();
-                let policy_entry = self.policy_entry();
-                Some(Box::new(move |index| {
-                    crate::vcon_index::rows(&record, &id, policy_entry.as_deref(), index)
-                }))
+                crate::vcon_index::rows(&record, &entry_id, self.policy_entry().as_deref())
             }
         };
 
         // Duplicates are found by the sequencer (in-batch and in storage);
         // no read here, so the request path never touches RocksDB.
-        let pending = match self.log.submit_with(entry, leaf, index_writes) {
+        let pending = match self.log.submit_with(entry, leaf, rows) {
             Ok(p) => p,
             Err(LogError::QueueFull) => return Err(ServiceError::Overloaded),
             Err(LogError::Halted(w)) => return Err(ServiceError::Unavailable(w)),
@@ -371,7 +367,7 @@ impl Service {
 
     fn receipt_for(&self, a: &Appended) -> Result<Vec<u8>, ServiceError> {
         if let Some(proof) = &a.proof {
-            if let Some(t) = &a.receipt_template {
+            if let Some(t) = self.receipt_template(&a.head) {
                 return Ok(t.inclusion(a.head.head.size, a.index, proof));
             }
             return receipt::inclusion_receipt(&a.head.signature, a.head.head.size, a.index, proof)
@@ -384,6 +380,21 @@ impl Service {
             return self.receipt_at(a.index, &head, &a.leaf);
         }
         self.receipt_at(a.index, &a.head, &a.leaf)
+    }
+
+    /// The head's COSE_Sign1 split once and shared by every receipt of its
+    /// batch. Keyed by tree size: the log signs exactly one head per size.
+    fn receipt_template(&self, head: &SignedTreeHead) -> Option<Arc<ReceiptTemplate>> {
+        if let Some((size, t)) = &*crate::sync::lock(&self.receipt_template)
+            && *size == head.head.size
+        {
+            return Some(t.clone());
+        }
+        // Built outside the lock; two threads may both build one for a new
+        // head, and either result is the same bytes.
+        let t = Arc::new(ReceiptTemplate::new(&head.signature).ok()?);
+        *crate::sync::lock(&self.receipt_template) = Some((head.head.size, t.clone()));
+        Some(t)
     }
 
     /// Inclusion receipt for `index` at `head` (which must cover it).
@@ -532,10 +543,8 @@ impl Service {
 }
 
 fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {
-    if let Ok(b64) = std::env::var("VCON_SCITT_SERVICE_KEY") {
-        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim())
-            .map_err(|e| format!("VCON_SCITT_SERVICE_KEY is not base64 PKCS#8: {e}"))?;
-        return SigningKey::from_pkcs8(&der)
+    if let Some(der) = &config.service_key_pkcs8 {
+        return SigningKey::from_pkcs8(der)
             .map(|k| (k, false))
             .map_err(|e| format!("VCON_SCITT_SERVICE_KEY: {e}"));
     }
@@ -548,9 +557,11 @@ fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {
                 .map_err(|e| format!("{}: {e}", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let alg = crate::cli::parse_alg(&config.key_alg)?;
-            let (key, pkcs8) = SigningKey::generate(alg).map_err(|e| e.to_string())?;
+            let (key, pkcs8) = SigningKey::generate(config.key_alg.into()).map_err(|e| e.to_string())?;
             crate::keys::write_private_key(&path, &pkcs8).map_err(|e| e.to_string())?;
+            if let Some(dir) = path.parent() {
+                crate::durable::sync_dir(dir).map_err(|e| e.to_string())?;
+            }
             Ok((key, true))
         }
         Err(e) => Err(format!("{}: {e}", path.display())),
@@ -593,20 +604,6 @@ fn build_trust(config: &Config) -> Result<IssuerTrust, String> {
         trust.anchors.extend(anchors);
     }
     Ok(trust)
-}
-
-/// Writes a file via a temp file + rename, so readers never see half of it.
-pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
 }
 
 /// Token buckets per client (token hash or address).

@@ -9,14 +9,14 @@
 //! | `a` | index | uuid: every vCon event |
 //! | `i` | SHA-256(iss)[..8] ‖ index | uuid: per-issuer feed |
 //! | `l` | uuid ‖ other uuid ‖ index | JSON edge: lineage, both directions |
-//! | `p` | "policy" | JSON: the registration policy entry in force |
+//! | `p` | `p/policy` | JSON: the registration policy entry in force |
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::log::store::{CF_INDEX, Store};
-use crate::log::{IndexWrites, LogError};
+use crate::log::{IndexRows, LogError};
 use crate::vcon::profile::{Event, LifecycleRecord, format_ms, uuid_bytes, uuid_from_bytes};
 
 /// What the history row stores.
@@ -30,6 +30,9 @@ pub struct Indexed {
     pub policy_entry: Option<String>,
 }
 
+/// The fixed key of the registration policy row.
+const POLICY_KEY: &[u8] = b"p/policy";
+
 fn iss_key(iss: &str) -> [u8; 8] {
     let d = ring::digest::digest(&ring::digest::SHA256, iss.as_bytes());
     let mut k = [0u8; 8];
@@ -41,45 +44,41 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
-/// The rows for one record, once its index is known.
-pub fn rows(
-    record: &LifecycleRecord,
-    entry_id: &str,
-    policy_entry: Option<&str>,
-    index: u64,
-) -> IndexWrites {
-    let mut puts = Vec::new();
+/// The rows for one record, built on the request's thread; the sequencer
+/// appends the log index to each key (every row here ends in it).
+pub fn rows(record: &LifecycleRecord, entry_id: &str, policy_entry: Option<&str>) -> IndexRows {
     let Some(uuid) = uuid_bytes(&record.vcon_uuid) else {
-        return IndexWrites::default();
+        return IndexRows::default();
     };
-    let ix = index.to_be_bytes();
     let row = Indexed {
         record: record.clone(),
         entry_id: entry_id.to_owned(),
         policy_entry: policy_entry.map(str::to_owned),
     };
-    puts.push((
-        key(&[b"h", &uuid, &ix]),
-        serde_json::to_vec(&row).unwrap_or_default(),
-    ));
-    puts.push((key(&[b"e", &[record.event.code()], &ix]), uuid.to_vec()));
-    puts.push((key(&[b"a", &ix]), uuid.to_vec()));
-    puts.push((key(&[b"i", &iss_key(&record.iss), &ix]), uuid.to_vec()));
+    let mut by_index = vec![
+        (
+            key(&[b"h", &uuid]),
+            serde_json::to_vec(&row).unwrap_or_default(),
+        ),
+        (key(&[b"e", &[record.event.code()]]), uuid.to_vec()),
+        (b"a".to_vec(), uuid.to_vec()),
+        (key(&[b"i", &iss_key(&record.iss)]), uuid.to_vec()),
+    ];
     if let Some(d) = &record.derived_from
         && let Some(parent) = uuid_bytes(&d.uuid)
     {
         let down = serde_json::json!({"relation": d.relation, "direction": "derived_from", "entry_id": entry_id});
         let up = serde_json::json!({"relation": d.relation, "direction": "derivative", "entry_id": entry_id});
-        puts.push((
-            key(&[b"l", &uuid, &parent, &ix]),
+        by_index.push((
+            key(&[b"l", &uuid, &parent]),
             down.to_string().into_bytes(),
         ));
-        puts.push((
-            key(&[b"l", &parent, &uuid, &ix]),
-            up.to_string().into_bytes(),
-        ));
+        by_index.push((key(&[b"l", &parent, &uuid]), up.to_string().into_bytes()));
     }
-    IndexWrites { puts }
+    IndexRows {
+        by_index,
+        fixed: Vec::new(),
+    }
 }
 
 /// One history item as the API shows it.
@@ -411,7 +410,7 @@ pub fn lineage(store: &Store, uuid: &str) -> Result<Lineage, LogError> {
 
 /// The policy entry in force, if one was registered.
 pub fn current_policy(store: &Store) -> Result<Option<(String, String)>, LogError> {
-    Ok(store.get_index(b"p/policy")?.and_then(|v| {
+    Ok(store.get_index(POLICY_KEY)?.and_then(|v| {
         let j: serde_json::Value = serde_json::from_slice(&v).ok()?;
         Some((
             j["hash"].as_str()?.to_owned(),
@@ -420,10 +419,11 @@ pub fn current_policy(store: &Store) -> Result<Option<(String, String)>, LogErro
     }))
 }
 
-pub fn policy_row(hash: &str, entry_id: &str) -> IndexWrites {
-    IndexWrites {
-        puts: vec![(
-            b"p/policy".to_vec(),
+pub fn policy_row(hash: &str, entry_id: &str) -> IndexRows {
+    IndexRows {
+        by_index: Vec::new(),
+        fixed: vec![(
+            POLICY_KEY.to_vec(),
             serde_json::json!({"hash": hash, "entry_id": entry_id})
                 .to_string()
                 .into_bytes(),

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use vcon_scitt::client::Conn;
+use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
 
 fn run(args: &[&str]) -> (bool, String) {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use vcon_scitt::client::Conn;
+use vcon_scitt_client::Conn;
 use vcon_scitt::merkle::Hash;
 use vcon_scitt::statement::SignedStatement;
 use vcon_scitt::verify;
@@ -119,7 +119,7 @@ fn sigkill_the_server_at_random_moments() {
                                 acked.lock().unwrap().push((st, index, r.body));
                             }
                             Ok(r) => {
-                                panic!("unexpected status {}", vcon_scitt::client::describe(&r))
+                                panic!("unexpected status {}", vcon_scitt_client::describe(&r))
                             }
                             Err(_) => break, // the server died under us
                         }

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use vcon_scitt::client::Conn;
+use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
 
 struct Mount(std::path::PathBuf);
@@ -56,7 +56,7 @@ async fn a_full_disk_refuses_writes_and_keeps_serving_reads() {
                 refused = Some(r);
                 break;
             }
-            s => panic!("unexpected {s}: {}", vcon_scitt::client::describe(&r)),
+            s => panic!("unexpected {s}: {}", vcon_scitt_client::describe(&r)),
         }
     }
     let refused = refused.expect("the 24 MiB disk never filled");

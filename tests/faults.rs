@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::*;
-use vcon_scitt::client::Conn;
+use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +24,7 @@ async fn failed_writes_are_503_and_the_retry_succeeds() {
         .store(true, Ordering::SeqCst);
     let st = generic_statement("urn:fault:data", b"{}");
     let r = c.post_statement(st.clone()).await.unwrap();
-    assert_eq!(r.status, 503, "{}", vcon_scitt::client::describe(&r));
+    assert_eq!(r.status, 503, "{}", vcon_scitt_client::describe(&r));
     assert_eq!(r.problem().unwrap().title, "Service Unavailable");
     assert!(r.header("retry-after").is_some());
     assert_eq!(log.latest().head.size, before, "nothing was acknowledged");
@@ -40,7 +40,7 @@ async fn failed_writes_are_503_and_the_retry_succeeds() {
         r.status,
         201,
         "the retry succeeds: {}",
-        vcon_scitt::client::describe(&r)
+        vcon_scitt_client::describe(&r)
     );
 
     log.faults()
@@ -106,7 +106,7 @@ async fn a_corrupted_node_halts_signing_but_reads_continue() {
         .post_statement(generic_statement("urn:fault:poison", b"{}"))
         .await
         .unwrap();
-    assert_eq!(r.status, 503, "{}", vcon_scitt::client::describe(&r));
+    assert_eq!(r.status, 503, "{}", vcon_scitt_client::describe(&r));
     assert!(
         r.problem().unwrap().detail.contains("refusing to sign"),
         "{}",
@@ -180,7 +180,7 @@ async fn a_failed_read_back_refuses_to_sign_and_a_restart_recovers() {
         .store(true, Ordering::SeqCst);
     let st = generic_statement("urn:fault:read", b"{}");
     let r = c.post_statement(st.clone()).await.unwrap();
-    assert_eq!(r.status, 503, "{}", vcon_scitt::client::describe(&r));
+    assert_eq!(r.status, 503, "{}", vcon_scitt_client::describe(&r));
     assert_eq!(
         srv.service.log.latest().head.size,
         before,

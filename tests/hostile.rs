@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vcon_scitt::client::Conn;
+use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
 
 fn rss_kb() -> u64 {
@@ -44,7 +44,7 @@ async fn honest(url: &str, token: Option<&str>, n: &mut u32) {
         r.status,
         201,
         "honest client refused: {}",
-        vcon_scitt::client::describe(&r)
+        vcon_scitt_client::describe(&r)
     );
 }
 

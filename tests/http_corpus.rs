@@ -45,7 +45,7 @@ async fn the_http_corpus_never_gets_a_5xx() {
         }
     }
     assert!(replies > 100, "the server answered only {replies} requests");
-    let mut c = vcon_scitt::client::Conn::connect(&srv.url()).await.unwrap();
+    let mut c = vcon_scitt_client::Conn::connect(&srv.url()).await.unwrap();
     assert_eq!(c.get("/healthz").await.unwrap().status, 200);
     let r = c
         .post_statement(generic_statement("urn:after:corpus", b"{}"))

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use vcon_scitt::cli::{CreateArgs, create_statement};
-use vcon_scitt::client::Conn;
+use vcon_scitt::vcon::profile::Event;
+use vcon_scitt_client::statement::{StatementSpec, create};
+use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
 
 const UUID: &str = "019f15a6-a752-826f-b9a2-279e0d16bc46";
@@ -22,10 +23,10 @@ fn vcon(name: &str) -> PathBuf {
     repo("tests/vectors/vcon").join(name)
 }
 
-fn args(dir: &Path, file: &str, event: &str, key: &str, iss: &str, at: &str) -> CreateArgs {
-    CreateArgs {
+fn args(dir: &Path, file: &str, event: &str, key: &str, iss: &str, at: &str) -> StatementSpec {
+    StatementSpec {
         vcon: vcon(file),
-        event: event.into(),
+        event: Event::parse(event).unwrap(),
         key: repo(key),
         iss: iss.into(),
         uuid: None,
@@ -40,8 +41,8 @@ fn args(dir: &Path, file: &str, event: &str, key: &str, iss: &str, at: &str) -> 
     }
 }
 
-fn make(a: &CreateArgs) -> Vec<u8> {
-    let (out, _) = create_statement(a).unwrap();
+fn make(a: &StatementSpec) -> Vec<u8> {
+    let (out, _) = create(a).unwrap();
     std::fs::read(out).unwrap()
 }
 
@@ -51,7 +52,7 @@ async fn json(c: &mut Conn, path: &str) -> serde_json::Value {
         r.status,
         200,
         "{path}: {}",
-        vcon_scitt::client::describe(&r)
+        vcon_scitt_client::describe(&r)
     );
     serde_json::from_slice(&r.body).unwrap()
 }
@@ -144,7 +145,7 @@ async fn a_vcon_lifecycle_is_registered_queried_and_audited() {
             201,
             "{}: {}",
             a.event,
-            vcon_scitt::client::describe(&r)
+            vcon_scitt_client::describe(&r)
         );
         ids.push(
             r.header("location")
@@ -165,7 +166,7 @@ async fn a_vcon_lifecycle_is_registered_queried_and_audited() {
     hashed.hash_envelope = true;
     hashed.out = Some(w.join("hash.cose"));
     let r = c.post_statement(make(&hashed)).await.unwrap();
-    assert_eq!(r.status, 201, "{}", vcon_scitt::client::describe(&r));
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
 
     // History: registration order, every event, receipts linked, no anomalies.
     let h = json(&mut c, &format!("/vcons/{UUID}/entries")).await;
@@ -267,7 +268,7 @@ async fn a_vcon_lifecycle_is_registered_queried_and_audited() {
     );
     red.out = Some(w.join("redacted.cose"));
     let r = c.post_statement(make(&red)).await.unwrap();
-    assert_eq!(r.status, 201, "{}", vcon_scitt::client::describe(&r));
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
     let down = json(&mut c, &format!("/vcons/{REDACTED_UUID}/lineage")).await;
     assert_eq!(down["derived_from"][0]["vcon_uuid"], UUID);
     assert_eq!(down["derived_from"][0]["relation"], "redacted");
@@ -517,7 +518,7 @@ async fn every_policy_rule_rejects_with_its_name() {
         let r = c.post_statement(st).await.unwrap();
         let p = r
             .problem()
-            .unwrap_or_else(|| panic!("{rule}: {}", vcon_scitt::client::describe(&r)));
+            .unwrap_or_else(|| panic!("{rule}: {}", vcon_scitt_client::describe(&r)));
         assert_eq!(
             (r.status, p.title.as_str()),
             (400, "Rejected"),

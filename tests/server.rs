@@ -5,7 +5,7 @@ mod common;
 
 use ciborium::value::Value;
 use common::*;
-use vcon_scitt::client::{Conn, Reply};
+use vcon_scitt_client::{Conn, Reply};
 use vcon_scitt::cose;
 use vcon_scitt::http::{Running, start};
 use vcon_scitt::keys::KeySet;
@@ -31,7 +31,7 @@ fn verify_receipt(statement: &[u8], receipt: &[u8], keys: &KeySet) -> verify::Re
 }
 
 async fn fetch_keys(url: &str) -> KeySet {
-    let r = vcon_scitt::client::get(url, "/.well-known/scitt-keys")
+    let r = vcon_scitt_client::get(url, "/.well-known/scitt-keys")
         .await
         .unwrap();
     assert_eq!(r.status, 200);
@@ -40,7 +40,7 @@ async fn fetch_keys(url: &str) -> KeySet {
 }
 
 fn assert_problem(r: &Reply, status: u16, title: &str, detail_has: &str) {
-    assert_eq!(r.status, status, "{}", vcon_scitt::client::describe(r));
+    assert_eq!(r.status, status, "{}", vcon_scitt_client::describe(r));
     assert_eq!(
         r.header("content-type"),
         Some("application/concise-problem-details+cbor")
@@ -62,7 +62,7 @@ async fn register_then_verify_offline_with_the_published_keys() {
     let st = generic_statement("urn:example:thing", br#"{"hello":"world"}"#);
     let mut c = Conn::connect(&url).await.unwrap();
     let r = c.post_statement(st.clone()).await.unwrap();
-    assert_eq!(r.status, 201, "{}", vcon_scitt::client::describe(&r));
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
     assert_eq!(r.header("content-type"), Some("application/cose"));
     let location = r.header("location").unwrap().to_owned();
     let leaf = merkle::leaf_hash(
@@ -167,7 +167,7 @@ async fn a_tiny_budget_gives_202_then_204_then_200() {
     verify_receipt(&st, &done.body, &fetch_keys(&srv.url()).await);
     // The client helper follows the same path by itself.
     let st2 = generic_statement("urn:example:slow2", b"{}");
-    let (loc, receipt) = vcon_scitt::client::register_and_wait(
+    let (loc, receipt) = vcon_scitt_client::register_and_wait(
         &srv.url(),
         None,
         st2.clone(),
@@ -494,7 +494,7 @@ async fn bad_input_gets_the_right_problem_and_loses_nothing() {
                     .unwrap()
             }
         };
-        eprintln!("{name}: {}", vcon_scitt::client::describe(&r));
+        eprintln!("{name}: {}", vcon_scitt_client::describe(&r));
         assert_problem(&r, *status, title, detail);
         if *status == 413 {
             c = Conn::connect(&url).await.unwrap();
@@ -707,7 +707,7 @@ async fn sixty_four_concurrent_clients_get_verifiable_receipts() {
                 let mut out = Vec::new();
                 for st in batch {
                     let r = c.post_statement(st.clone()).await.unwrap();
-                    assert_eq!(r.status, 201, "{}", vcon_scitt::client::describe(&r));
+                    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
                     out.push((st, r.body));
                 }
                 out

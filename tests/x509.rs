@@ -6,7 +6,7 @@ mod common;
 
 use ciborium::value::Value;
 use common::*;
-use vcon_scitt::client::Conn;
+use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
 use vcon_scitt::issuers::{IssuerTrust, KeySource};
 use vcon_scitt::keys::SigningKey;
@@ -166,7 +166,7 @@ async fn the_server_registers_x509_statements_under_its_anchor() {
         None,
     );
     let r = c.post_statement(st.clone()).await.unwrap();
-    assert_eq!(r.status, 201, "{}", vcon_scitt::client::describe(&r));
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
     // The policy entry lists the anchor's fingerprint.
     let p: serde_json::Value =
         serde_json::from_slice(&c.get("/policy").await.unwrap().body).unwrap();

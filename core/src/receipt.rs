@@ -462,9 +462,18 @@ impl crate::tree_head::TreeHeadSigner for CoseTreeHeadSigner {
     fn sign(&self, head: &TreeHead) -> Result<Vec<u8>, String> {
         sign_tree_head(&self.key, &self.identity, head)
     }
+}
 
+impl crate::tree_head::TreeHeadVerifier for CoseTreeHeadSigner {
     fn verify(&self, head: &TreeHead, signature: &[u8]) -> Result<(), String> {
-        verify_tree_head(signature, head, &self.verify_keys)
+        self.verify_keys.verify(head, signature)
+    }
+}
+
+/// A public key set verifies the heads any of its keys signed.
+impl crate::tree_head::TreeHeadVerifier for KeySet {
+    fn verify(&self, head: &TreeHead, signature: &[u8]) -> Result<(), String> {
+        verify_tree_head(signature, head, self)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }

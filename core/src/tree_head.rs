@@ -45,11 +45,15 @@ impl SignedTreeHead {
     }
 }
 
+/// Checks stored tree-head signatures (fsck, the sequencer's read-back).
+/// Needs no private key, so fsck runs with the public key set alone.
+pub trait TreeHeadVerifier: Send + Sync {
+    /// Must accept heads signed by any key the service ever used.
+    fn verify(&self, head: &TreeHead, signature: &[u8]) -> Result<(), String>;
+}
+
 /// Signs tree heads for the log. The log calls it once per batch, only after
 /// the new root was recomputed from stored data and checked.
-pub trait TreeHeadSigner: Send + Sync + 'static {
+pub trait TreeHeadSigner: TreeHeadVerifier + 'static {
     fn sign(&self, head: &TreeHead) -> Result<Vec<u8>, String>;
-    /// Checks a stored signature (fsck). Must accept heads signed by any key
-    /// the service ever used.
-    fn verify(&self, head: &TreeHead, signature: &[u8]) -> Result<(), String>;
 }

@@ -8,7 +8,8 @@
 //! and sizes and times never go backwards.
 
 use super::store::{CF_ENTRIES, CF_LEAVES, CF_TILES, Store, StoreNodes, be_u64};
-use super::{LogError, TreeHeadSigner};
+use super::LogError;
+use crate::tree_head::TreeHeadVerifier;
 use crate::merkle::tile::{Tile, TileId, WIDTH, width_at};
 use crate::merkle::{self, NodeSource};
 
@@ -22,7 +23,7 @@ pub struct FsckReport {
 }
 
 /// Runs every check; `Err` names the first inconsistency found.
-pub fn fsck(store: &Store, signer: Option<&dyn TreeHeadSigner>) -> Result<FsckReport, LogError> {
+pub fn fsck(store: &Store, verifier: Option<&dyn TreeHeadVerifier>) -> Result<FsckReport, LogError> {
     let bad = |m: String| Err(LogError::Corrupt(m));
     let size = store.data_size()?;
     let mut report = FsckReport {
@@ -126,7 +127,7 @@ pub fn fsck(store: &Store, signer: Option<&dyn TreeHeadSigner>) -> Result<FsckRe
                 h.size
             ));
         }
-        if let Some(s) = signer {
+        if let Some(s) = verifier {
             s.verify(&h, &sth.signature).map_err(|e| {
                 LogError::Corrupt(format!("head at size {}: bad signature: {e}", h.size))
             })?;

@@ -65,6 +65,7 @@ impl RollbackGuard {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let existing = std::fs::read(path).unwrap_or_default();
+        let created = !path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -72,6 +73,13 @@ impl RollbackGuard {
             .truncate(false)
             .open(path)
             .map_err(io)?;
+        if created && let Some(dir) = path.parent() {
+            // The guard's own syncs (fdatasync) cover its data, not its
+            // directory entry: without this a crash could lose the file
+            // itself, and with it every head it guards.
+            crate::durable::sync_dir(dir)
+                .map_err(|e| LogError::Storage(format!("rollback guard: {e}")))?;
+        }
         let slots: Vec<(u64, Guarded)> = existing.chunks(SLOT).take(2).filter_map(decode).collect();
         let newest = slots.iter().max_by_key(|(seq, _)| *seq).copied();
         let next_slot = newest.map(|(s, _)| s + 1).unwrap_or(0);

@@ -6,8 +6,11 @@
 //! fsync'd *and* covered by a signed, persisted tree head. Reads (entries,
 //! proofs, heads) go straight to RocksDB and never wait for the sequencer.
 
+mod faults;
+mod frontier;
 mod fsck;
 pub mod guard;
+pub mod metrics;
 mod sequencer;
 pub mod store;
 
@@ -17,18 +20,15 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use faults::Faults;
 pub use fsck::{FsckReport, fsck};
-pub use sequencer::Faults;
-/// Metric types of the sequencer.
-pub mod sequencer_metrics {
-    pub use super::sequencer::{Histogram, Metrics};
-}
 pub use store::Store;
 
 use crate::merkle::{self, Hash};
+use crate::sync::read;
 use store::StoreNodes;
 
-pub use crate::tree_head::{SignedTreeHead, TreeHead, TreeHeadSigner};
+pub use crate::tree_head::{SignedTreeHead, TreeHead, TreeHeadSigner, TreeHeadVerifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -93,22 +93,30 @@ pub struct Appended {
     /// tiles it holds in memory (None for duplicates): the request path then
     /// builds the receipt without reading storage.
     pub proof: Option<Vec<Hash>>,
-    /// The head's signature split once per batch (with `proof`).
-    pub receipt_template: Option<Arc<crate::receipt::ReceiptTemplate>>,
 }
 
-/// Extra key/values the service writes in the same batch as an entry
-/// (secondary indexes), so they are exactly as durable as the entry.
+/// Secondary-index rows written in the same `WriteBatch` as their entry, so
+/// they are exactly as durable as it. The caller builds them completely
+/// (encoding included) before submitting; the sequencer only appends the
+/// index it assigns — it runs no caller code on the one writer thread.
 #[derive(Debug, Clone, Default)]
-pub struct IndexWrites {
-    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
+pub struct IndexRows {
+    /// (key prefix, value): stored under `prefix ‖ index (u64 BE)`.
+    pub by_index: Vec<(Vec<u8>, Vec<u8>)>,
+    /// (key, value) under a fixed key; a later entry's row replaces it.
+    pub fixed: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl IndexRows {
+    pub fn is_empty(&self) -> bool {
+        self.by_index.is_empty() && self.fixed.is_empty()
+    }
 }
 
 pub(crate) struct Request {
     pub entry: Vec<u8>,
     pub leaf: Hash,
-    /// Secondary-index rows, made once the sequencer assigns the index.
-    pub index_writes: Option<Box<dyn Fn(u64) -> IndexWrites + Send>>,
+    pub index_rows: IndexRows,
     pub reply: tokio::sync::oneshot::Sender<Result<Appended, LogError>>,
 }
 
@@ -134,7 +142,13 @@ pub(crate) struct Shared {
     /// Why the most recent batch failed, if it did (cleared by the next
     /// successful one): readiness, and the disk-full signal.
     pub last_batch_error: RwLock<Option<String>>,
-    pub metrics: sequencer::Metrics,
+    pub metrics: metrics::Metrics,
+}
+
+impl Shared {
+    pub fn halted(&self) -> Option<String> {
+        read(&self.halted).clone()
+    }
 }
 
 /// The log handle. Cheap to clone; the sequencer stops when the last handle
@@ -160,10 +174,7 @@ struct SequencerThread(std::sync::Mutex<Option<JoinHandle<()>>>);
 
 impl SequencerThread {
     fn join(&self) {
-        let handle = match self.0.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        };
+        let handle = crate::sync::lock(&self.0).take();
         if let Some(h) = handle
             && h.thread().id() != std::thread::current().id()
         {
@@ -199,7 +210,7 @@ impl Log {
             latest: RwLock::new(Arc::new(latest)),
             halted: RwLock::new(None),
             last_batch_error: RwLock::new(None),
-            metrics: sequencer::Metrics::default(),
+            metrics: metrics::Metrics::default(),
         });
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue_capacity.max(1));
         let sh = shared.clone();
@@ -220,7 +231,7 @@ impl Log {
     /// [`LogError::QueueFull`] when the queue is full (back-pressure).
     pub fn submit(&self, entry: Vec<u8>) -> Result<Pending, LogError> {
         let leaf = merkle::leaf_hash(&entry);
-        self.submit_with(entry, leaf, None)
+        self.submit_with(entry, leaf, IndexRows::default())
     }
 
     /// As [`Log::submit`], with a precomputed leaf hash (the sequencer checks
@@ -229,7 +240,7 @@ impl Log {
         &self,
         entry: Vec<u8>,
         leaf: Hash,
-        index_writes: Option<Box<dyn Fn(u64) -> IndexWrites + Send>>,
+        index_rows: IndexRows,
     ) -> Result<Pending, LogError> {
         if let Some(why) = self.halted() {
             return Err(LogError::Halted(why));
@@ -238,7 +249,7 @@ impl Log {
         let req = Request {
             entry,
             leaf,
-            index_writes,
+            index_rows,
             reply,
         };
         match self.tx.try_send(sequencer::Msg::Append(req)) {
@@ -270,29 +281,20 @@ impl Log {
 
     /// The latest signed tree head.
     pub fn latest(&self) -> Arc<SignedTreeHead> {
-        match self.shared.latest.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        read(&self.shared.latest).clone()
     }
 
     /// Why the log stopped accepting writes, if it did.
     pub fn halted(&self) -> Option<String> {
-        match self.shared.halted.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.shared.halted()
     }
 
     /// Why the last batch failed, if it did (e.g. no space left on device).
     pub fn last_batch_error(&self) -> Option<String> {
-        match self.shared.last_batch_error.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        read(&self.shared.last_batch_error).clone()
     }
 
-    pub fn metrics(&self) -> &sequencer::Metrics {
+    pub fn metrics(&self) -> &metrics::Metrics {
         &self.shared.metrics
     }
 

@@ -19,38 +19,25 @@
 //!    ever released.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rocksdb::WriteBatch;
 
+use super::frontier::{Frontier, MAX_LEVELS, MemoryNodes};
 use super::store::{CF_INDEX, Store, StoreNodes};
 use super::{
     Appended, LogConfig, LogError, Request, Shared, SignedTreeHead, TreeHead, TreeHeadSigner,
 };
-use crate::merkle::tile::{HEIGHT, Tile, TileId, width_at};
+use crate::merkle::tile::{Tile, TileId};
 use crate::merkle::{self, Hash, NodeSource};
+use crate::sync::write;
 
 pub(crate) enum Msg {
     Append(Request),
     Stop,
-}
-
-/// Test hooks for fault injection (issue: reliability). Inert by default.
-#[derive(Debug, Default)]
-pub struct Faults {
-    /// Fail the next data write as if RocksDB returned an I/O error.
-    pub fail_next_data_write: AtomicBool,
-    /// Fail the next head write.
-    pub fail_next_head_write: AtomicBool,
-    /// After the next data write, flip a bit in a stored tile before the
-    /// verify-before-sign step (simulates a storage or memory fault).
-    pub corrupt_next_tile: AtomicBool,
-    /// Fail the next read-back of the verify-before-sign step (an I/O error
-    /// reading what was just written).
-    pub fail_next_verify_read: AtomicBool,
 }
 
 /// Moves queued requests into `batch` without blocking, up to `max`.
@@ -66,204 +53,12 @@ fn drain(rx: &Receiver<Msg>, batch: &mut Vec<Request>, max: usize) -> bool {
     false
 }
 
-fn take(flag: &AtomicBool) -> bool {
-    flag.swap(false, Ordering::SeqCst)
-}
 
-/// Counters and histograms scraped by `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    pub queued: AtomicU64,
-    pub batches: AtomicU64,
-    pub appended: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub failed_batches: AtomicU64,
-    pub batch_sizes: Histogram,
-    pub commit_seconds: Histogram,
-    pub sign_seconds: Histogram,
-}
-
-/// A fixed-bucket histogram (Prometheus style: cumulative on export).
-pub struct Histogram {
-    pub bounds: Vec<f64>,
-    pub counts: Mutex<(Vec<u64>, f64, u64)>,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Self::with_bounds(vec![
-            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-        ])
-    }
-}
-
-impl Histogram {
-    pub fn with_bounds(bounds: Vec<f64>) -> Self {
-        let n = bounds.len();
-        Self {
-            bounds,
-            counts: Mutex::new((vec![0; n + 1], 0.0, 0)),
-        }
-    }
-
-    pub fn observe(&self, v: f64) {
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| v <= *b)
-            .unwrap_or(self.bounds.len());
-        if let Ok(mut g) = self.counts.lock() {
-            g.0[i] += 1;
-            g.1 += v;
-            g.2 += 1;
-        }
-    }
-
-    /// (bucket upper bounds with cumulative counts, sum, count)
-    pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64, u64) {
-        let g = match self.counts.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        let mut acc = 0;
-        let mut out = Vec::with_capacity(self.bounds.len() + 1);
-        for (i, c) in g.0.iter().enumerate() {
-            acc += c;
-            out.push((self.bounds.get(i).copied().unwrap_or(f64::INFINITY), acc));
-        }
-        (out, g.1, g.2)
-    }
-}
-
-/// The right edge: for each level, the partial tile still growing (maybe
-/// empty). Every perfect node on the path to the root lives in one of them.
-struct Frontier {
-    size: u64,
-    tiles: Vec<Tile>,
-}
-
-impl Frontier {
-    fn tile_id(&self, level: usize) -> TileId {
-        TileId {
-            level: level as u8,
-            index: self.size.checked_shr(HEIGHT * level as u32).unwrap_or(0) >> HEIGHT,
-        }
-    }
-
-    fn load(store: &Store, size: u64) -> Result<Frontier, LogError> {
-        let mut f = Frontier {
-            size,
-            tiles: Vec::new(),
-        };
-        let mut level = 0usize;
-        while level == 0 || size.checked_shr(HEIGHT * level as u32).unwrap_or(0) > 0 {
-            let id = f.tile_id(level);
-            let width = width_at(id, size);
-            let tile = if width == 0 {
-                Tile::new()
-            } else {
-                let t = store.tile(id)?.ok_or_else(|| {
-                    LogError::Corrupt(format!(
-                        "right-edge tile {}/{} is missing",
-                        id.level, id.index
-                    ))
-                })?;
-                t.check_interior().map_err(|e| {
-                    LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index))
-                })?;
-                if t.width() < width {
-                    return Err(LogError::Corrupt(format!(
-                        "tile {}/{} has width {}, size {size} needs {width}",
-                        id.level,
-                        id.index,
-                        t.width()
-                    )));
-                }
-                // A tile may hold more than `size` if a batch was written but the
-                // meta size was not; it cannot, since both are in one batch — but
-                // trimming keeps the frontier exact either way.
-                t.truncated(width)
-            };
-            f.tiles.push(tile);
-            level += 1;
-            if level > 8 {
-                break;
-            }
-        }
-        Ok(f)
-    }
-
-    /// Appends a leaf; full tiles are moved into `done`, partial ones marked.
-    fn push(&mut self, leaf: Hash, done: &mut Vec<(TileId, Tile)>, touched: &mut [bool; 9]) {
-        let mut node = leaf;
-        let mut level = 0usize;
-        loop {
-            if self.tiles.len() <= level {
-                self.tiles.push(Tile::new());
-            }
-            let id = TileId {
-                level: level as u8,
-                index: self.size.checked_shr(HEIGHT * level as u32).unwrap_or(0) >> HEIGHT,
-            };
-            touched[level] = true;
-            match self.tiles[level].push(node) {
-                None => break,
-                Some(root) => {
-                    done.push((id, std::mem::take(&mut self.tiles[level])));
-                    node = root;
-                    level += 1;
-                }
-            }
-        }
-        self.size += 1;
-    }
-
-    fn root(&self) -> Hash {
-        let mut src = FrontierNodes(self);
-        merkle::root(&mut src, self.size).unwrap_or([0; 32])
-    }
-}
-
-/// The right edge plus the tiles completed in the last batch: every sibling
-/// on the path of a leaf from that batch is in one of them.
-struct MemoryNodes<'a> {
-    frontier: &'a Frontier,
-    done: &'a [(TileId, Tile)],
-}
-
-impl NodeSource for MemoryNodes<'_> {
-    type Error = ();
-    fn perfect_node(&mut self, height: u8, index: u64) -> Result<Hash, ()> {
-        if let Ok(h) = FrontierNodes(self.frontier).perfect_node(height, index) {
-            return Ok(h);
-        }
-        let (id, row, offset) = TileId::locate(height, index);
-        self.done
-            .iter()
-            .find(|(t, _)| *t == id)
-            .and_then(|(_, t)| t.node(row, offset))
-            .copied()
-            .ok_or(())
-    }
-}
-
-struct FrontierNodes<'a>(&'a Frontier);
-
-impl NodeSource for FrontierNodes<'_> {
-    type Error = ();
-    fn perfect_node(&mut self, height: u8, index: u64) -> Result<Hash, ()> {
-        let (id, row, offset) = TileId::locate(height, index);
-        let level = id.level as usize;
-        if self.0.tile_id(level) != id {
-            return Err(());
-        }
-        self.0
-            .tiles
-            .get(level)
-            .and_then(|t| t.node(row, offset))
-            .copied()
-            .ok_or(())
-    }
+/// What one request of a batch resolves to.
+enum Slot {
+    New(u64),
+    Existing(u64),
+    Failed(LogError),
 }
 
 pub(crate) struct Sequencer {
@@ -387,7 +182,7 @@ impl Sequencer {
                 .metrics
                 .queued
                 .fetch_sub(batch.len() as u64, Ordering::Relaxed);
-            if let Some(why) = read_halt(&shared) {
+            if let Some(why) = shared.halted() {
                 for r in batch {
                     let _ = r.reply.send(Err(LogError::Halted(why.clone())));
                 }
@@ -403,15 +198,66 @@ impl Sequencer {
         }
     }
 
+    /// One batch: dedup (step 2), commit (steps 3-6), publish, answer.
     fn commit_batch(&mut self, batch: Vec<Request>, shared: &Arc<Shared>) {
         let started = Instant::now();
         let base_size = self.frontier.size;
-        // Dedup. `slots[i]` says what request i resolves to.
-        enum Slot {
-            New(u64),
-            Existing(u64),
-            Failed(LogError),
+        let (slots, fresh) = self.dedup(&batch, base_size);
+        let result = if !fresh.is_empty() {
+            self.write_and_sign(&batch, &fresh)
+        } else if self.frontier.size > self.latest.head.size {
+            // Durable entries still lack a head (an earlier head write failed):
+            // duplicates of them must not be answered before one is signed.
+            self.verify_and_sign()
+        } else {
+            Ok(())
+        };
+        let head = Arc::new(self.latest.clone());
+        let mut proofs = match &result {
+            Ok(()) => self.fresh_proofs(base_size),
+            Err(_) => HashMap::new(),
+        };
+        self.publish(shared, &head, &result, fresh.len(), started);
+        for (req, slot) in batch.into_iter().zip(slots) {
+            let answer = match (slot, &result) {
+                (Slot::Failed(e), _) => Err(e),
+                (Slot::Existing(index), _) => {
+                    shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                    // An entry found in storage is covered by the latest head
+                    // (batches complete one at a time); one found earlier in
+                    // this batch shares the batch's fate.
+                    if index >= base_size && result.is_err() {
+                        Err(LogError::BatchFailed("its batch was not committed".into()))
+                    } else {
+                        Ok(Appended {
+                            index,
+                            leaf: req.leaf,
+                            head: head.clone(),
+                            duplicate: true,
+                            proof: None,
+                        })
+                    }
+                }
+                (Slot::New(index), Ok(())) => Ok(Appended {
+                    index,
+                    leaf: req.leaf,
+                    head: head.clone(),
+                    duplicate: false,
+                    proof: proofs.remove(&index),
+                }),
+                (Slot::New(_), Err(e)) => Err(match e {
+                    LogError::Halted(w) => LogError::Halted(w.clone()),
+                    other => LogError::BatchFailed(other.to_string()),
+                }),
+            };
+            let _ = req.reply.send(answer);
         }
+    }
+
+    /// Step 2: what each request resolves to — a new index, an entry already
+    /// in the log (or earlier in this batch), or a failed lookup — and the
+    /// positions of the new ones in `batch`, in index order.
+    fn dedup(&self, batch: &[Request], base_size: u64) -> (Vec<Slot>, Vec<usize>) {
         let mut in_batch: HashMap<Hash, u64> = HashMap::new();
         let mut slots = Vec::with_capacity(batch.len());
         let mut fresh: Vec<usize> = Vec::with_capacity(batch.len());
@@ -431,112 +277,66 @@ impl Sequencer {
                 Err(e) => slots.push(Slot::Failed(e)),
             }
         }
+        (slots, fresh)
+    }
 
-        let result = if !fresh.is_empty() {
-            self.write_and_sign(&batch, &fresh)
-        } else if self.frontier.size > self.latest.head.size {
-            // Durable entries still lack a head (an earlier head write failed):
-            // duplicates of them must not be answered before one is signed.
-            self.verify_and_sign()
-        } else {
-            Ok(())
-        };
-        let head = Arc::new(self.latest.clone());
-        // Proofs for the fresh entries, from memory, at the new head.
-        let mut proofs: HashMap<u64, Vec<Hash>> = HashMap::new();
-        let mut template = None;
-        if result.is_ok() && !fresh.is_empty() && self.latest.head.size == self.frontier.size {
-            let mut nodes = MemoryNodes {
-                frontier: &self.frontier,
-                done: &self.last_done,
-            };
-            for idx in base_size..self.frontier.size {
-                if let Ok(p) = merkle::inclusion_proof(&mut nodes, idx, self.frontier.size) {
-                    proofs.insert(idx, p);
-                }
-            }
-            template = crate::receipt::ReceiptTemplate::new(&head.signature)
-                .ok()
-                .map(Arc::new);
+    /// Inclusion proofs of the entries `base_size..` at the head just signed,
+    /// from the tiles in memory: answering needs no storage read.
+    fn fresh_proofs(&self, base_size: u64) -> HashMap<u64, Vec<Hash>> {
+        let size = self.frontier.size;
+        if base_size == size || self.latest.head.size != size {
+            return HashMap::new();
         }
-        match &result {
+        let mut nodes = MemoryNodes {
+            frontier: &self.frontier,
+            done: &self.last_done,
+        };
+        (base_size..size)
+            .filter_map(|idx| Some((idx, merkle::inclusion_proof(&mut nodes, idx, size).ok()?)))
+            .collect()
+    }
+
+    /// Makes the batch's outcome visible to readers before anyone is
+    /// answered: the new head, the batch error (readiness), a halt, metrics.
+    fn publish(
+        &self,
+        shared: &Shared,
+        head: &Arc<SignedTreeHead>,
+        result: &Result<(), LogError>,
+        fresh: usize,
+        started: Instant,
+    ) {
+        match result {
             Ok(()) => {
-                if let Ok(mut g) = shared.last_batch_error.write() {
-                    *g = None;
-                }
+                *write(&shared.last_batch_error) = None;
                 // Publish whenever the signed head advanced, including a
                 // batch of duplicates that signed a head a failed write left
                 // missing: readers must see every head we answer with.
-                if let Ok(mut g) = shared.latest.write()
-                    && g.head.size < head.head.size
-                {
-                    *g = head.clone();
+                let mut latest = write(&shared.latest);
+                if latest.head.size < head.head.size {
+                    *latest = head.clone();
                 }
-                if !fresh.is_empty() {
-                    shared.metrics.batches.fetch_add(1, Ordering::Relaxed);
-                    shared.metrics.batch_sizes.observe(fresh.len() as f64);
-                    shared
-                        .metrics
-                        .commit_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    shared.metrics.sign_seconds.observe(self.last_sign_secs);
+                drop(latest);
+                let m = &shared.metrics;
+                if fresh > 0 {
+                    m.batches.fetch_add(1, Ordering::Relaxed);
+                    m.batch_sizes.observe(fresh as f64);
+                    m.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    m.sign_seconds.observe(self.last_sign_secs);
                 }
-                shared
-                    .metrics
-                    .appended
-                    .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                m.appended.fetch_add(fresh as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 shared
                     .metrics
                     .failed_batches
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, entries = fresh.len(), "batch failed");
-                if let Ok(mut g) = shared.last_batch_error.write() {
-                    *g = Some(e.to_string());
-                }
-                if let LogError::Halted(why) = e
-                    && let Ok(mut g) = shared.halted.write()
-                {
-                    *g = Some(why.clone());
+                tracing::error!(error = %e, entries = fresh, "batch failed");
+                *write(&shared.last_batch_error) = Some(e.to_string());
+                if let LogError::Halted(why) = e {
+                    *write(&shared.halted) = Some(why.clone());
                 }
             }
-        }
-        for (req, slot) in batch.into_iter().zip(slots) {
-            let answer = match (slot, &result) {
-                (Slot::Failed(e), _) => Err(e),
-                (Slot::Existing(index), _) => {
-                    shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                    // An entry found in storage is covered by the latest head
-                    // (batches complete one at a time); one found earlier in
-                    // this batch shares the batch's fate.
-                    if index >= base_size && result.is_err() {
-                        Err(LogError::BatchFailed("its batch was not committed".into()))
-                    } else {
-                        Ok(Appended {
-                            index,
-                            leaf: req.leaf,
-                            head: head.clone(),
-                            duplicate: true,
-                            proof: None,
-                            receipt_template: None,
-                        })
-                    }
-                }
-                (Slot::New(index), Ok(())) => Ok(Appended {
-                    index,
-                    leaf: req.leaf,
-                    head: head.clone(),
-                    duplicate: false,
-                    proof: proofs.remove(&index),
-                    receipt_template: template.clone(),
-                }),
-                (Slot::New(_), Err(e)) => Err(match e {
-                    LogError::Halted(w) => LogError::Halted(w.clone()),
-                    other => LogError::BatchFailed(other.to_string()),
-                }),
-            };
-            let _ = req.reply.send(answer);
         }
     }
 
@@ -546,17 +346,21 @@ impl Sequencer {
         let base_size = self.frontier.size;
         let mut wb = WriteBatch::default();
         let mut done: Vec<(TileId, Tile)> = Vec::new();
-        let mut touched = [false; 9];
+        let mut touched = [false; MAX_LEVELS];
+        let index_cf = self.store.cf(CF_INDEX)?;
         for &i in fresh {
             let req = &batch[i];
             let index = self.frontier.size;
             self.store
                 .put_entry(&mut wb, index, &req.leaf, &req.entry)?;
-            if let Some(f) = &req.index_writes {
-                let cf = self.store.cf(CF_INDEX)?;
-                for (k, v) in f(index).puts {
-                    wb.put_cf(cf, k, v);
-                }
+            for (prefix, value) in &req.index_rows.by_index {
+                let mut key = Vec::with_capacity(prefix.len() + 8);
+                key.extend_from_slice(prefix);
+                key.extend_from_slice(&index.to_be_bytes());
+                wb.put_cf(index_cf, key, value);
+            }
+            for (key, value) in &req.index_rows.fixed {
+                wb.put_cf(index_cf, key, value);
             }
             self.frontier.push(req.leaf, &mut done, &mut touched);
         }
@@ -578,31 +382,19 @@ impl Sequencer {
         // Kept for the in-memory proofs of this batch (not read after here).
         self.last_done = done;
 
-        let write = if take(&self.config.faults.fail_next_data_write) {
-            Err(LogError::Storage(
-                "injected fault: data write failed".into(),
-            ))
-        } else {
-            self.store.write_synced(wb)
-        };
+        let write = self
+            .config
+            .faults
+            .before_data_write()
+            .and_then(|()| self.store.write_synced(wb));
         if let Err(e) = write {
             // Nothing of this batch is durable: forget it.
             self.frontier = Frontier::load(&self.store, base_size)?;
             return Err(e);
         }
-        // Fault injection: flip a bit of this batch's last stored leaf (a
-        // torn or flipped write of the batch itself).
-        let last_leaf = TileId::locate(0, self.frontier.size.saturating_sub(1));
-        if take(&self.config.faults.corrupt_next_tile)
-            && let Ok(Some(t)) = self.store.tile(last_leaf.0)
-        {
-            let mut b = t.to_bytes();
-            if let Some(x) = b.get_mut(2 + last_leaf.2 * 32 + 5) {
-                *x ^= 0x01;
-            }
-            self.store
-                .put_raw(super::store::CF_TILES, &last_leaf.0.key(), &b)?;
-        }
+        self.config
+            .faults
+            .after_data_write(&self.store, self.frontier.size)?;
         let entries: Vec<(u64, &[u8])> = fresh
             .iter()
             .enumerate()
@@ -665,11 +457,7 @@ impl Sequencer {
         let signed = SignedTreeHead { head, signature };
         let mut wb = WriteBatch::default();
         self.store.put_head(&mut wb, &signed)?;
-        if take(&self.config.faults.fail_next_head_write) {
-            return Err(LogError::Storage(
-                "injected fault: head write failed".into(),
-            ));
-        }
+        self.config.faults.before_head_write()?;
         self.store.write_synced(wb)?;
         // Record the head outside the store before anyone sees it.
         if let Some(g) = self.guard.as_mut() {
@@ -691,9 +479,7 @@ impl Sequencer {
         size: u64,
         expected_root: &Hash,
     ) -> Result<(), String> {
-        if take(&self.config.faults.fail_next_verify_read) {
-            return Err("injected fault: reading back the written tiles failed".into());
-        }
+        self.config.faults.before_verify_read()?;
         let mut nodes = StoreNodes::new(&self.store);
         for id in tiles {
             let t = self
@@ -752,9 +538,3 @@ fn check_rollback(
     Ok(())
 }
 
-fn read_halt(shared: &Shared) -> Option<String> {
-    match shared.halted.read() {
-        Ok(g) => g.clone(),
-        Err(p) => p.into_inner().clone(),
-    }
-}

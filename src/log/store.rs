@@ -3,7 +3,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `entries` | index (u64 BE) | entry bytes (see `spec-notes/entry.md`) |
+//! | `entries` | index (u64 BE) | entry bytes (see `proto/entry.cddl`) |
 //! | `leaves` | leaf hash (32 B) | index (u64 BE) — dedup and entry-id lookup |
 //! | `tiles` | level (u8) ‖ tile index (u64 BE) | [`Tile`] bytes (row 0 + interior rows) |
 //! | `heads` | tree size (u64 BE) | [`SignedTreeHead`] record |
@@ -248,8 +248,8 @@ impl Store {
         self.get(CF_INDEX, key)
     }
 
-    /// Test-only sabotage: overwrite a stored tile without any checks.
-    #[doc(hidden)]
+    /// Test-only sabotage: overwrite a stored value without any checks.
+    #[cfg(any(test, feature = "fault-injection"))]
     pub fn put_raw(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), LogError> {
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(cf)?, key, value);
@@ -295,13 +295,6 @@ impl Store {
         Ok(out)
     }
 
-    pub fn property(&self, name: &str) -> Option<u64> {
-        self.db.property_int_value(name).ok().flatten()
-    }
-
-    pub fn db(&self) -> &DB {
-        &self.db
-    }
 }
 
 /// One column family's footprint (see [`Store::cf_sizes`]).
@@ -367,14 +360,5 @@ impl NodeSource for StoreNodes<'_> {
                 self.cache[pos].1.width()
             ))
         })
-    }
-}
-
-/// A [`TreeHead`] with no signature, for tests of record parsing.
-#[doc(hidden)]
-pub fn unsigned(head: TreeHead) -> SignedTreeHead {
-    SignedTreeHead {
-        head,
-        signature: Vec::new(),
     }
 }

@@ -1,8 +1,5 @@
-//! `vcon-scitt bench`: a load generator for a running server (loopback), and
-//! `bench fill`: grow a data dir with synthetic entries through the real
-//! sequencer (to measure a large log without hours of HTTP).
-//!
-//! The generator pre-signs distinct lifecycle statements (ES256 and EdDSA
+//! The load generator of `vcon-scitt bench`, a client of a running server
+//! (loopback). It pre-signs distinct lifecycle statements (ES256 and EdDSA
 //! issuers, mixed), drives C keep-alive HTTP/1.1 connections for a duration
 //! or a count (optionally paced to a target rate), and reports throughput,
 //! POST→201 latency percentiles, statuses, server figures from /metrics, and
@@ -15,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::keys::{KeySet, SigningKey};
-use crate::vcon::profile::{Event, EventInput, event_document};
+use vcon_scitt_core::keys::{Alg, KeySet, SigningKey};
+use vcon_scitt_core::vcon::profile::{Event, EventInput, event_document};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct BenchOptions {
@@ -100,11 +97,11 @@ pub struct ServerFigures {
 
 /// ES256 verifications per second on `threads` threads for `secs`.
 pub fn measure_ceiling(threads: usize, secs: f64) -> f64 {
-    measure_verify(crate::keys::Alg::P256, threads, secs)
+    measure_verify(Alg::P256, threads, secs)
 }
 
 /// Signature verifications per second for `alg` on `threads` threads.
-pub fn measure_verify(alg: crate::keys::Alg, threads: usize, secs: f64) -> f64 {
+pub fn measure_verify(alg: Alg, threads: usize, secs: f64) -> f64 {
     let Ok((key, _)) = SigningKey::generate(alg) else {
         return 0.0;
     };
@@ -156,7 +153,7 @@ fn presign_range(
     range: std::ops::Range<usize>,
     seed: u64,
 ) -> Vec<Vec<u8>> {
-    let now = crate::verify::now_unix();
+    let now = vcon_scitt_core::verify::now_unix();
     range
         .map(|i| {
             let (key, iss) = &issuers[i % issuers.len()];
@@ -169,15 +166,15 @@ fn presign_range(
             let doc = event_document(&EventInput {
                 event: Some(Event::Created),
                 vcon_uuid: uuid.clone(),
-                vcon_hash: Some(crate::vcon::content_hash(
-                    crate::vcon::HashAlg::Sha512,
+                vcon_hash: Some(vcon_scitt_core::vcon::content_hash(
+                    vcon_scitt_core::vcon::HashAlg::Sha512,
                     uuid.as_bytes(),
                 )),
                 occurred_at: Some("2026-11-20T10:00:00Z".into()),
                 ..Default::default()
             });
-            let mut b = crate::statement::Builder::new(key, iss, &format!("vcon://{uuid}"));
-            b.content_type = Some(crate::vcon::profile::LIFECYCLE_CONTENT_TYPE.into());
+            let mut b = vcon_scitt_core::statement::Builder::new(key, iss, &format!("vcon://{uuid}"));
+            b.content_type = Some(vcon_scitt_core::vcon::profile::LIFECYCLE_CONTENT_TYPE.into());
             b.issued_at = Some(now);
             b.sign(&serde_json::to_vec(&doc).unwrap_or_default())
                 .unwrap_or_default()
@@ -200,7 +197,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
             opts.issuers.len()
         );
     }
-    let seed = crate::verify::now_unix() as u64 ^ std::process::id() as u64;
+    let seed = vcon_scitt_core::verify::now_unix() as u64 ^ std::process::id() as u64;
     let issuers = Arc::new(opts.issuers);
     let statements = {
         let issuers = issuers.clone();
@@ -212,16 +209,16 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     if !opts.quiet {
         eprintln!("measuring the ES256 verify ceiling (1 and 2 cores)...");
     }
-    let mix: Vec<crate::keys::Alg> = issuers.iter().map(|(k, _)| k.alg()).collect();
+    let mix: Vec<Alg> = issuers.iter().map(|(k, _)| k.alg()).collect();
     let ceiling = tokio::task::spawn_blocking(move || {
         let es1 = measure_ceiling(1, 1.0);
         let es2 = measure_ceiling(2, 1.0);
-        let ed1 = measure_verify(crate::keys::Alg::Ed25519, 1, 1.0);
+        let ed1 = measure_verify(Alg::Ed25519, 1, 1.0);
         // Mean verify time of the round-robin mix, relative to ES256.
         let rel = mix
             .iter()
             .map(|a| match a {
-                crate::keys::Alg::Ed25519 => es1 / ed1.max(1.0),
+                Alg::Ed25519 => es1 / ed1.max(1.0),
                 _ => 1.0,
             })
             .sum::<f64>()
@@ -236,13 +233,13 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     .await
     .map_err(|e| e.to_string())?;
     let scrape = || async {
-        crate::client::get(&opts.url, "/metrics")
+        vcon_scitt_client::get(&opts.url, "/metrics")
             .await
             .map(|r| String::from_utf8_lossy(&r.body).into_owned())
             .unwrap_or_default()
     };
     let server_cpu_before = metric_value(&scrape().await, "process_cpu_seconds_total");
-    let own_cpu_before = crate::metrics::process_stats().map(|p| p.cpu_seconds);
+    let own_cpu_before = vcon_scitt::metrics::process_stats().map(|p| p.cpu_seconds);
 
     let next = Arc::new(AtomicUsize::new(0));
     let stop_at = opts.duration.map(|d| Instant::now() + d);
@@ -342,7 +339,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let own_cpu = own_cpu_before
-        .zip(crate::metrics::process_stats().map(|p| p.cpu_seconds))
+        .zip(vcon_scitt::metrics::process_stats().map(|p| p.cpu_seconds))
         .map(|(a, b)| b - a);
     // One scrape right after the load: CPU and batch figures both come from it.
     let metrics = scrape().await;
@@ -359,13 +356,13 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     let keys = if opts.verify_sample == 0 {
         KeySet::new()
     } else {
-        let keys_reply = crate::client::get(&opts.url, "/.well-known/scitt-keys").await?;
+        let keys_reply = vcon_scitt_client::get(&opts.url, "/.well-known/scitt-keys").await?;
         KeySet::parse_any(&keys_reply.body).map_err(|e| e.to_string())?
     };
     let mut verified = 0;
     for (i, receipt) in sample.iter().take(opts.verify_sample) {
         let st = &statements[*i];
-        crate::verify::verify(&crate::verify::Request {
+        vcon_scitt_core::verify::verify(&vcon_scitt_core::verify::Request {
             statement: st.clone(),
             receipts: vec![receipt.clone()],
             service_keys: keys.clone(),
@@ -501,46 +498,6 @@ pub fn render(r: &BenchReport) -> String {
     )
 }
 
-/// Appends `count` synthetic entries to a data dir's log directly (no HTTP,
-/// no statement checks): for measuring a big log. Signs with the data dir's
-/// service key so the server opens it as its own.
-pub fn fill(config: &crate::config::Config, count: u64) -> Result<(u64, f64), String> {
-    let svc = crate::service::Service::open(config.clone())?;
-    let log = svc.log.clone();
-    let start = Instant::now();
-    let base = log.latest().head.size;
-    let mut pending = std::collections::VecDeque::with_capacity(16_384);
-    for i in 0..count {
-        let entry = format!("bench-fill {base} {i}").into_bytes();
-        loop {
-            match log.submit(entry.clone()) {
-                Ok(p) => {
-                    pending.push_back(p);
-                    break;
-                }
-                Err(crate::log::LogError::QueueFull) => {
-                    if let Some(p) = pending.pop_front() {
-                        p.wait_blocking().map_err(|e| e.to_string())?;
-                    }
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        if pending.len() >= 16_384
-            && let Some(p) = pending.pop_front()
-        {
-            p.wait_blocking().map_err(|e| e.to_string())?;
-        }
-    }
-    for p in pending {
-        p.wait_blocking().map_err(|e| e.to_string())?;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let size = log.latest().head.size;
-    svc.shutdown();
-    Ok((size, count as f64 / secs))
-}
-
 /// The load generator's own HTTP/1.1 keep-alive connection: the request
 /// head is formatted once, each POST is one `write` of head + body, and the
 /// response is parsed with `httparse` in place. The generator shares the
@@ -558,7 +515,7 @@ struct LoadConn {
 
 impl LoadConn {
     async fn connect(url: &str) -> Result<LoadConn, String> {
-        let (authority, base) = crate::client::parse_base(url)?;
+        let (authority, base) = vcon_scitt_client::http::parse_base(url).map_err(|e| e.to_string())?;
         let stream = tokio::net::TcpStream::connect(&authority)
             .await
             .map_err(|e| format!("connecting to {authority}: {e}"))?;

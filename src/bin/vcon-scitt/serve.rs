@@ -1,0 +1,82 @@
+//! `vcon-scitt serve`: start the service, print where everything is, stop
+//! cleanly on SIGINT/SIGTERM.
+
+use vcon_scitt::config::LogFormat;
+
+use crate::args::{ServeArgs, effective_config};
+
+/// A multi-threaded runtime for the server and the client commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs to stderr; `VCON_SCITT_LOG` is an `EnvFilter` (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VCON_SCITT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == LogFormat::Json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
+    let config = effective_config(args)?;
+    init_tracing(config.log_format);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(());
+        });
+        let running = vcon_scitt::http::start(config, Some(rx))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let svc = &running.service;
+        let url = running.url();
+        let data_dir = svc.config.data_dir.display().to_string();
+        println!("vcon-scitt listening on {url}");
+        println!("  data dir:      {data_dir} (RocksDB in {data_dir}/db)");
+        println!(
+            "  service key:   {} (kid {})",
+            svc.config.key_file().display(),
+            hex::encode(&svc.current_kid)
+        );
+        println!(
+            "  public keys:   {data_dir}/keys/scitt-keys.cbor, or GET {url}/.well-known/scitt-keys"
+        );
+        println!("  tree size:     {}", svc.log.latest().head.size);
+        println!(
+            "  issuers:       {} registered, {} trust anchor(s)",
+            svc.trust.registry.len(),
+            svc.trust.anchors.len()
+        );
+        println!("  try:           curl -s {url}/healthz");
+        tracing::info!(%url, "serving");
+        running.wait().await?;
+        tracing::info!("stopped cleanly");
+        Ok(0)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
