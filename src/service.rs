@@ -11,12 +11,13 @@ use crate::config::Config;
 use crate::issuers::IssuerTrust;
 use crate::keys::{KeySet, SigningKey};
 use crate::log::{Appended, Log, LogConfig, LogError};
+use crate::merkle::tile::{self, TileId};
 use crate::merkle::{self, Hash};
 use crate::policy::{self, PolicyRejection};
-use crate::problem::Problem;
 use crate::receipt::{self, CoseTreeHeadSigner, ReceiptTemplate, ServiceIdentity};
 use crate::statement::{self, SignedStatement, StatementError};
 use crate::tree_head::SignedTreeHead;
+use crate::vcon_index::{ConsentState, FeedItem, FeedQuery, HistoryItem, Lineage};
 
 /// Subject and content type of the registration-policy statements the
 /// service registers about itself.
@@ -37,22 +38,26 @@ pub enum ServiceError {
     Internal(String),
 }
 
-impl From<&ServiceError> for Problem {
-    fn from(e: &ServiceError) -> Problem {
+/// How a log failure reads to a registrant: the one mapping for everything
+/// `Log::submit_with` and `Pending::wait` return. A full queue is
+/// back-pressure (`Overloaded`, retry soon); anything else means the log is
+/// not taking writes now (halted, closing, a batch that did not commit, a
+/// storage error while deduplicating), and the registrant may retry later
+/// (`Unavailable`). Reads do not use this: a failed read is our fault, not a
+/// reason to retry, and maps to `Internal` through [`internal`].
+impl From<LogError> for ServiceError {
+    fn from(e: LogError) -> ServiceError {
         match e {
-            ServiceError::Statement(s) => Problem::from(s),
-            ServiceError::Policy(p) => Problem::new(400, "Rejected", p.to_string()),
-            ServiceError::Overloaded => {
-                Problem::new(503, "Service Unavailable", e.to_string()).retry_after(1)
-            }
-            ServiceError::Unavailable(_) => {
-                Problem::new(503, "Service Unavailable", e.to_string()).retry_after(5)
-            }
-            ServiceError::Internal(_) => Problem::new(500, "Internal Server Error", e.to_string()),
+            LogError::QueueFull => ServiceError::Overloaded,
+            LogError::Halted(why) => ServiceError::Unavailable(why),
+            other => ServiceError::Unavailable(other.to_string()),
         }
     }
 }
 
+/// A failure that is ours, not the client's (a storage read, an encoding
+/// step). The text is for the operator: the HTTP layer logs it and sends the
+/// client a generic detail.
 fn internal(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Internal(e.to_string())
 }
@@ -79,6 +84,27 @@ pub enum ReceiptLookup {
     Unknown,
 }
 
+/// Readiness, for `GET /healthz`.
+#[derive(Debug)]
+pub enum Health {
+    Ready {
+        tree_size: u64,
+    },
+    /// The last batch failed to commit (the next one may succeed).
+    BatchFailed(String),
+    /// The log refused to sign after an integrity alarm.
+    Halted(String),
+}
+
+/// A hash tile read.
+#[derive(Debug)]
+pub enum TileRead {
+    /// Row 0, the requested number of hashes, concatenated.
+    Hashes(Vec<u8>),
+    /// The latest signed head covers only `signed` hashes of the tile.
+    Unsigned { signed: usize },
+}
+
 /// Registration counters for /metrics.
 #[derive(Default)]
 pub struct Counters {
@@ -94,21 +120,25 @@ pub struct Counters {
     pub receipts_served: AtomicU64,
 }
 
+/// The registration service. The public fields are read by the binary
+/// (`config`, `current_kid`, `trust` for the start banner), by the metrics
+/// page and the load generator (`log`, `counters`) and by tests (`log`,
+/// `current_kid`); the HTTP layer goes through methods, so that it never
+/// reaches into storage.
 pub struct Service {
     pub config: Config,
     pub log: Log,
-    pub identity: ServiceIdentity,
+    identity: ServiceIdentity,
     /// Every service public key (current and retired), by kid.
-    pub public_keys: KeySet,
+    public_keys: KeySet,
     pub current_kid: Vec<u8>,
     pub trust: IssuerTrust,
     pub counters: Counters,
     pending: Mutex<HashMap<Hash, Instant>>,
     /// Entry id of the registration policy in force (RFC 9943 §5.1.1).
     policy_entry: std::sync::RwLock<Option<String>>,
-    pub service_key: Arc<CoseTreeHeadSigner>,
+    service_key: Arc<CoseTreeHeadSigner>,
     failed: Mutex<(HashMap<Hash, String>, VecDeque<Hash>)>,
-    pub rate: RateLimiter,
     /// The receipt template of the newest head a fresh entry was answered at.
     receipt_template: Mutex<Option<(u64, Arc<ReceiptTemplate>)>>,
 }
@@ -155,10 +185,6 @@ impl Service {
         if generated {
             tracing::info!(path = %config.key_file().display(), kid = %hex::encode(&current_kid), "generated a new service key");
         }
-        let rate = RateLimiter::new(
-            config.rate_limit.per_client_per_sec,
-            config.rate_limit.burst,
-        );
         let svc = Arc::new(Service {
             policy_entry: std::sync::RwLock::new(None),
             service_key,
@@ -171,7 +197,6 @@ impl Service {
             counters: Counters::default(),
             pending: Mutex::new(HashMap::new()),
             failed: Mutex::new((HashMap::new(), VecDeque::new())),
-            rate,
             receipt_template: Mutex::new(None),
         });
         svc.register_policy()?;
@@ -305,12 +330,7 @@ impl Service {
 
         // Duplicates are found by the sequencer (in-batch and in storage);
         // no read here, so the request path never touches RocksDB.
-        let pending = match self.log.submit_with(entry, leaf, rows) {
-            Ok(p) => p,
-            Err(LogError::QueueFull) => return Err(ServiceError::Overloaded),
-            Err(LogError::Halted(w)) => return Err(ServiceError::Unavailable(w)),
-            Err(e) => return Err(ServiceError::Unavailable(e.to_string())),
-        };
+        let pending = self.log.submit_with(entry, leaf, rows)?;
         self.lock_pending().insert(leaf, Instant::now());
         let budget = Duration::from_millis(self.config.registration.wait_ms);
         let mut wait = Box::pin(pending.wait());
@@ -356,11 +376,7 @@ impl Service {
                         f.0.remove(&old);
                     }
                 }
-                Err(match e {
-                    LogError::QueueFull => ServiceError::Overloaded,
-                    LogError::Halted(w) => ServiceError::Unavailable(w),
-                    other => ServiceError::Unavailable(other.to_string()),
-                })
+                Err(e.into())
             }
         }
     }
@@ -495,6 +511,92 @@ impl Service {
             .map_err(internal)
     }
 
+    /// Who signs this log's receipts (`iss`, `sub`): the transparency
+    /// configuration advertises it.
+    pub fn identity(&self) -> &ServiceIdentity {
+        &self.identity
+    }
+
+    /// Every service public key, current and retired: old receipts stay
+    /// verifiable after a key rotation.
+    pub fn public_keys(&self) -> &KeySet {
+        &self.public_keys
+    }
+
+    /// The latest signed tree head (the checkpoint).
+    pub fn latest_head(&self) -> Arc<SignedTreeHead> {
+        self.log.latest()
+    }
+
+    /// Readiness: the log is open, not halted, and its last batch committed.
+    /// A failed batch is reported first: it is the fresher news, and it may
+    /// clear with the next batch, while a halt needs the operator.
+    pub fn health(&self) -> Health {
+        if let Some(why) = self.log.last_batch_error() {
+            return Health::BatchFailed(why);
+        }
+        match self.log.halted() {
+            Some(why) => Health::Halted(why),
+            None => Health::Ready {
+                tree_size: self.log.latest().head.size,
+            },
+        }
+    }
+
+    /// Every registered lifecycle entry of one vCon (normalized uuid), in log
+    /// order.
+    pub fn vcon_history(&self, uuid: &str) -> Result<Vec<HistoryItem>, ServiceError> {
+        crate::vcon_index::history(self.log.store(), uuid).map_err(internal)
+    }
+
+    /// The consent state of one vCon as of a time (default: now), computed
+    /// from its history.
+    pub fn vcon_consent(
+        &self,
+        uuid: &str,
+        as_of_ms: Option<i64>,
+    ) -> Result<ConsentState, ServiceError> {
+        let history = self.vcon_history(uuid)?;
+        Ok(crate::vcon_index::consent(&history, uuid, as_of_ms))
+    }
+
+    /// The vCons one vCon was derived from, and those derived from it.
+    pub fn vcon_lineage(&self, uuid: &str) -> Result<Lineage, ServiceError> {
+        crate::vcon_index::lineage(self.log.store(), uuid).map_err(internal)
+    }
+
+    /// One page of the lifecycle event feed, and the last log index scanned
+    /// (the cursor moves past filtered-out rows too).
+    pub fn events(&self, q: &FeedQuery) -> Result<(Vec<FeedItem>, Option<u64>), ServiceError> {
+        crate::vcon_index::feed(self.log.store(), q).map_err(internal)
+    }
+
+    /// Row 0 of a hash tile, cut to `want` hashes (`None`: the full tile),
+    /// if the latest signed head covers that many. A partial tile is a prefix
+    /// of every later version, so any width up to the signed one is correct.
+    pub fn tile(&self, id: TileId, want: Option<usize>) -> Result<TileRead, ServiceError> {
+        let signed = tile::width_at(id, self.log.latest().head.size);
+        let width = match want {
+            None if signed == tile::WIDTH => tile::WIDTH,
+            Some(w) if w <= signed => w,
+            _ => return Ok(TileRead::Unsigned { signed }),
+        };
+        match self.log.store().tile(id).map_err(internal)? {
+            Some(t) if t.width() >= width => Ok(TileRead::Hashes(
+                t.row(0)
+                    .iter()
+                    .take(width)
+                    .flat_map(|h| h.iter().copied())
+                    .collect(),
+            )),
+            // The signed head covers it, so storage must hold it.
+            _ => Err(internal(format!(
+                "tile {}/{} is missing from storage",
+                id.level, id.index
+            ))),
+        }
+    }
+
     /// A consistent online backup: a RocksDB checkpoint under
     /// `<data_dir>/backups/`, plus the public key set. The service private
     /// key is *not* copied: back it up separately, as the secret it is.
@@ -606,44 +708,4 @@ fn build_trust(config: &Config) -> Result<IssuerTrust, String> {
     Ok(trust)
 }
 
-/// Token buckets per client (token hash or address).
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-impl RateLimiter {
-    pub fn new(rate: f64, burst: f64) -> Self {
-        RateLimiter {
-            rate,
-            burst: burst.max(1.0),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Ok` or the seconds to wait.
-    pub fn check(&self, client: &str) -> Result<(), u64> {
-        if self.rate <= 0.0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if b.len() > 100_000 {
-            // Bounded memory under address floods: forget idle buckets.
-            let (rate, burst) = (self.rate, self.burst);
-            b.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
-            });
-        }
-        let (tokens, at) = b.entry(client.to_owned()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64)
-        }
-    }
 }

@@ -1,5 +1,5 @@
 //! RFC 9290 Concise Problem Details: the only error body the HTTP API sends.
-//! Every service error maps to one here, in one place.
+//! The server maps every error to one in one place (its `http/error.rs`).
 
 use ciborium::value::Value;
 

@@ -1,0 +1,293 @@
+//! The HTTP API (SCRAPI draft -11 plus read APIs) on hyper 1.x.
+//!
+//! Guards: a connection cap (excess connections get a 503 and are closed), a
+//! header-read timeout (slowloris), a head-size cap, a body cap enforced from
+//! `Content-Length` before reading and while reading, and a body-read
+//! timeout. Every error body is RFC 9290 CBOR, built in one place
+//! ([`error`]).
+//!
+//! Layout: this file holds the accept loop, one connection, the server
+//! lifecycle and the response builders; [`routes`] the route table;
+//! [`admission`] bearer tokens and rate limits; one file per resource family
+//! ([`entries`], [`discovery`], [`tlog`], [`vcon`], [`ops`]). Handlers return
+//! `Result<Response<Body>, ApiError>` and reach the log only through
+//! [`Service`] methods.
+
+mod admission;
+mod discovery;
+mod entries;
+pub mod error;
+mod ops;
+mod routes;
+mod tlog;
+mod vcon;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::problem;
+use crate::service::Service;
+use admission::RateLimiter;
+use error::ProblemKind;
+
+pub use error::ApiError;
+
+pub type Body = Full<Bytes>;
+
+const COSE: &str = "application/cose";
+const CBOR: &str = "application/cbor";
+const JSON: &str = "application/json";
+
+/// For responses that can never change: a stable receipt, a registered
+/// statement, a full or partial hash tile (a partial tile of width W is a
+/// prefix of every later version).
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// What every connection of one server shares: the service and the
+/// rate-limit buckets (which must outlive any one connection).
+struct Api {
+    svc: Arc<Service>,
+    rate: RateLimiter,
+}
+
+impl Api {
+    fn new(svc: Arc<Service>) -> Arc<Api> {
+        let rl = &svc.config.rate_limit;
+        let rate = RateLimiter::new(rl.per_client_per_sec, rl.burst);
+        Arc::new(Api { svc, rate })
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish (bounded), and returns.
+pub async fn serve(
+    service: Arc<Service>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = service.config.limits.clone();
+    let api = Api::new(service);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let conn = graceful.watch(api_connection(api.clone(), TokioIo::new(stream), peer));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; closing"),
+    }
+    Ok(())
+}
+
+/// One HTTP/1.1 connection over any byte stream, with the configured head
+/// timeout and size cap: the HTTP fuzz target drives it over in-memory pipes.
+/// A connection made here has rate-limit buckets of its own; [`serve`] shares
+/// one set across all its connections.
+pub fn connection<IO>(
+    svc: Arc<Service>,
+    io: IO,
+    peer: SocketAddr,
+) -> hyper::server::conn::http1::Connection<
+    IO,
+    impl hyper::service::HttpService<Incoming, ResBody = Body, Error = Infallible, Future: Send> + Send,
+>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    api_connection(Api::new(svc), io, peer)
+}
+
+fn api_connection<IO>(
+    api: Arc<Api>,
+    io: IO,
+    peer: SocketAddr,
+) -> hyper::server::conn::http1::Connection<
+    IO,
+    impl hyper::service::HttpService<Incoming, ResBody = Body, Error = Infallible, Future: Send> + Send,
+>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let limits = &api.svc.config.limits;
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .serve_connection(
+            io,
+            hyper::service::service_fn(move |req| {
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(handle(&api, peer, req).await) }
+            }),
+        )
+}
+
+/// Over the connection cap: a minimal 503 and close, written by hand because
+/// no hyper connection exists for it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let p = ProblemKind::ServiceUnavailable
+        .problem("too many connections")
+        .to_cbor();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        problem::CONTENT_TYPE,
+        p.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(&p).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+async fn handle(api: &Api, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = routes::dispatch(api, peer, req)
+        .await
+        .unwrap_or_else(ApiError::into_response);
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    resp
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn set(r: &mut Response<Body>, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+}
+
+/// The read APIs' JSON: pretty, and revalidated on every use because a new
+/// registration can change it.
+fn json_response(v: &impl serde::Serialize) -> Response<Body> {
+    let mut r = respond(
+        StatusCode::OK,
+        JSON,
+        serde_json::to_vec_pretty(v).unwrap_or_default(),
+    );
+    set(&mut r, header::CACHE_CONTROL, "no-cache");
+    r
+}
+
+/// A running server: its address, the service, and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub service: Arc<Service>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful stop: no new connections, in-flight requests finish, the
+    /// sequencer completes its batch, RocksDB is flushed.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.finish().await;
+    }
+
+    /// Waits until the server task ends (after `stop` was signalled).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        self.finish().await
+    }
+
+    /// The shutdown both ways of ending share: the accept loop has ended (or
+    /// ends now), then the service stops its sequencer and flushes, on a
+    /// blocking thread because both wait on the sequencer thread. A panicked
+    /// server task counts as ended.
+    async fn finish(&mut self) -> std::io::Result<()> {
+        let r = (&mut self.task).await.unwrap_or(Ok(()));
+        let svc = self.service.clone();
+        let _ = tokio::task::spawn_blocking(move || svc.shutdown()).await;
+        r
+    }
+}
+
+/// Binds `config.listen` (port 0 picks a free port; the service URL then
+/// uses the real one), opens the service and starts serving.
+pub async fn start(
+    mut config: crate::config::Config,
+    shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Result<Running, String> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("binding {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    config.listen = addr;
+    let service = tokio::task::spawn_blocking(move || Service::open(config))
+        .await
+        .map_err(|e| e.to_string())??;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let external = shutdown;
+    let svc = service.clone();
+    let task = tokio::spawn(async move {
+        let signal = async move {
+            match external {
+                Some(ext) => {
+                    tokio::select! {
+                        _ = rx => {}
+                        _ = ext => {}
+                    }
+                }
+                None => {
+                    let _ = rx.await;
+                }
+            }
+        };
+        serve(svc, listener, signal).await
+    });
+    Ok(Running {
+        addr,
+        service,
+        stop: Some(tx),
+        task,
+    })
+}

@@ -1,0 +1,86 @@
+//! Transparency-log reads: the checkpoint, consistency receipts and C2SP
+//! tlog-tiles hash tiles.
+
+use ciborium::value::Value;
+use hyper::header;
+use hyper::{Response, StatusCode};
+
+use super::error::ApiError;
+use super::routes::Query;
+use super::{Body, CBOR, COSE, IMMUTABLE, respond, set};
+use crate::service::{Service, TileRead};
+
+/// `GET /checkpoint`: the latest signed tree head. `no-cache`: it moves with
+/// every batch.
+pub(super) fn checkpoint(svc: &Service) -> Response<Body> {
+    let h = svc.latest_head();
+    let body = crate::cbor::encode(&Value::Map(vec![
+        (
+            Value::Text("tree_size".into()),
+            Value::Integer(h.head.size.into()),
+        ),
+        (
+            Value::Text("root".into()),
+            Value::Bytes(h.head.root.to_vec()),
+        ),
+        (
+            Value::Text("timestamp_ms".into()),
+            Value::Integer(h.head.timestamp_ms.into()),
+        ),
+        (
+            Value::Text("signed_tree_head".into()),
+            Value::Bytes(h.signature.clone()),
+        ),
+    ]));
+    let mut r = respond(StatusCode::OK, CBOR, body);
+    set(&mut r, header::CACHE_CONTROL, "no-cache");
+    r
+}
+
+/// `GET /consistency?from=<size>[&to=<size>]`: a consistency receipt to the
+/// signed head at `to` (default: the latest).
+pub(super) fn consistency(svc: &Service, q: &Query) -> Result<Response<Body>, ApiError> {
+    let size = |name| {
+        q.get(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| ApiError::malformed(format!("{name}={v:?} is not a tree size")))
+            })
+            .transpose()
+    };
+    let from = size("from")?
+        .ok_or_else(|| ApiError::malformed("GET /consistency needs ?from=<size>[&to=<size>]"))?;
+    let to = size("to")?;
+    match svc.consistency_receipt(from, to)? {
+        Some(r) => Ok(respond(StatusCode::OK, COSE, r)),
+        None => Err(ApiError::NotFound(format!(
+            "no consistency proof from size {from} to {}: sizes must satisfy 0 < from <= to and `to` must be a signed tree size",
+            to.map(|t| t.to_string())
+                .unwrap_or_else(|| "the latest".into())
+        ))),
+    }
+}
+
+/// `GET /tile/<level>/<index>[.p/<width>]`: row 0 of the stored tile, limited
+/// to what the latest signed head covers. Full tiles never change, and a
+/// partial tile of width W is a prefix of every later version, so both are
+/// cached as immutable.
+pub(super) fn tile(svc: &Service, rest: &[&str]) -> Result<Response<Body>, ApiError> {
+    let Some((id, want)) = crate::merkle::tile::parse_c2sp_path(rest) else {
+        return Err(ApiError::malformed(format!(
+            "/tile/{} is not a C2SP tile path",
+            rest.join("/")
+        )));
+    };
+    match svc.tile(id, want)? {
+        TileRead::Hashes(body) => {
+            let mut r = respond(StatusCode::OK, "application/octet-stream", body);
+            set(&mut r, header::CACHE_CONTROL, IMMUTABLE);
+            Ok(r)
+        }
+        TileRead::Unsigned { signed } => Err(ApiError::NotFound(format!(
+            "tile {}/{} has {signed} signed nodes",
+            id.level, id.index
+        ))),
+    }
+}

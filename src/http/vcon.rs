@@ -1,0 +1,91 @@
+//! The vCon read views (history, consent, lineage), the lifecycle event
+//! feed, and the registration policy in force. All JSON, all `no-cache`:
+//! each new registration can change them.
+
+use hyper::Response;
+
+use super::error::ApiError;
+use super::routes::Query;
+use super::{Body, json_response};
+use crate::service::Service;
+use crate::vcon_index::FeedQuery;
+
+/// Page sizes: 100 unless asked, never more than 1000 (a page is built in
+/// memory).
+fn page_limit(q: &Query) -> Result<usize, ApiError> {
+    Ok(q.u64("limit")?.unwrap_or(100).clamp(1, 1000) as usize)
+}
+
+/// vCon uuids are compared in their normalized (lowercase, hyphenated) form.
+fn parse_uuid(uuid: &str) -> Result<String, ApiError> {
+    crate::vcon::profile::normalize_uuid(uuid)
+        .ok_or_else(|| ApiError::malformed(format!("{uuid:?} is not a vCon uuid (8-4-4-4-12 hex)")))
+}
+
+/// `GET /vcons/{uuid}/entries[?after=&limit=]`: one page of a vCon's history.
+pub(super) fn history(svc: &Service, uuid: &str, q: &Query) -> Result<Response<Body>, ApiError> {
+    let uuid = parse_uuid(uuid)?;
+    let after = q.u64("after")?;
+    let limit = page_limit(q)?;
+    let items: Vec<_> = svc
+        .vcon_history(&uuid)?
+        .into_iter()
+        .filter(|i| after.is_none_or(|a| i.index > a))
+        .take(limit)
+        .collect();
+    // A short page is the last one.
+    let next_after = if items.len() == limit {
+        items.last().map(|i| i.index)
+    } else {
+        None
+    };
+    Ok(json_response(
+        &serde_json::json!({"vcon_uuid": uuid, "items": items, "next_after": next_after}),
+    ))
+}
+
+/// `GET /vcons/{uuid}/consent[?as_of=<RFC 3339>]`.
+pub(super) fn consent(svc: &Service, uuid: &str, q: &Query) -> Result<Response<Body>, ApiError> {
+    let uuid = parse_uuid(uuid)?;
+    let as_of = q.time_ms("as_of")?;
+    Ok(json_response(&svc.vcon_consent(&uuid, as_of)?))
+}
+
+/// `GET /vcons/{uuid}/lineage`.
+pub(super) fn lineage(svc: &Service, uuid: &str) -> Result<Response<Body>, ApiError> {
+    let uuid = parse_uuid(uuid)?;
+    Ok(json_response(&svc.vcon_lineage(&uuid)?))
+}
+
+/// `GET /events[?type=&iss=&after=&limit=&since=&until=]`: the lifecycle
+/// event feed.
+pub(super) fn events(svc: &Service, q: &Query) -> Result<Response<Body>, ApiError> {
+    let event = q
+        .get("type")
+        .map(|t| {
+            crate::vcon::Event::parse(t)
+                .ok_or_else(|| ApiError::malformed(format!("type={t:?} is not a lifecycle event")))
+        })
+        .transpose()?;
+    let fq = FeedQuery {
+        event,
+        iss: q.get("iss").map(str::to_owned),
+        after: q.u64("after")?,
+        limit: page_limit(q)?,
+        since_ms: q.time_ms("since")?,
+        until_ms: q.time_ms("until")?,
+    };
+    let (items, last) = svc.events(&fq)?;
+    // Poll again with after=next_after; it moves past filtered rows too.
+    Ok(json_response(
+        &serde_json::json!({"items": items, "next_after": last.or(fq.after)}),
+    ))
+}
+
+/// `GET /policy`: the registration policy in force and its log entry
+/// (RFC 9943 §5.1.1).
+pub(super) fn policy(svc: &Service) -> Response<Body> {
+    json_response(
+        &serde_json::json!({"entry_id": svc.policy_entry(), "policy": svc.policy_document()}),
+    )
+}
