@@ -10,7 +10,6 @@ use crate::client::Conn;
 use crate::issuers::IssuerTrust;
 use crate::keys::KeySet;
 use crate::merkle::Hash;
-use crate::policy::PolicyConfig;
 use crate::statement::SignedStatement;
 use crate::vcon::Profile;
 use crate::vcon_index::{ConsentState, HistoryItem};
@@ -116,7 +115,7 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, String> {
                     statement: ts.clone(),
                     service_keys: keys.clone(),
                     issuer_trust: trust.clone(),
-                    now: verify::now_unix(),
+                    now: crate::time::now_secs(),
                     ..Default::default()
                 };
                 match verify::verify(&req) {
@@ -201,7 +200,7 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, String> {
     let consent = crate::vcon_index::consent(&verified_items, &opts.uuid, opts.as_of_ms);
     let as_of = opts
         .as_of_ms
-        .map(|t| format!("?as_of={}", crate::vcon::profile::format_ms(t)))
+        .map(|t| format!("?as_of={}", crate::time::format_ms(t)))
         .unwrap_or_default();
     if let Ok(body) = get_ok(&mut c, &format!("/vcons/{}/consent{as_of}", opts.uuid)).await
         && let Ok(server) = serde_json::from_slice::<ConsentState>(&body)

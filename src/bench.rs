@@ -156,7 +156,7 @@ fn presign_range(
     range: std::ops::Range<usize>,
     seed: u64,
 ) -> Vec<Vec<u8>> {
-    let now = crate::verify::now_unix();
+    let now = crate::time::now_secs();
     range
         .map(|i| {
             let (key, iss) = &issuers[i % issuers.len()];
@@ -200,7 +200,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
             opts.issuers.len()
         );
     }
-    let seed = crate::verify::now_unix() as u64 ^ std::process::id() as u64;
+    let seed = crate::time::now_secs() as u64 ^ std::process::id() as u64;
     let issuers = Arc::new(opts.issuers);
     let statements = {
         let issuers = issuers.clone();

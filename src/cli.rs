@@ -328,7 +328,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             alg,
             public_out,
         } => {
-            let alg = parse_alg(&alg)?;
+            let alg = alg.parse::<Alg>().map_err(|e| e.to_string())?;
             let (key, pkcs8) = SigningKey::generate(alg).map_err(|e| e.to_string())?;
             write_private_key(&out, &pkcs8).map_err(|e| e.to_string())?;
             if let Some(p) = public_out {
@@ -433,7 +433,7 @@ fn run(cli: Cli) -> Result<i32, String> {
                 std::fs::read(&payload).map_err(|e| format!("{}: {e}", payload.display()))?;
             let mut b = crate::statement::Builder::new(&key, &iss, &sub);
             b.content_type = Some(content_type);
-            b.issued_at = Some(crate::verify::now_unix());
+            b.issued_at = Some(crate::time::now_secs());
             let st = b.sign(&body)?;
             let out = out.unwrap_or_else(|| with_suffix(&payload, "cose"));
             std::fs::write(&out, &st).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -470,7 +470,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             let as_of_ms = match as_of {
                 None => None,
                 Some(t) => Some(
-                    crate::vcon::profile::parse_rfc3339_ms(&t)
+                    crate::time::parse_rfc3339_ms(&t)
                         .ok_or_else(|| format!("--as-of {t:?} is not RFC 3339"))?,
                 ),
             };
@@ -513,16 +513,6 @@ fn run(cli: Cli) -> Result<i32, String> {
             println!("wrote {} ({} key(s))", out.display(), ks.keys.len());
             Ok(0)
         }
-    }
-}
-
-pub fn parse_alg(s: &str) -> Result<Alg, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "es256" | "p256" | "p-256" => Ok(Alg::P256),
-        "ed25519" | "eddsa" => Ok(Alg::Ed25519),
-        other => Err(format!(
-            "unknown key algorithm {other:?} (es256 or ed25519)"
-        )),
     }
 }
 
@@ -715,7 +705,7 @@ pub fn create_statement(a: &CreateArgs) -> Result<(PathBuf, String), String> {
     let key =
         SigningKey::from_pkcs8_any(&key_bytes).map_err(|e| format!("{}: {e}", a.key.display()))?;
     let mut b = crate::statement::Builder::new(&key, &a.iss, &format!("vcon://{uuid}"));
-    b.issued_at = Some(crate::verify::now_unix());
+    b.issued_at = Some(crate::time::now_secs());
     let hash_alg = crate::vcon::HashAlg::Sha512;
     let payload = if a.hash_envelope {
         b.hash_envelope = Some((
@@ -847,7 +837,8 @@ fn rotate_key(config: &crate::config::Config, alg: &str) -> Result<i32, String> 
     if !retired.exists() {
         write_private_key(&retired, &old_bytes).map_err(|e| e.to_string())?;
     }
-    let (new, pkcs8) = SigningKey::generate(parse_alg(alg)?).map_err(|e| e.to_string())?;
+    let (new, pkcs8) = SigningKey::generate(alg.parse::<Alg>().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
     // Public set first: a crash after this leaves the old key in use and
     // both keys published, which is safe.
     let set_path = keys_dir.join("scitt-keys.cbor");

@@ -39,7 +39,7 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// X.509 trust anchors (PEM/DER files) for statements with x5chain.
     pub trust_anchors: Vec<PathBuf>,
-    pub policy: crate::policy::PolicyConfig,
+    pub policy: crate::vcon::policy::PolicyConfig,
     /// Rollback guard: the latest published head, kept outside the RocksDB
     /// directory (default `<data_dir>/rollback-guard`; in production put it
     /// on another volume than the backups you might restore).

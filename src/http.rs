@@ -709,7 +709,7 @@ fn parse_uuid(uuid: &str) -> Result<String, Problem> {
 fn parse_time_param(q: &[(String, String)], name: &str) -> Result<Option<i64>, Problem> {
     match param(q, name) {
         None => Ok(None),
-        Some(v) => crate::vcon::profile::parse_rfc3339_ms(v)
+        Some(v) => crate::time::parse_rfc3339_ms(v)
             .map(Some)
             .ok_or_else(|| Problem::malformed(format!("{name}={v:?} is not an RFC 3339 time"))),
     }
@@ -847,7 +847,7 @@ fn tile(svc: &Service, rest: &[&str]) -> Response<Body> {
             return problem_response(&Problem::new(
                 404,
                 "Not Found",
-                format!("tile {}/{} has {signed} signed nodes", id.level, id.index),
+                format!("{id} has {signed} signed nodes"),
             ));
         }
     };
@@ -868,7 +868,7 @@ fn tile(svc: &Service, rest: &[&str]) -> Response<Body> {
         Ok(_) => problem_response(&Problem::new(
             500,
             "Internal Server Error",
-            format!("tile {}/{} is missing from storage", id.level, id.index),
+            format!("{id} is missing from storage"),
         )),
         Err(e) => problem_response(&Problem::new(500, "Internal Server Error", e.to_string())),
     }

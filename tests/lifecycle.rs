@@ -367,7 +367,7 @@ async fn every_policy_rule_rejects_with_its_name() {
     let srv = start(server_config(data.path()), None).await.unwrap();
     let mut c = Conn::connect(&srv.url()).await.unwrap();
     let key = issuer_key();
-    let now = vcon_scitt::verify::now_unix();
+    let now = vcon_scitt::time::now_secs();
     let sign = |sub: &str, ct: Option<&str>, payload: serde_json::Value| {
         let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, sub);
         b.content_type = ct.map(str::to_owned);

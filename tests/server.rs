@@ -24,7 +24,7 @@ fn verify_receipt(statement: &[u8], receipt: &[u8], keys: &KeySet) -> verify::Re
         statement: statement.to_vec(),
         receipts: vec![receipt.to_vec()],
         service_keys: keys.clone(),
-        now: verify::now_unix(),
+        now: vcon_scitt::time::now_secs(),
         ..Default::default()
     })
     .unwrap()

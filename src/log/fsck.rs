@@ -76,33 +76,27 @@ pub fn fsck(store: &Store, signer: Option<&dyn TreeHeadSigner>) -> Result<FsckRe
         let Some(id) = TileId::from_key(&k) else {
             return bad("a tile key is malformed".into());
         };
-        let tile = Tile::from_bytes(&v)
-            .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
+        let tile = Tile::from_bytes(&v).map_err(|e| LogError::Corrupt(format!("{id}: {e}")))?;
         let want = width_at(id, size);
         if tile.width() != want {
             return bad(format!(
-                "tile {}/{} has width {}, size {size} implies {want}",
-                id.level,
-                id.index,
+                "{id} has width {}, size {size} implies {want}",
                 tile.width()
             ));
         }
         tile.check_interior()
-            .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
+            .map_err(|e| LogError::Corrupt(format!("{id}: {e}")))?;
         if id.level > 0 {
             for (j, node) in tile.row(0).iter().enumerate() {
                 let child = TileId {
                     level: id.level - 1,
                     index: id.index * WIDTH as u64 + j as u64,
                 };
-                let ct = store.tile(child)?.ok_or_else(|| {
-                    LogError::Corrupt(format!("tile {}/{} is missing", child.level, child.index))
-                })?;
+                let ct = store
+                    .tile(child)?
+                    .ok_or_else(|| LogError::Corrupt(format!("{child} is missing")))?;
                 if ct.full_root().as_ref() != Some(node) {
-                    return bad(format!(
-                        "tile {}/{} node {j} is not the root of tile {}/{}",
-                        id.level, id.index, child.level, child.index
-                    ));
+                    return bad(format!("{id} node {j} is not the root of {child}"));
                 }
             }
         }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rocksdb::WriteBatch;
 
@@ -162,20 +162,14 @@ impl Frontier {
             let tile = if width == 0 {
                 Tile::new()
             } else {
-                let t = store.tile(id)?.ok_or_else(|| {
-                    LogError::Corrupt(format!(
-                        "right-edge tile {}/{} is missing",
-                        id.level, id.index
-                    ))
-                })?;
-                t.check_interior().map_err(|e| {
-                    LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index))
-                })?;
+                let t = store
+                    .tile(id)?
+                    .ok_or_else(|| LogError::Corrupt(format!("right-edge {id} is missing")))?;
+                t.check_interior()
+                    .map_err(|e| LogError::Corrupt(format!("{id}: {e}")))?;
                 if t.width() < width {
                     return Err(LogError::Corrupt(format!(
-                        "tile {}/{} has width {}, size {size} needs {width}",
-                        id.level,
-                        id.index,
+                        "{id} has width {}, size {size} needs {width}",
                         t.width()
                     )));
                 }
@@ -276,13 +270,6 @@ pub(crate) struct Sequencer {
     /// Tiles completed by the last batch (for in-memory proofs).
     last_done: Vec<(TileId, Tile)>,
     guard: Option<super::guard::RollbackGuard>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Sequencer {
@@ -649,7 +636,7 @@ impl Sequencer {
         let head = TreeHead {
             size,
             root: expected_root,
-            timestamp_ms: now_ms().max(self.latest.head.timestamp_ms),
+            timestamp_ms: crate::time::now_ms().max(self.latest.head.timestamp_ms),
         };
         // Never sign a second root for a size that already has a head.
         if let Some(existing) = self.store.head(size)? {
@@ -700,9 +687,8 @@ impl Sequencer {
                 .store
                 .tile(*id)
                 .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("tile {}/{} vanished", id.level, id.index))?;
-            t.check_interior()
-                .map_err(|e| format!("tile {}/{}: {e}", id.level, id.index))?;
+                .ok_or_else(|| format!("{id} vanished"))?;
+            t.check_interior().map_err(|e| format!("{id}: {e}"))?;
         }
         for (index, entry) in entries {
             let stored = nodes.perfect_node(0, *index).map_err(|e| e.to_string())?;
