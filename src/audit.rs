@@ -12,7 +12,8 @@ use crate::keys::KeySet;
 use crate::merkle::Hash;
 use crate::statement::SignedStatement;
 use crate::vcon::Profile;
-use crate::vcon_index::{ConsentState, HistoryItem};
+use crate::vcon::consent::{ConsentState, HistoryItem};
+use crate::vcon::policy::PolicyConfig;
 use crate::verify::{self, Request};
 
 #[derive(Debug, Serialize)]
@@ -197,7 +198,7 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, String> {
     }
 
     // Consent, recomputed from verified statements only.
-    let consent = crate::vcon_index::consent(&verified_items, &opts.uuid, opts.as_of_ms);
+    let consent = crate::vcon::consent::consent(&verified_items, &opts.uuid, opts.as_of_ms);
     let as_of = opts
         .as_of_ms
         .map(|t| format!("?as_of={}", crate::time::format_ms(t)))
@@ -208,7 +209,8 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, String> {
     {
         failures.push(format!(
             "the service says consent is {:?}, the verified statements say {:?}",
-            server.state, consent.state
+            server.state.as_str(),
+            consent.state.as_str()
         ));
     }
     Ok(AuditReport {
@@ -280,7 +282,7 @@ fn record_from(ts: &[u8], listed: &HistoryItem) -> Result<HistoryItem, String> {
         max_skew_secs: i64::MAX / 4000,
     };
     let Profile::Vcon(r) =
-        crate::policy::check(&cfg, &st, i64::MAX / 4000).map_err(|e| e.to_string())?
+        crate::vcon::profile::check(&cfg, &st, i64::MAX / 4000).map_err(|e| e.to_string())?
     else {
         return Err("the verified statement is not a vCon statement".into());
     };

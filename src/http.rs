@@ -755,7 +755,7 @@ fn vcon_consent(svc: &Service, uuid: &str, q: &[(String, String)]) -> Response<B
         let as_of = parse_time_param(q, "as_of")?;
         let all = crate::vcon_index::history(svc.log.store(), &uuid)
             .map_err(|e| Problem::new(500, "Internal Server Error", e.to_string()))?;
-        Ok(json_response(&crate::vcon_index::consent(
+        Ok(json_response(&crate::vcon::consent::consent(
             &all, &uuid, as_of,
         )))
     };
