@@ -44,7 +44,7 @@ pub enum Command {
         json: bool,
     },
     /// Verify a registration offline (same as the vcon-verify binary).
-    Verify(crate::verify_cli::Args),
+    Verify(vcon_verify::Args),
     /// Run the transparency service.
     Serve(ServeArgs),
     /// Show the effective configuration (defaults < file < env < flags).
@@ -350,7 +350,7 @@ fn run(cli: Cli) -> Result<i32, String> {
             keys,
             json,
         } => fsck(&data_dir, keys.as_deref(), json),
-        Command::Verify(args) => Ok(crate::verify_cli::run(&args)),
+        Command::Verify(args) => Ok(vcon_verify::run(&args)),
         Command::Serve(args) => serve(&args),
         Command::Config {
             action: ConfigAction::Print(args),

@@ -11,8 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub use vcon_scitt_core::{
-    cbor, cose, issuers, keys, merkle, policy, problem, receipt, statement, tree_head, vcon,
-    verify, verify_cli,
+    cbor, cose, issuers, keys, merkle, problem, receipt, statement, time, tree_head, vcon, verify,
 };
 
 pub mod audit;
