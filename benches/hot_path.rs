@@ -8,10 +8,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use std::hint::black_box;
 use vcon_scitt::keys::{KeySet, SigningKey};
 use vcon_scitt::merkle::{self, MemoryTree};
-use vcon_scitt::policy::PolicyConfig;
 use vcon_scitt::receipt::{self, ServiceIdentity};
 use vcon_scitt::statement::SignedStatement;
 use vcon_scitt::tree_head::TreeHead;
+use vcon_scitt::vcon::policy::PolicyConfig;
 
 fn key(path: &str) -> SigningKey {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
@@ -33,7 +33,7 @@ fn lifecycle_statement(k: &SigningKey, iss: &str) -> Vec<u8> {
     });
     let mut b = vcon_scitt::statement::Builder::new(k, iss, &format!("vcon://{uuid}"));
     b.content_type = Some("application/vcon-lifecycle+json".into());
-    b.issued_at = Some(vcon_scitt::verify::now_unix());
+    b.issued_at = Some(vcon_scitt::time::now_secs());
     b.sign(&serde_json::to_vec(&doc).unwrap()).unwrap()
 }
 
@@ -57,15 +57,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse + issuer verify", |b| {
         b.iter(|| {
             let s = SignedStatement::parse(black_box(&st_bytes), 1 << 16).unwrap();
-            trust.verify(&s, vcon_scitt::verify::now_unix()).unwrap()
+            trust.verify(&s, vcon_scitt::time::now_secs()).unwrap()
         })
     });
     g.bench_function("policy check (lifecycle JSON)", |b| {
         b.iter(|| {
-            vcon_scitt::policy::check(
+            vcon_scitt::vcon::profile::check(
                 &PolicyConfig::default(),
                 black_box(&st),
-                vcon_scitt::verify::now_unix(),
+                vcon_scitt::time::now_secs(),
             )
             .unwrap()
         })

@@ -102,7 +102,7 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// X.509 trust anchors (PEM/DER files) for statements with x5chain.
     pub trust_anchors: Vec<PathBuf>,
-    pub policy: crate::policy::PolicyConfig,
+    pub policy: crate::vcon::policy::PolicyConfig,
     /// Rollback guard: the latest published head, kept outside the RocksDB
     /// directory (default `<data_dir>/rollback-guard`; in production put it
     /// on another volume than the backups you might restore).
@@ -401,11 +401,17 @@ mod tests {
         let e = Config::default()
             .apply_vars(vars(&[("VCON_SCITT_WAIT_MS", "soon")]))
             .unwrap_err();
-        assert!(e.to_string().starts_with("VCON_SCITT_WAIT_MS=soon: "), "{e}");
+        assert!(
+            e.to_string().starts_with("VCON_SCITT_WAIT_MS=soon: "),
+            "{e}"
+        );
         let e = Config::default()
             .apply_vars(vars(&[("VCON_SCITT_SERVICE_KEY", "secret!!")]))
             .unwrap_err();
-        assert!(!e.to_string().contains("secret"), "the key never appears: {e}");
+        assert!(
+            !e.to_string().contains("secret"),
+            "the key never appears: {e}"
+        );
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(),
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(at(dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(
         ".{name}.{}.{}.tmp",
         std::process::id(),
@@ -136,6 +139,9 @@ mod tests {
     #[test]
     fn a_missing_directory_is_an_error_naming_the_path() {
         let e = sync_dir(Path::new("/nonexistent/vcon-scitt")).unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/vcon-scitt: "), "{e}");
+        assert!(
+            e.to_string().starts_with("/nonexistent/vcon-scitt: "),
+            "{e}"
+        );
     }
 }

@@ -17,7 +17,7 @@
 /// The formats, re-exported for users of this crate; inside it, modules
 /// name `vcon_scitt_core` directly so a reader finds the file.
 pub use vcon_scitt_core::{
-    cbor, cose, issuers, keys, merkle, problem, receipt, statement, tree_head, vcon, verify,
+    cbor, cose, issuers, keys, merkle, problem, receipt, statement, time, tree_head, vcon, verify,
 };
 
 pub mod backup;

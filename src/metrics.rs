@@ -37,22 +37,81 @@ pub fn render(svc: &Service) -> String {
     let latest = svc.log.latest();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
     let mut samples: Vec<(&str, &str, Kind, f64)> = vec![
-        ("vcon_scitt_tree_size", "Size of the latest signed tree head.", Kind::Gauge, latest.head.size as f64),
-        ("vcon_scitt_tree_head_timestamp_seconds", "Time of the latest signed tree head.", Kind::Gauge, latest.head.timestamp_ms as f64 / 1000.0),
-        ("vcon_scitt_queue_depth", "Entries waiting for the sequencer.", Kind::Gauge, load(&m.queued)),
-        ("vcon_scitt_pending_registrations", "Registrations past their wait budget, still sequencing.", Kind::Gauge, svc.pending_count() as f64),
-        ("vcon_scitt_log_halted", "1 if the log refused to sign after an integrity alarm.", Kind::Gauge, if svc.log.halted().is_some() { 1.0 } else { 0.0 }),
-        ("vcon_scitt_batches_total", "Committed batches (one signed head each).", Kind::Counter, load(&m.batches)),
-        ("vcon_scitt_failed_batches_total", "Batches that failed to commit.", Kind::Counter, load(&m.failed_batches)),
-        ("vcon_scitt_appended_total", "Entries appended.", Kind::Counter, load(&m.appended)),
-        ("vcon_scitt_receipts_served_total", "Receipts served by GET /entries/{id}.", Kind::Counter, load(&c.receipts_served)),
+        (
+            "vcon_scitt_tree_size",
+            "Size of the latest signed tree head.",
+            Kind::Gauge,
+            latest.head.size as f64,
+        ),
+        (
+            "vcon_scitt_tree_head_timestamp_seconds",
+            "Time of the latest signed tree head.",
+            Kind::Gauge,
+            latest.head.timestamp_ms as f64 / 1000.0,
+        ),
+        (
+            "vcon_scitt_queue_depth",
+            "Entries waiting for the sequencer.",
+            Kind::Gauge,
+            load(&m.queued),
+        ),
+        (
+            "vcon_scitt_pending_registrations",
+            "Registrations past their wait budget, still sequencing.",
+            Kind::Gauge,
+            svc.pending_count() as f64,
+        ),
+        (
+            "vcon_scitt_log_halted",
+            "1 if the log refused to sign after an integrity alarm.",
+            Kind::Gauge,
+            if svc.log.halted().is_some() { 1.0 } else { 0.0 },
+        ),
+        (
+            "vcon_scitt_batches_total",
+            "Committed batches (one signed head each).",
+            Kind::Counter,
+            load(&m.batches),
+        ),
+        (
+            "vcon_scitt_failed_batches_total",
+            "Batches that failed to commit.",
+            Kind::Counter,
+            load(&m.failed_batches),
+        ),
+        (
+            "vcon_scitt_appended_total",
+            "Entries appended.",
+            Kind::Counter,
+            load(&m.appended),
+        ),
+        (
+            "vcon_scitt_receipts_served_total",
+            "Receipts served by GET /entries/{id}.",
+            Kind::Counter,
+            load(&c.receipts_served),
+        ),
     ];
     if let Some(p) = process_stats() {
-        samples.push(("process_cpu_seconds_total", "User and system CPU time spent by the server process.", Kind::Counter, p.cpu_seconds));
-        samples.push(("process_resident_memory_bytes", "Resident set size.", Kind::Gauge, p.rss_bytes as f64));
+        samples.push((
+            "process_cpu_seconds_total",
+            "User and system CPU time spent by the server process.",
+            Kind::Counter,
+            p.cpu_seconds,
+        ));
+        samples.push((
+            "process_resident_memory_bytes",
+            "Resident set size.",
+            Kind::Gauge,
+            p.rss_bytes as f64,
+        ));
     }
     for (name, help, kind, v) in samples {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {}\n{name} {v}", kind.name());
+        let _ = writeln!(
+            s,
+            "# HELP {name} {help}\n# TYPE {name} {}\n{name} {v}",
+            kind.name()
+        );
     }
     histogram(
         &mut s,

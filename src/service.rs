@@ -13,11 +13,12 @@ use crate::keys::{KeySet, SigningKey};
 use crate::log::{Appended, Log, LogConfig, LogError};
 use crate::merkle::tile::{self, TileId};
 use crate::merkle::{self, Hash};
-use crate::policy::{self, PolicyRejection};
 use crate::receipt::{self, CoseTreeHeadSigner, ReceiptTemplate, ServiceIdentity};
 use crate::statement::{self, SignedStatement, StatementError};
 use crate::tree_head::SignedTreeHead;
-use crate::vcon_index::{ConsentState, FeedItem, FeedQuery, HistoryItem, Lineage};
+use crate::vcon::consent::{ConsentState, HistoryItem};
+use crate::vcon::policy::PolicyRejection;
+use crate::vcon_index::{FeedItem, FeedQuery, Lineage};
 
 /// Subject and content type of the registration-policy statements the
 /// service registers about itself.
@@ -238,7 +239,7 @@ impl Service {
             "profile": "vcon-scitt registration policy v1",
             "rules": serde_json::to_value(&self.config.policy).unwrap_or_default(),
             "max_statement_bytes": self.config.registration.max_statement_bytes,
-            "algorithms": ["ES256", "ESP256", "ES384", "ESP384", "EdDSA", "Ed25519"],
+            "algorithms": crate::keys::SUPPORTED_ALGS.iter().map(|a| a.name).collect::<Vec<_>>(),
             "issuers": issuers,
             "trust_anchors_sha256": anchors,
         })
@@ -261,7 +262,7 @@ impl Service {
         let key = &self.service_key.key;
         let mut b = statement::Builder::new(key, &self.identity.issuer, POLICY_SUBJECT);
         b.content_type = Some(POLICY_CONTENT_TYPE.into());
-        b.issued_at = Some(crate::verify::now_unix());
+        b.issued_at = Some(crate::time::now_secs());
         let st = b.sign(&bytes)?;
         let parsed = SignedStatement::parse(&st, usize::MAX).map_err(|e| e.to_string())?;
         let entry = parsed.entry_bytes();
@@ -310,12 +311,12 @@ impl Service {
     }
 
     async fn register_inner(self: &Arc<Self>, body: &[u8]) -> Result<Registered, ServiceError> {
-        let now = crate::verify::now_unix();
+        let now = crate::time::now_secs();
         let st = SignedStatement::parse(body, self.config.registration.max_statement_bytes)?;
         // Signature checks run here, on the request's worker thread, so they
         // use every core before the single sequencer.
         self.trust.verify(&st, now)?;
-        let profile = policy::check(&self.config.policy, &st, now)?;
+        let profile = crate::vcon::profile::check(&self.config.policy, &st, now)?;
         let entry = st.entry_bytes();
         let leaf = merkle::leaf_hash(&entry);
         let entry_id = statement::entry_id(&leaf);
@@ -557,7 +558,7 @@ impl Service {
         as_of_ms: Option<i64>,
     ) -> Result<ConsentState, ServiceError> {
         let history = self.vcon_history(uuid)?;
-        Ok(crate::vcon_index::consent(&history, uuid, as_of_ms))
+        Ok(crate::vcon::consent::consent(&history, uuid, as_of_ms))
     }
 
     /// The vCons one vCon was derived from, and those derived from it.
@@ -602,10 +603,7 @@ impl Service {
     /// key is *not* copied: back it up separately, as the secret it is.
     pub fn backup(&self) -> Result<(std::path::PathBuf, u64), ServiceError> {
         let size = self.log.latest().head.size;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
+        let stamp = crate::time::now_ms();
         let dir = self
             .config
             .data_dir
@@ -659,7 +657,8 @@ fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {
                 .map_err(|e| format!("{}: {e}", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let (key, pkcs8) = SigningKey::generate(config.key_alg.into()).map_err(|e| e.to_string())?;
+            let (key, pkcs8) =
+                SigningKey::generate(config.key_alg.into()).map_err(|e| e.to_string())?;
             crate::keys::write_private_key(&path, &pkcs8).map_err(|e| e.to_string())?;
             if let Some(dir) = path.parent() {
                 crate::durable::sync_dir(dir).map_err(|e| e.to_string())?;
@@ -696,7 +695,7 @@ fn build_trust(config: &Config) -> Result<IssuerTrust, String> {
     }
     for p in &config.trust_anchors {
         let bytes = std::fs::read(p).map_err(|e| format!("trust anchor {}: {e}", p.display()))?;
-        let anchors = crate::verify_cli::read_anchors(&bytes);
+        let anchors = crate::issuers::read_anchors(&bytes);
         if anchors.is_empty() {
             return Err(format!(
                 "trust anchor {}: no certificate found",
@@ -706,6 +705,4 @@ fn build_trust(config: &Config) -> Result<IssuerTrust, String> {
         trust.anchors.extend(anchors);
     }
     Ok(trust)
-}
-
 }

@@ -11,13 +11,13 @@
 //! | `l` | uuid ‖ other uuid ‖ index | JSON edge: lineage, both directions |
 //! | `p` | `p/policy` | JSON: the registration policy entry in force |
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::log::store::{CF_INDEX, Store};
 use crate::log::{IndexRows, LogError};
-use crate::vcon::profile::{Event, LifecycleRecord, format_ms, uuid_bytes, uuid_from_bytes};
+use crate::time::format_ms;
+use crate::vcon::consent::{HistoryItem, flag_anomalies};
+use crate::vcon::profile::{Event, LifecycleRecord, uuid_bytes, uuid_from_bytes};
 
 /// What the history row stores.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,43 +69,13 @@ pub fn rows(record: &LifecycleRecord, entry_id: &str, policy_entry: Option<&str>
     {
         let down = serde_json::json!({"relation": d.relation, "direction": "derived_from", "entry_id": entry_id});
         let up = serde_json::json!({"relation": d.relation, "direction": "derivative", "entry_id": entry_id});
-        by_index.push((
-            key(&[b"l", &uuid, &parent]),
-            down.to_string().into_bytes(),
-        ));
+        by_index.push((key(&[b"l", &uuid, &parent]), down.to_string().into_bytes()));
         by_index.push((key(&[b"l", &parent, &uuid]), up.to_string().into_bytes()));
     }
     IndexRows {
         by_index,
         fixed: Vec::new(),
     }
-}
-
-/// One history item as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HistoryItem {
-    pub index: u64,
-    pub entry_id: String,
-    pub event: Event,
-    pub iss: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub occurred_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub registered_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub vcon_hash: Vec<String>,
-    pub receipt: String,
-    pub form: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consent: Option<crate::vcon::profile::ConsentChange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub derived_from: Option<crate::vcon::profile::DerivedFrom>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub counterparty: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy_entry: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub anomalies: Vec<String>,
 }
 
 /// Most history rows read for one vCon.
@@ -150,136 +120,6 @@ pub fn history(store: &Store, uuid: &str) -> Result<Vec<HistoryItem>, LogError> 
     }
     flag_anomalies(&mut items);
     Ok(items)
-}
-
-/// Compliance anomalies: events after deletion, revocation without a grant,
-/// a hash that breaks the chain of registered hashes.
-fn flag_anomalies(items: &mut [HistoryItem]) {
-    let mut deleted_at: Option<u64> = None;
-    let mut granted_any = false;
-    let mut known: Option<Vec<String>> = None;
-    for it in items.iter_mut() {
-        if let Some(d) = deleted_at
-            && !matches!(it.event, Event::RcvrPurged | Event::Deleted)
-        {
-            it.anomalies.push(format!(
-                "{} after vcon_deleted (index {d})",
-                it.event.name()
-            ));
-        }
-        match it.event {
-            Event::ConsentAccepted => granted_any = true,
-            Event::ConsentRevoked if !granted_any => it
-                .anomalies
-                .push("revocation with no prior consent grant".into()),
-            _ => {}
-        }
-        if !it.vcon_hash.is_empty() {
-            match &known {
-                Some(prev)
-                    if !it.event.changes_content()
-                        && !it.vcon_hash.iter().any(|h| prev.contains(h)) =>
-                {
-                    it.anomalies.push(format!(
-                        "vcon_hash {} does not match the previously registered hash {}",
-                        it.vcon_hash.join(","),
-                        prev.join(",")
-                    ));
-                }
-                _ => {}
-            }
-            known = Some(it.vcon_hash.clone());
-        }
-        if it.event == Event::Deleted && deleted_at.is_none() {
-            deleted_at = Some(it.index);
-        }
-    }
-}
-
-/// Consent state per purpose as of a time (by `occurred_at`; ties by
-/// registration order). Latest statement wins: a revocation supersedes
-/// earlier grants and a later grant re-grants.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ConsentState {
-    pub vcon_uuid: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub as_of: Option<String>,
-    /// granted | revoked | partially_revoked | none
-    pub state: String,
-    pub purposes: BTreeMap<String, PurposeState>,
-    /// Entry ids of the statements the answer rests on.
-    pub proofs: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PurposeState {
-    /// granted | revoked
-    pub status: String,
-    pub entry_id: String,
-    pub occurred_at: Option<String>,
-    pub iss: String,
-}
-
-pub fn consent(items: &[HistoryItem], uuid: &str, as_of_ms: Option<i64>) -> ConsentState {
-    let mut relevant: Vec<&HistoryItem> = items
-        .iter()
-        .filter(|i| i.consent.is_some())
-        .filter(|i| {
-            match (
-                as_of_ms,
-                i.occurred_at
-                    .as_deref()
-                    .and_then(crate::vcon::profile::parse_rfc3339_ms),
-            ) {
-                (Some(limit), Some(t)) => t <= limit,
-                _ => true,
-            }
-        })
-        .collect();
-    relevant.sort_by_key(|i| {
-        (
-            i.occurred_at
-                .as_deref()
-                .and_then(crate::vcon::profile::parse_rfc3339_ms)
-                .unwrap_or(0),
-            i.index,
-        )
-    });
-    let mut purposes: BTreeMap<String, PurposeState> = BTreeMap::new();
-    for it in &relevant {
-        let Some(c) = &it.consent else { continue };
-        for (list, status) in [(&c.granted, "granted"), (&c.revoked, "revoked")] {
-            for p in list {
-                purposes.insert(
-                    p.clone(),
-                    PurposeState {
-                        status: status.into(),
-                        entry_id: it.entry_id.clone(),
-                        occurred_at: it.occurred_at.clone(),
-                        iss: it.iss.clone(),
-                    },
-                );
-            }
-        }
-    }
-    let granted = purposes.values().filter(|p| p.status == "granted").count();
-    let revoked = purposes.values().filter(|p| p.status == "revoked").count();
-    let state = match (granted, revoked) {
-        (0, 0) => "none",
-        (_, 0) => "granted",
-        (0, _) => "revoked",
-        _ => "partially_revoked",
-    };
-    let mut proofs: Vec<String> = purposes.values().map(|p| p.entry_id.clone()).collect();
-    proofs.sort();
-    proofs.dedup();
-    ConsentState {
-        vcon_uuid: uuid.to_owned(),
-        as_of: as_of_ms.map(format_ms),
-        state: state.into(),
-        purposes,
-        proofs,
-    }
 }
 
 /// One feed item.

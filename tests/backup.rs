@@ -8,8 +8,8 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
+use vcon_scitt_client::Conn;
 
 fn run(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))

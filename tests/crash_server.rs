@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use vcon_scitt_client::Conn;
 use vcon_scitt::merkle::Hash;
 use vcon_scitt::statement::SignedStatement;
 use vcon_scitt::verify;
+use vcon_scitt_client::Conn;
 
 /// (statement, index, receipt) of a 201.
 type Acked = (Vec<u8>, u64, Vec<u8>);

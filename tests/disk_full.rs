@@ -8,8 +8,8 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
+use vcon_scitt_client::Conn;
 
 struct Mount(std::path::PathBuf);
 impl Drop for Mount {

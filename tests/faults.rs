@@ -8,8 +8,8 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::*;
-use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
+use vcon_scitt_client::Conn;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_writes_are_503_and_the_retry_succeeds() {

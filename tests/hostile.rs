@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
+use vcon_scitt_client::Conn;
 
 fn rss_kb() -> u64 {
     vcon_scitt::metrics::process_stats().map_or(0, |p| p.rss_bytes / 1024)

@@ -21,7 +21,11 @@ fn dependencies(package: &str) -> BTreeSet<String> {
         .current_dir(manifest_dir())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -49,7 +53,12 @@ fn the_core_crate_links_no_storage_runtime_network_or_cli() {
 /// Top-level module of a source file: `src/log/store.rs` → `log`.
 fn module_of(root: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(root).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_owned()
 }
 
@@ -144,10 +153,16 @@ fn the_cycle_finder_finds_cycles() {
 fn the_server_library_has_no_import_cycle_and_no_cli_or_client() {
     let root = manifest_dir().join("src");
     let graph = import_graph(&root, &["bin"]);
-    assert!(graph.contains_key("log") && graph.contains_key("service"), "{graph:?}");
+    assert!(
+        graph.contains_key("log") && graph.contains_key("service"),
+        "{graph:?}"
+    );
     assert_eq!(find_cycle(&graph), None, "import cycle in src/: {graph:#?}");
     for not_server in ["cli", "client", "audit", "bench"] {
-        assert!(!graph.contains_key(not_server), "src/{not_server} is not server code");
+        assert!(
+            !graph.contains_key(not_server),
+            "src/{not_server} is not server code"
+        );
     }
     // The storage layer knows nothing of HTTP, the service, vCons or receipts.
     let log = &graph["log"];
@@ -168,6 +183,13 @@ fn the_server_library_has_no_import_cycle_and_no_cli_or_client() {
 fn the_core_crate_has_no_import_cycle() {
     let root = manifest_dir().join("core/src");
     let graph = import_graph(&root, &[]);
-    assert!(graph.contains_key("merkle") && graph.contains_key("vcon"), "{graph:?}");
-    assert_eq!(find_cycle(&graph), None, "import cycle in core/src/: {graph:#?}");
+    assert!(
+        graph.contains_key("merkle") && graph.contains_key("vcon"),
+        "{graph:?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "import cycle in core/src/: {graph:#?}"
+    );
 }

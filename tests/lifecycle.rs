@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use vcon_scitt::vcon::profile::Event;
-use vcon_scitt_client::statement::{StatementSpec, create};
-use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
+use vcon_scitt::vcon::profile::Event;
+use vcon_scitt_client::Conn;
+use vcon_scitt_client::statement::{StatementSpec, create};
 
 const UUID: &str = "019f15a6-a752-826f-b9a2-279e0d16bc46";
 const REDACTED_UUID: &str = "01928e10-193e-8231-b9a2-279e0d16bc46";
@@ -48,12 +48,7 @@ fn make(a: &StatementSpec) -> Vec<u8> {
 
 async fn json(c: &mut Conn, path: &str) -> serde_json::Value {
     let r = c.get(path).await.unwrap();
-    assert_eq!(
-        r.status,
-        200,
-        "{path}: {}",
-        vcon_scitt_client::describe(&r)
-    );
+    assert_eq!(r.status, 200, "{path}: {}", vcon_scitt_client::describe(&r));
     serde_json::from_slice(&r.body).unwrap()
 }
 
@@ -144,7 +139,7 @@ async fn a_vcon_lifecycle_is_registered_queried_and_audited() {
             r.status,
             201,
             "{}: {}",
-            a.event,
+            a.event.name(),
             vcon_scitt_client::describe(&r)
         );
         ids.push(
@@ -368,7 +363,7 @@ async fn every_policy_rule_rejects_with_its_name() {
     let srv = start(server_config(data.path()), None).await.unwrap();
     let mut c = Conn::connect(&srv.url()).await.unwrap();
     let key = issuer_key();
-    let now = vcon_scitt::verify::now_unix();
+    let now = vcon_scitt::time::now_secs();
     let sign = |sub: &str, ct: Option<&str>, payload: serde_json::Value| {
         let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, sub);
         b.content_type = ct.map(str::to_owned);

@@ -7,9 +7,9 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
 use vcon_scitt::keys::KeySet;
+use vcon_scitt_client::Conn;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_keeps_old_receipts_verifiable() {

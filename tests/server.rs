@@ -5,12 +5,12 @@ mod common;
 
 use ciborium::value::Value;
 use common::*;
-use vcon_scitt_client::{Conn, Reply};
 use vcon_scitt::cose;
 use vcon_scitt::http::{Running, start};
 use vcon_scitt::keys::KeySet;
 use vcon_scitt::merkle;
 use vcon_scitt::verify::{self, Request};
+use vcon_scitt_client::{Conn, Reply};
 
 /// Every log starts with the service's registration-policy entry (index 0).
 const POLICY_ENTRIES: u64 = 1;
@@ -24,7 +24,7 @@ fn verify_receipt(statement: &[u8], receipt: &[u8], keys: &KeySet) -> verify::Re
         statement: statement.to_vec(),
         receipts: vec![receipt.to_vec()],
         service_keys: keys.clone(),
-        now: verify::now_unix(),
+        now: vcon_scitt::time::now_secs(),
         ..Default::default()
     })
     .unwrap()

@@ -6,16 +6,16 @@ mod common;
 
 use ciborium::value::Value;
 use common::*;
-use vcon_scitt_client::Conn;
 use vcon_scitt::http::start;
 use vcon_scitt::issuers::{IssuerTrust, KeySource};
 use vcon_scitt::keys::SigningKey;
 use vcon_scitt::statement::{Builder, SignedStatement, StatementError};
+use vcon_scitt_client::Conn;
 
 const X509_ISS: &str = "https://x509-issuer.test.example";
 
 fn pem_der(path: &str) -> Vec<u8> {
-    vcon_scitt::verify_cli::read_anchors(&std::fs::read(repo(path)).unwrap()).remove(0)
+    vcon_scitt::issuers::read_anchors(&std::fs::read(repo(path)).unwrap()).remove(0)
 }
 
 fn leaf_key() -> SigningKey {
@@ -30,7 +30,7 @@ fn x5chain_statement(
 ) -> Vec<u8> {
     let mut b = Builder::new(key, iss, "urn:example:x509");
     b.content_type = Some("application/json".into());
-    b.issued_at = Some(vcon_scitt::verify::now_unix());
+    b.issued_at = Some(vcon_scitt::time::now_secs());
     b.extra.push((
         33,
         Value::Array(chain.into_iter().map(Value::Bytes).collect()),
@@ -54,7 +54,7 @@ fn trust() -> IssuerTrust {
 #[test]
 fn chains_are_validated_to_the_anchor() {
     let leaf = pem_der("keys/test-x509-issuer.pem");
-    let now = vcon_scitt::verify::now_unix();
+    let now = vcon_scitt::time::now_secs();
     let good = x5chain_statement(&leaf_key(), X509_ISS, vec![leaf.clone()], None);
     let st = SignedStatement::parse(&good, usize::MAX).unwrap();
     match trust().verify(&st, now).unwrap() {

@@ -122,7 +122,7 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, ClientError> {
     let consent = consent::consent(&verified_items, &opts.uuid, opts.as_of_ms);
     let as_of = opts
         .as_of_ms
-        .map(|t| format!("?as_of={}", vcon_scitt_core::vcon::profile::format_ms(t)))
+        .map(|t| format!("?as_of={}", vcon_scitt_core::time::format_ms(t)))
         .unwrap_or_default();
     if let Ok(body) = c
         .get_ok(&format!("/vcons/{}/consent{as_of}", opts.uuid))
@@ -132,7 +132,8 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, ClientError> {
     {
         failures.push(format!(
             "the service says consent is {:?}, the verified statements say {:?}",
-            server.state, consent.state
+            server.state.as_str(),
+            consent.state.as_str()
         ));
     }
     Ok(AuditReport {
@@ -187,56 +188,60 @@ async fn audit_row(
     let mut failures = Vec::new();
     let mut proven_tree = None;
     let mut derived = None;
-    let (receipt, issuer_signature) =
-        match c.get_ok(&format!("/entries/{}/statement", it.entry_id)).await {
-            Err(e) => {
-                failures.push(e.to_string());
-                (Verdict::NotChecked, Verdict::NotChecked)
-            }
-            Ok(ts) => {
-                let req = Request {
-                    statement: ts.clone(),
-                    service_keys: keys.clone(),
-                    issuer_trust: trust.clone(),
-                    now: verify::now_unix(),
-                    ..Default::default()
-                };
-                match verify::verify(&req) {
-                    Ok(rep) => {
-                        if rep.entry_id != it.entry_id || rep.leaf_index != it.index {
-                            failures.push(format!(
-                                "the service lists entry {} at index {}, the receipt proves {} at {}",
-                                it.entry_id, it.index, rep.entry_id, rep.leaf_index
-                            ));
-                        }
-                        match hex::decode(&rep.root)
-                            .ok()
-                            .and_then(|r| <Hash>::try_from(r.as_slice()).ok())
-                        {
-                            Some(root) => proven_tree = Some((rep.tree_size, root)),
-                            None => failures.push(format!("the proven root {:?} is not a hash", rep.root)),
-                        }
-                        match record_from(&ts, it) {
-                            Ok(v) => derived = Some(v),
-                            Err(e) => failures.push(e),
-                        }
-                        let issuer = if trust.is_some() {
-                            Verdict::Verified(rep.issuer_signature)
-                        } else {
-                            Verdict::NotChecked
-                        };
-                        (
-                            Verdict::Verified(format!("verified (tree size {})", rep.tree_size)),
-                            issuer,
-                        )
+    let (receipt, issuer_signature) = match c
+        .get_ok(&format!("/entries/{}/statement", it.entry_id))
+        .await
+    {
+        Err(e) => {
+            failures.push(e.to_string());
+            (Verdict::NotChecked, Verdict::NotChecked)
+        }
+        Ok(ts) => {
+            let req = Request {
+                statement: ts.clone(),
+                service_keys: keys.clone(),
+                issuer_trust: trust.clone(),
+                now: vcon_scitt_core::time::now_secs(),
+                ..Default::default()
+            };
+            match verify::verify(&req) {
+                Ok(rep) => {
+                    if rep.entry_id != it.entry_id || rep.leaf_index != it.index {
+                        failures.push(format!(
+                            "the service lists entry {} at index {}, the receipt proves {} at {}",
+                            it.entry_id, it.index, rep.entry_id, rep.leaf_index
+                        ));
                     }
-                    Err(e) => {
-                        failures.push(format!("exit {}: {e}", e.exit_code()));
-                        (Verdict::Failed, Verdict::NotChecked)
+                    match hex::decode(&rep.root)
+                        .ok()
+                        .and_then(|r| <Hash>::try_from(r.as_slice()).ok())
+                    {
+                        Some(root) => proven_tree = Some((rep.tree_size, root)),
+                        None => {
+                            failures.push(format!("the proven root {:?} is not a hash", rep.root))
+                        }
                     }
+                    match record_from(&ts, it) {
+                        Ok(v) => derived = Some(v),
+                        Err(e) => failures.push(e),
+                    }
+                    let issuer = if trust.is_some() {
+                        Verdict::Verified(rep.issuer_signature)
+                    } else {
+                        Verdict::NotChecked
+                    };
+                    (
+                        Verdict::Verified(format!("verified (tree size {})", rep.tree_size)),
+                        issuer,
+                    )
+                }
+                Err(e) => {
+                    failures.push(format!("exit {}: {e}", e.exit_code()));
+                    (Verdict::Failed, Verdict::NotChecked)
                 }
             }
-        };
+        }
+    };
     let row = AuditRow {
         index: it.index,
         entry_id: it.entry_id.clone(),
@@ -285,10 +290,20 @@ async fn prove_consistent(
         let path = format!("/consistency?from={size}&to={newest_size}");
         match c.get_ok(&path).await {
             Err(e) => failures.push(format!("index {}: {e}", row.index)),
-            Ok(cr) => match vcon_scitt_core::receipt::verify_consistency_receipt(&cr, size, &root, keys) {
-                Ok(info) if info.root.as_slice() == newest_root.as_slice() => row.consistent_with_newest = true,
-                Ok(_) => failures.push(format!("index {}: consistency proof leads to another root than the newest receipt's", row.index)),
-                Err(e) => failures.push(format!("index {}: consistency from {size} to {newest_size}: {e}", row.index)),
+            Ok(cr) => match vcon_scitt_core::receipt::verify_consistency_receipt(
+                &cr, size, &root, keys,
+            ) {
+                Ok(info) if info.root.as_slice() == newest_root.as_slice() => {
+                    row.consistent_with_newest = true
+                }
+                Ok(_) => failures.push(format!(
+                    "index {}: consistency proof leads to another root than the newest receipt's",
+                    row.index
+                )),
+                Err(e) => failures.push(format!(
+                    "index {}: consistency from {size} to {newest_size}: {e}",
+                    row.index
+                )),
             },
         }
     }
@@ -325,7 +340,9 @@ async fn issuer_trust(
         service_keys: service_keys.clone(),
         ..Default::default()
     })
-    .map_err(|e| ClientError::Answer(format!("the registered policy entry does not verify: {e}")))?;
+    .map_err(|e| {
+        ClientError::Answer(format!("the registered policy entry does not verify: {e}"))
+    })?;
     let st = SignedStatement::parse(&ts, usize::MAX)
         .map_err(|e| ClientError::Answer(format!("the registered policy entry: {e}")))?;
     let doc: serde_json::Value =
@@ -356,8 +373,8 @@ fn record_from(ts: &[u8], listed: &HistoryItem) -> Result<HistoryItem, String> {
         legacy_compat: true,
         max_skew_secs: ANY_TIME,
     };
-    let Profile::Vcon(r) = vcon_scitt_core::vcon::profile::check(&cfg, &st, ANY_TIME)
-        .map_err(|e| e.to_string())?
+    let Profile::Vcon(r) =
+        vcon_scitt_core::vcon::profile::check(&cfg, &st, ANY_TIME).map_err(|e| e.to_string())?
     else {
         return Err("the verified statement is not a vCon statement".into());
     };
@@ -460,6 +477,9 @@ fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()
     } else {
-        format!("{}…", s.chars().take(n.saturating_sub(1)).collect::<String>())
+        format!(
+            "{}…",
+            s.chars().take(n.saturating_sub(1)).collect::<String>()
+        )
     }
 }

@@ -263,7 +263,11 @@ mod tests {
         assert_eq!(waits, [1.0, 1.0, 1.0, 2.0, 4.0, 8.0, 8.0]);
         let mut b = Backoff::default();
         assert_eq!(b.next_wait(Some(1.0)), 1.0);
-        assert_eq!(b.next_wait(Some(5.0)), 5.0, "the latest reply's hint counts");
+        assert_eq!(
+            b.next_wait(Some(5.0)),
+            5.0,
+            "the latest reply's hint counts"
+        );
         assert_eq!(b.next_wait(None), 1.0);
         assert_eq!(b.next_wait(Some(30.0)), 30.0, "a long hint is a floor");
     }
@@ -278,6 +282,9 @@ mod tests {
             parse_base("https://x"),
             Err(ClientError::UnsupportedUrl(_))
         ));
-        assert!(matches!(parse_base("http:///x"), Err(ClientError::NoHost(_))));
+        assert!(matches!(
+            parse_base("http:///x"),
+            Err(ClientError::NoHost(_))
+        ));
     }
 }

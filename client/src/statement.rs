@@ -89,13 +89,12 @@ pub fn create(spec: &StatementSpec) -> Result<(PathBuf, String), ClientError> {
     let uuid = match &spec.uuid {
         Some(u) => normalize_uuid(u)
             .ok_or_else(|| ClientError::Input(format!("--uuid {u:?} is not a uuid")))?,
-        None => file_uuid.ok_or_else(|| {
-            ClientError::Input("the vCon file shows no uuid; pass --uuid".into())
-        })?,
+        None => file_uuid
+            .ok_or_else(|| ClientError::Input("the vCon file shows no uuid; pass --uuid".into()))?,
     };
     let key = read_signing_key(&spec.key)?;
     let mut b = Builder::new(&key, &spec.iss, &format!("vcon://{uuid}"));
-    b.issued_at = Some(vcon_scitt_core::verify::now_unix());
+    b.issued_at = Some(vcon_scitt_core::time::now_secs());
     let hash_alg = HashAlg::Sha512;
     let payload = if spec.hash_envelope {
         b.hash_envelope = Some((hash_alg.cose_id(), VCON_MEDIA_TYPE.into()));

@@ -41,6 +41,24 @@ fn rejected<T>(m: impl Into<String>) -> Result<T, StatementError> {
     Err(StatementError::Rejected(m.into()))
 }
 
+/// Reads trust anchors from PEM (any number of CERTIFICATE blocks; other
+/// blocks are skipped) or, failing the PEM armour, one DER certificate. It
+/// lives beside [`IssuerTrust::anchors`] because both the service's config
+/// and the offline verifier load anchor files, and neither should reach into
+/// the other's command line for it. Nothing is validated here: a bad
+/// certificate fails later, in chain validation, with its reason.
+pub fn read_anchors(bytes: &[u8]) -> Vec<Vec<u8>> {
+    if bytes.starts_with(b"-----") {
+        x509_parser::pem::Pem::iter_from_buffer(bytes)
+            .filter_map(|p| p.ok())
+            .filter(|p| p.label == "CERTIFICATE")
+            .map(|p| p.contents)
+            .collect()
+    } else {
+        vec![bytes.to_vec()]
+    }
+}
+
 impl IssuerTrust {
     /// Keys registered for `iss`; an entry for `"*"` (set only by relying
     /// parties that pin keys themselves) applies to any issuer.

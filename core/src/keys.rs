@@ -22,15 +22,73 @@ pub enum Alg {
     Ed25519,
 }
 
+/// One COSE algorithm id we accept on a statement or receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupportedAlg {
+    /// The IANA COSE algorithm id.
+    pub id: i64,
+    /// Its IANA name, as published in the policy document and error messages.
+    pub name: &'static str,
+    /// The key type and hash that verify it.
+    pub alg: Alg,
+}
+
+/// The COSE algorithms we accept, in the order we publish them. This is the
+/// one list: parsing ([`Alg::from_cose`]), the rejection text of an
+/// unsupported alg ([`supported_algs_text`]) and the service's policy
+/// document all read it, so they cannot disagree. The fully specified ids
+/// (ESP256, ESP384, Ed25519) verify exactly as their polymorphic twins.
+pub const SUPPORTED_ALGS: [SupportedAlg; 6] = [
+    SupportedAlg {
+        id: -7,
+        name: "ES256",
+        alg: Alg::P256,
+    },
+    SupportedAlg {
+        id: -9,
+        name: "ESP256",
+        alg: Alg::P256,
+    },
+    SupportedAlg {
+        id: -35,
+        name: "ES384",
+        alg: Alg::P384,
+    },
+    SupportedAlg {
+        id: -51,
+        name: "ESP384",
+        alg: Alg::P384,
+    },
+    SupportedAlg {
+        id: -8,
+        name: "EdDSA",
+        alg: Alg::Ed25519,
+    },
+    SupportedAlg {
+        id: -19,
+        name: "Ed25519",
+        alg: Alg::Ed25519,
+    },
+];
+
+/// "ES256 (-7), ESP256 (-9), …, EdDSA (-8) or Ed25519 (-19)": the
+/// supported list for a person reading a rejection.
+pub fn supported_algs_text() -> String {
+    let items: Vec<String> = SUPPORTED_ALGS
+        .iter()
+        .map(|a| format!("{} ({})", a.name, a.id))
+        .collect();
+    match items.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 impl Alg {
     /// Maps a COSE algorithm id; `None` for anything we do not support.
     pub fn from_cose(id: i64) -> Option<Alg> {
-        match id {
-            -7 | -9 => Some(Alg::P256),
-            -35 | -51 => Some(Alg::P384),
-            -8 | -19 => Some(Alg::Ed25519),
-            _ => None,
-        }
+        SUPPORTED_ALGS.iter().find(|a| a.id == id).map(|a| a.alg)
     }
 
     /// The id we write when signing.
@@ -55,6 +113,28 @@ impl Alg {
             Alg::P256 => &signature::ECDSA_P256_SHA256_FIXED,
             Alg::P384 => &signature::ECDSA_P384_SHA384_FIXED,
             Alg::Ed25519 => &signature::ED25519,
+        }
+    }
+}
+
+/// A name given for a service key algorithm is not one we can generate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key algorithm {0:?} (es256 or ed25519)")]
+pub struct UnknownAlg(String);
+
+/// Parses the key algorithm names an operator types (`--alg`, `key_alg` in
+/// the config), case-insensitively: `es256`, `p256`, `p-256`, `ed25519`,
+/// `eddsa`. P-384 is deliberately not accepted: it is verify-only here
+/// ([`SigningKey::generate`] cannot make one), so naming it must fail at
+/// parse time rather than at key generation.
+impl std::str::FromStr for Alg {
+    type Err = UnknownAlg;
+
+    fn from_str(s: &str) -> Result<Alg, UnknownAlg> {
+        match s.to_ascii_lowercase().as_str() {
+            "es256" | "p256" | "p-256" => Ok(Alg::P256),
+            "ed25519" | "eddsa" => Ok(Alg::Ed25519),
+            other => Err(UnknownAlg(other.to_owned())),
         }
     }
 }
@@ -593,6 +673,36 @@ fn cbor_bytes(v: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_supported_list_drives_parsing_and_its_text() {
+        for a in SUPPORTED_ALGS {
+            assert_eq!(Alg::from_cose(a.id), Some(a.alg));
+            assert_eq!(cose_alg_name(a.id), format!("{} ({})", a.name, a.id));
+        }
+        assert_eq!(Alg::from_cose(-36), None);
+        assert_eq!(
+            supported_algs_text(),
+            "ES256 (-7), ESP256 (-9), ES384 (-35), ESP384 (-51), EdDSA (-8) or Ed25519 (-19)"
+        );
+    }
+
+    #[test]
+    fn key_algorithm_names_parse_as_before() {
+        for (s, a) in [
+            ("es256", Alg::P256),
+            ("P-256", Alg::P256),
+            ("p256", Alg::P256),
+            ("Ed25519", Alg::Ed25519),
+            ("EDDSA", Alg::Ed25519),
+        ] {
+            assert_eq!(s.parse::<Alg>(), Ok(a));
+        }
+        assert_eq!(
+            "ES384".parse::<Alg>().map_err(|e| e.to_string()),
+            Err("unknown key algorithm \"es384\" (es256 or ed25519)".to_owned())
+        );
+    }
 
     #[test]
     fn rfc9679_thumbprint_known_answer() {

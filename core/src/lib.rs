@@ -10,9 +10,9 @@
 //! - [`statement`]: Signed Statements, the logged entry, Transparent Statements.
 //! - [`issuers`]: issuer key registry and X.509 chain validation.
 //! - [`tree_head`], [`receipt`]: tree-head signatures and COSE Receipts.
-//! - [`vcon`], [`policy`]: the vCon profile and the registration policy.
-//! - [`problem`]: RFC 9290 problem details.
-//! - [`verify`], [`verify_cli`]: offline verification (`vcon-verify`).
+//! - [`vcon`]: the vCon profile and the registration policy.
+//! - [`problem`]: RFC 9290 problem details; [`time`]: the clock and RFC 3339.
+//! - [`verify`]: offline verification (the `vcon-verify` crate is its command line).
 #![forbid(unsafe_code)]
 
 pub mod cbor;
@@ -22,11 +22,10 @@ pub mod cose;
 pub mod issuers;
 pub mod keys;
 pub mod merkle;
-pub mod policy;
 pub mod problem;
 pub mod receipt;
 pub mod statement;
+pub mod time;
 pub mod tree_head;
 pub mod vcon;
 pub mod verify;
-pub mod verify_cli;

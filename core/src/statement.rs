@@ -194,8 +194,9 @@ impl SignedStatement {
         };
         let alg = Alg::from_cose(alg_id).ok_or_else(|| {
             StatementError::BadAlgorithm(format!(
-                "{} is not supported; use ES256 (-7), ESP256 (-9), ES384 (-35), ESP384 (-51), EdDSA (-8) or Ed25519 (-19)",
-                cose_alg_name(alg_id)
+                "{} is not supported; use {}",
+                cose_alg_name(alg_id),
+                crate::keys::supported_algs_text()
             ))
         })?;
 

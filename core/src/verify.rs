@@ -305,7 +305,7 @@ pub fn verdict_line(r: &Result<Report, VerifyError>) -> String {
             &rep.root[..16],
             &rep.kid[..16],
             rep.time
-                .map(|t| format!(" at {}", fmt_time(t)))
+                .map(|t| format!(" at {}", crate::time::format_secs(t)))
                 .unwrap_or_default(),
             rep.issuer,
             rep.issuer_signature,
@@ -320,31 +320,4 @@ pub fn verdict_line(r: &Result<Report, VerifyError>) -> String {
         ),
         Err(e) => format!("FAIL ({}): {e}", e.class()),
     }
-}
-
-pub fn fmt_time(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
-/// Parses RFC 3339 or Unix seconds.
-pub fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(n) = s.parse::<i64>() {
-        return Some(n);
-    }
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
-}
-
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -5,5 +5,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = vcon_scitt_core::keys::KeySet::parse_any(data);
     let _ = vcon_scitt_core::keys::SigningKey::from_pkcs8_any(data);
-    let _ = vcon_scitt_core::verify_cli::read_anchors(data);
+    let _ = vcon_scitt_core::issuers::read_anchors(data);
 });

@@ -4,7 +4,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use vcon_scitt_core::ciborium::value::Value;
-use vcon_scitt_core::{cbor, cose, policy, statement};
+use vcon_scitt_core::vcon::{policy, profile};
+use vcon_scitt_core::{cbor, cose, statement};
 
 fn envelope(payload: &[u8]) -> Vec<u8> {
     let claims = Value::Map(vec![
@@ -24,10 +25,10 @@ fn envelope(payload: &[u8]) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let bytes = envelope(data);
     if let Ok(st) = statement::SignedStatement::parse(&bytes, 1 << 20) {
-        let _ = policy::check(&policy::PolicyConfig::default(), &st, 1_790_000_000);
+        let _ = profile::check(&policy::PolicyConfig::default(), &st, 1_790_000_000);
         let strict = policy::PolicyConfig { allow_generic: false, ..Default::default() };
-        let _ = policy::check(&strict, &st, 1_790_000_000);
+        let _ = profile::check(&strict, &st, 1_790_000_000);
         let lax = policy::PolicyConfig { legacy_compat: true, ..Default::default() };
-        let _ = policy::check(&lax, &st, 1_790_000_000);
+        let _ = profile::check(&lax, &st, 1_790_000_000);
     }
 });

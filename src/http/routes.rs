@@ -157,7 +157,7 @@ impl Query {
     pub(super) fn time_ms(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.get(name)
             .map(|v| {
-                crate::vcon::profile::parse_rfc3339_ms(v).ok_or_else(|| {
+                crate::time::parse_rfc3339_ms(v).ok_or_else(|| {
                     ApiError::malformed(format!("{name}={v:?} is not an RFC 3339 time"))
                 })
             })

@@ -38,20 +38,14 @@ impl Frontier {
             let tile = if width == 0 {
                 Tile::new()
             } else {
-                let t = store.tile(id)?.ok_or_else(|| {
-                    LogError::Corrupt(format!(
-                        "right-edge tile {}/{} is missing",
-                        id.level, id.index
-                    ))
-                })?;
-                t.check_interior().map_err(|e| {
-                    LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index))
-                })?;
+                let t = store
+                    .tile(id)?
+                    .ok_or_else(|| LogError::Corrupt(format!("right-edge {id} is missing")))?;
+                t.check_interior()
+                    .map_err(|e| LogError::Corrupt(format!("{id}: {e}")))?;
                 if t.width() < width {
                     return Err(LogError::Corrupt(format!(
-                        "tile {}/{} has width {}, size {size} needs {width}",
-                        id.level,
-                        id.index,
+                        "{id} has width {}, size {size} needs {width}",
                         t.width()
                     )));
                 }
@@ -146,4 +140,3 @@ impl NodeSource for FrontierNodes<'_> {
             .ok_or(())
     }
 }
-

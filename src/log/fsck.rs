@@ -7,11 +7,11 @@
 //! signed head's root is recomputed from the tiles, its signature verifies,
 //! and sizes and times never go backwards.
 
-use super::store::{CF_ENTRIES, CF_LEAVES, CF_TILES, Store, StoreNodes, be_u64};
 use super::LogError;
-use crate::tree_head::TreeHeadVerifier;
+use super::store::{CF_ENTRIES, CF_LEAVES, CF_TILES, Store, StoreNodes, be_u64};
 use crate::merkle::tile::{Tile, TileId, WIDTH, width_at};
 use crate::merkle::{self, NodeSource};
+use crate::tree_head::TreeHeadVerifier;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FsckReport {
@@ -23,7 +23,10 @@ pub struct FsckReport {
 }
 
 /// Runs every check; `Err` names the first inconsistency found.
-pub fn fsck(store: &Store, verifier: Option<&dyn TreeHeadVerifier>) -> Result<FsckReport, LogError> {
+pub fn fsck(
+    store: &Store,
+    verifier: Option<&dyn TreeHeadVerifier>,
+) -> Result<FsckReport, LogError> {
     let bad = |m: String| Err(LogError::Corrupt(m));
     let size = store.data_size()?;
     let mut report = FsckReport {
@@ -77,33 +80,27 @@ pub fn fsck(store: &Store, verifier: Option<&dyn TreeHeadVerifier>) -> Result<Fs
         let Some(id) = TileId::from_key(&k) else {
             return bad("a tile key is malformed".into());
         };
-        let tile = Tile::from_bytes(&v)
-            .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
+        let tile = Tile::from_bytes(&v).map_err(|e| LogError::Corrupt(format!("{id}: {e}")))?;
         let want = width_at(id, size);
         if tile.width() != want {
             return bad(format!(
-                "tile {}/{} has width {}, size {size} implies {want}",
-                id.level,
-                id.index,
+                "{id} has width {}, size {size} implies {want}",
                 tile.width()
             ));
         }
         tile.check_interior()
-            .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index)))?;
+            .map_err(|e| LogError::Corrupt(format!("{id}: {e}")))?;
         if id.level > 0 {
             for (j, node) in tile.row(0).iter().enumerate() {
                 let child = TileId {
                     level: id.level - 1,
                     index: id.index * WIDTH as u64 + j as u64,
                 };
-                let ct = store.tile(child)?.ok_or_else(|| {
-                    LogError::Corrupt(format!("tile {}/{} is missing", child.level, child.index))
-                })?;
+                let ct = store
+                    .tile(child)?
+                    .ok_or_else(|| LogError::Corrupt(format!("{child} is missing")))?;
                 if ct.full_root().as_ref() != Some(node) {
-                    return bad(format!(
-                        "tile {}/{} node {j} is not the root of tile {}/{}",
-                        id.level, id.index, child.level, child.index
-                    ));
+                    return bad(format!("{id} node {j} is not the root of {child}"));
                 }
             }
         }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rocksdb::WriteBatch;
 
@@ -53,7 +53,6 @@ fn drain(rx: &Receiver<Msg>, batch: &mut Vec<Request>, max: usize) -> bool {
     false
 }
 
-
 /// What one request of a batch resolves to.
 enum Slot {
     New(u64),
@@ -71,13 +70,6 @@ pub(crate) struct Sequencer {
     /// Tiles completed by the last batch (for in-memory proofs).
     last_done: Vec<(TileId, Tile)>,
     guard: Option<super::guard::RollbackGuard>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Sequencer {
@@ -441,7 +433,7 @@ impl Sequencer {
         let head = TreeHead {
             size,
             root: expected_root,
-            timestamp_ms: now_ms().max(self.latest.head.timestamp_ms),
+            timestamp_ms: crate::time::now_ms().max(self.latest.head.timestamp_ms),
         };
         // Never sign a second root for a size that already has a head.
         if let Some(existing) = self.store.head(size)? {
@@ -486,9 +478,8 @@ impl Sequencer {
                 .store
                 .tile(*id)
                 .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("tile {}/{} vanished", id.level, id.index))?;
-            t.check_interior()
-                .map_err(|e| format!("tile {}/{}: {e}", id.level, id.index))?;
+                .ok_or_else(|| format!("{id} vanished"))?;
+            t.check_interior().map_err(|e| format!("{id}: {e}"))?;
         }
         for (index, entry) in entries {
             let stored = nodes.perfect_node(0, *index).map_err(|e| e.to_string())?;
@@ -537,4 +528,3 @@ fn check_rollback(
     }
     Ok(())
 }
-

@@ -18,7 +18,7 @@ use rocksdb::{
     IteratorMode, Options, WriteBatch, WriteOptions,
 };
 
-use super::{LogError, SignedTreeHead, TreeHead};
+use super::{LogError, SignedTreeHead};
 use crate::merkle::tile::{Tile, TileId};
 use crate::merkle::{Hash, NodeSource};
 
@@ -144,7 +144,7 @@ impl Store {
             None => Ok(None),
             Some(b) => Tile::from_bytes(&b)
                 .map(Some)
-                .map_err(|e| LogError::Corrupt(format!("tile {}/{}: {e}", id.level, id.index))),
+                .map_err(|e| LogError::Corrupt(format!("{id}: {e}"))),
         }
     }
 
@@ -294,7 +294,6 @@ impl Store {
         }
         Ok(out)
     }
-
 }
 
 /// One column family's footprint (see [`Store::cf_sizes`]).
@@ -342,9 +341,10 @@ impl NodeSource for StoreNodes<'_> {
         let pos = match self.cache.iter().position(|(t, _)| *t == id) {
             Some(p) => p,
             None => {
-                let tile = self.store.tile(id)?.ok_or_else(|| {
-                    LogError::Corrupt(format!("tile {}/{} is missing", id.level, id.index))
-                })?;
+                let tile = self
+                    .store
+                    .tile(id)?
+                    .ok_or_else(|| LogError::Corrupt(format!("{id} is missing")))?;
                 if self.cache.len() >= 16 {
                     self.cache.remove(0);
                 }
@@ -354,9 +354,7 @@ impl NodeSource for StoreNodes<'_> {
         };
         self.cache[pos].1.node(row, offset).copied().ok_or_else(|| {
             LogError::Corrupt(format!(
-                "node h{height}/{index} is not in tile {}/{} (width {})",
-                id.level,
-                id.index,
+                "node h{height}/{index} is not in {id} (width {})",
                 self.cache[pos].1.width()
             ))
         })

@@ -88,7 +88,7 @@ pub fn generic_statement(subject: &str, payload: &[u8]) -> Vec<u8> {
     let key = issuer_key();
     let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, subject);
     b.content_type = Some("application/json".into());
-    b.issued_at = Some(vcon_scitt::verify::now_unix());
+    b.issued_at = Some(vcon_scitt::time::now_secs());
     b.sign(payload).unwrap()
 }
 

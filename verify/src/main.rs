@@ -1,6 +1,6 @@
 //! vcon-verify: offline verification of vcon-scitt registrations. Links no
-//! RocksDB, tokio or hyper (it depends on the library without `server`).
+//! RocksDB, tokio or hyper: it depends on vcon-scitt-core alone.
 
 fn main() {
-    std::process::exit(vcon_scitt_core::verify_cli::main(std::env::args_os()));
+    std::process::exit(vcon_verify::main(std::env::args_os()));
 }

@@ -464,11 +464,6 @@ pub fn reference_root(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// Encodes a hash as lowercase hex (entry ids, logs).
-pub fn to_hex(h: &Hash) -> String {
-    hex::encode(h)
-}
-
 /// Parses a 64-character hex hash.
 pub fn from_hex(s: &str) -> Option<Hash> {
     let mut out = [0u8; 32];

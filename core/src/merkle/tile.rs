@@ -26,6 +26,14 @@ pub struct TileId {
     pub index: u64,
 }
 
+/// "tile <level>/<index>": how logs, errors and fsck name a tile, so that
+/// one grep finds a tile across all of them.
+impl std::fmt::Display for TileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tile {}/{}", self.level, self.index)
+    }
+}
+
 impl TileId {
     /// The tile holding the perfect node at `height`, `index`, and its row and
     /// offset inside that tile.

@@ -1,8 +1,11 @@
 //! The vCon profile: content hashes, lifecycle statements, policy and the
 //! per-vCon views.
 
+pub mod consent;
 pub mod hash;
+pub mod policy;
 pub mod profile;
 
 pub use hash::{HashAlg, content_hash, content_hash_matches, parse_content_hash};
+pub use policy::{PolicyConfig, PolicyRejection};
 pub use profile::{Event, LifecycleRecord, Profile};

@@ -48,7 +48,10 @@ pub fn fsck(data_dir: &Path, keys: Option<&Path>, json: bool) -> anyhow::Result<
     } else {
         None
     };
-    match vcon_scitt::log::fsck(&store, verifier.as_ref().map(|k| k as &dyn TreeHeadVerifier)) {
+    match vcon_scitt::log::fsck(
+        &store,
+        verifier.as_ref().map(|k| k as &dyn TreeHeadVerifier),
+    ) {
         Ok(report) => {
             if json {
                 println!(
@@ -62,7 +65,10 @@ pub fn fsck(data_dir: &Path, keys: Option<&Path>, json: bool) -> anyhow::Result<
         }
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({"ok": false, "error": e.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e.to_string()})
+                );
             } else {
                 println!("fsck FAILED: {e}");
             }
@@ -106,8 +112,7 @@ fn print_fsck(store: &Store, report: &FsckReport, signatures_checked: bool) {
 /// that may have signed published.
 pub fn rotate_key(config: &Config, alg: Alg) -> anyhow::Result<u8> {
     let key_path = config.key_file();
-    let old_bytes =
-        std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?;
+    let old_bytes = std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?;
     let old = SigningKey::from_pkcs8_any(&old_bytes)
         .with_context(|| format!("{}", key_path.display()))?;
     let retired = config

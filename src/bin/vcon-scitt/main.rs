@@ -55,7 +55,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             keys,
             json,
         } => admin::fsck(&data_dir, keys.as_deref(), json),
-        Command::RotateKey { alg, serve } => admin::rotate_key(&args::effective_config(&serve)?, alg),
+        Command::RotateKey { alg, serve } => {
+            admin::rotate_key(&args::effective_config(&serve)?, alg)
+        }
         Command::Backup {
             url,
             token,
@@ -98,7 +100,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             issuer_keys,
             as_of,
             json,
-        } => tools::audit(&vcon, url, keys.as_deref(), &issuer_keys, as_of.as_deref(), json),
+        } => tools::audit(
+            &vcon,
+            url,
+            keys.as_deref(),
+            &issuer_keys,
+            as_of.as_deref(),
+            json,
+        ),
         Command::Bench(b) => bench::run(&b),
     }
 }

@@ -97,7 +97,7 @@ pub fn sign(
     let body = std::fs::read(payload).with_context(|| payload.display().to_string())?;
     let mut b = Builder::new(&key, iss, sub);
     b.content_type = Some(content_type);
-    b.issued_at = Some(vcon_scitt_core::verify::now_unix());
+    b.issued_at = Some(vcon_scitt_core::time::now_secs());
     let st = b.sign(&body).map_err(anyhow::Error::msg)?;
     let out = out.unwrap_or_else(|| with_suffix(payload, "cose"));
     write(&out, &st)?;
@@ -132,7 +132,7 @@ pub fn audit(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let as_of_ms = match as_of {
         None => None,
-        Some(t) => match vcon_scitt_core::vcon::profile::parse_rfc3339_ms(t) {
+        Some(t) => match vcon_scitt_core::time::parse_rfc3339_ms(t) {
             Some(ms) => Some(ms),
             None => bail!("--as-of {t:?} is not RFC 3339"),
         },

@@ -47,4 +47,3 @@ pub fn fill(config: &Config, count: u64) -> anyhow::Result<(u64, f64)> {
     svc.shutdown();
     Ok((size, count as f64 / secs))
 }
-

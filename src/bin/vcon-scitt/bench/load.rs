@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vcon_scitt_core::keys::{Alg, KeySet, SigningKey};
 use vcon_scitt_core::vcon::profile::{Event, EventInput, event_document};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct BenchOptions {
     pub url: String,
@@ -153,7 +153,7 @@ fn presign_range(
     range: std::ops::Range<usize>,
     seed: u64,
 ) -> Vec<Vec<u8>> {
-    let now = vcon_scitt_core::verify::now_unix();
+    let now = vcon_scitt_core::time::now_secs();
     range
         .map(|i| {
             let (key, iss) = &issuers[i % issuers.len()];
@@ -173,7 +173,8 @@ fn presign_range(
                 occurred_at: Some("2026-11-20T10:00:00Z".into()),
                 ..Default::default()
             });
-            let mut b = vcon_scitt_core::statement::Builder::new(key, iss, &format!("vcon://{uuid}"));
+            let mut b =
+                vcon_scitt_core::statement::Builder::new(key, iss, &format!("vcon://{uuid}"));
             b.content_type = Some(vcon_scitt_core::vcon::profile::LIFECYCLE_CONTENT_TYPE.into());
             b.issued_at = Some(now);
             b.sign(&serde_json::to_vec(&doc).unwrap_or_default())
@@ -182,7 +183,7 @@ fn presign_range(
         .collect()
 }
 
-pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
+pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let n = opts.count.unwrap_or_else(|| {
         // Enough for the duration at ~30k/s.
         (opts
@@ -197,13 +198,11 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
             opts.issuers.len()
         );
     }
-    let seed = vcon_scitt_core::verify::now_unix() as u64 ^ std::process::id() as u64;
+    let seed = vcon_scitt_core::time::now_secs() as u64 ^ std::process::id() as u64;
     let issuers = Arc::new(opts.issuers);
     let statements = {
         let issuers = issuers.clone();
-        tokio::task::spawn_blocking(move || presign(&issuers, n, seed))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || presign(&issuers, n, seed)).await?
     };
     let statements = Arc::new(statements);
     if !opts.quiet {
@@ -230,8 +229,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
             mix_verify_per_sec_2_cores: es2 / rel.max(1e-9),
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let scrape = || async {
         vcon_scitt_client::get(&opts.url, "/metrics")
             .await
@@ -330,7 +328,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     let mut statuses: std::collections::BTreeMap<u16, u64> = Default::default();
     let mut sample = Vec::new();
     for t in tasks {
-        let (l, s, smp) = t.await.map_err(|e| e.to_string())?;
+        let (l, s, smp) = t.await?;
         lat.extend(l);
         for (k, v) in s {
             *statuses.entry(k).or_default() += v;
@@ -357,7 +355,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
         KeySet::new()
     } else {
         let keys_reply = vcon_scitt_client::get(&opts.url, "/.well-known/scitt-keys").await?;
-        KeySet::parse_any(&keys_reply.body).map_err(|e| e.to_string())?
+        KeySet::parse_any(&keys_reply.body)?
     };
     let mut verified = 0;
     for (i, receipt) in sample.iter().take(opts.verify_sample) {
@@ -368,7 +366,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
             service_keys: keys.clone(),
             ..Default::default()
         })
-        .map_err(|e| format!("a returned receipt does not verify: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("a returned receipt does not verify: {e}"))?;
         verified += 1;
     }
 
@@ -514,11 +512,11 @@ struct LoadConn {
 }
 
 impl LoadConn {
-    async fn connect(url: &str) -> Result<LoadConn, String> {
-        let (authority, base) = vcon_scitt_client::http::parse_base(url).map_err(|e| e.to_string())?;
+    async fn connect(url: &str) -> anyhow::Result<LoadConn> {
+        let (authority, base) = vcon_scitt_client::http::parse_base(url)?;
         let stream = tokio::net::TcpStream::connect(&authority)
             .await
-            .map_err(|e| format!("connecting to {authority}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("connecting to {authority}: {e}"))?;
         let _ = stream.set_nodelay(true);
         let head_prefix = format!(
             "POST {base}/entries HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/cose\r\ncontent-length: "
@@ -535,16 +533,13 @@ impl LoadConn {
 
     /// POSTs one statement; returns the status. The body stays in the
     /// connection's buffer ([`LoadConn::body`]) until the next request.
-    async fn post(&mut self, body: &[u8]) -> Result<u16, String> {
+    async fn post(&mut self, body: &[u8]) -> anyhow::Result<u16> {
         use std::io::Write as _;
         self.out.clear();
         self.out.extend_from_slice(&self.head_prefix);
         let _ = write!(self.out, "{}\r\n\r\n", body.len());
         self.out.extend_from_slice(body);
-        self.stream
-            .write_all(&self.out)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.stream.write_all(&self.out).await?;
         self.buf.clear();
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -557,18 +552,18 @@ impl LoadConn {
                         .iter()
                         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
                         .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-                        .ok_or("response without content-length")?;
+                        .ok_or_else(|| anyhow::anyhow!("response without content-length"))?;
                     while self.buf.len() < head_len + len {
                         self.read_more().await?;
                     }
                     if self.buf.len() > head_len + len {
-                        return Err("unexpected bytes after the response".into());
+                        anyhow::bail!("unexpected bytes after the response");
                     }
                     self.body = head_len..head_len + len;
                     return Ok(status);
                 }
                 Ok(httparse::Status::Partial) => self.read_more().await?,
-                Err(e) => return Err(format!("bad response: {e}")),
+                Err(e) => anyhow::bail!("bad response: {e}"),
             }
         }
     }
@@ -577,16 +572,12 @@ impl LoadConn {
         self.buf.get(self.body.clone()).unwrap_or_default()
     }
 
-    async fn read_more(&mut self) -> Result<(), String> {
+    async fn read_more(&mut self) -> anyhow::Result<()> {
         // Appends into spare capacity: no zeroing of a fresh buffer per read.
         self.buf.reserve(8192);
-        let n = self
-            .stream
-            .read_buf(&mut self.buf)
-            .await
-            .map_err(|e| e.to_string())?;
+        let n = self.stream.read_buf(&mut self.buf).await?;
         if n == 0 {
-            return Err("connection closed".into());
+            anyhow::bail!("connection closed");
         }
         Ok(())
     }

@@ -10,14 +10,19 @@ use vcon_scitt_core::keys::SigningKey;
 use crate::args::{BenchArgs, IssuerMix, effective_config};
 
 /// The test issuers of `keys/` (marked test-only there).
-const ES256_ISSUER: (&str, &str) = ("keys/test-issuer-es256.pk8", "https://conserver.test.example");
-const ED25519_ISSUER: (&str, &str) = ("keys/test-issuer-ed25519.pk8", "https://partner.test.example");
+const ES256_ISSUER: (&str, &str) = (
+    "keys/test-issuer-es256.pk8",
+    "https://conserver.test.example",
+);
+const ED25519_ISSUER: (&str, &str) = (
+    "keys/test-issuer-ed25519.pk8",
+    "https://partner.test.example",
+);
 
 fn test_issuer((file, iss): (&str, &str)) -> anyhow::Result<(SigningKey, String)> {
     let path = vcon_scitt::config::repo_path(file);
-    let bytes = std::fs::read(&path).map_err(|e| {
-        anyhow::anyhow!("{}: {e} (run from the repository root)", path.display())
-    })?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (run from the repository root)", path.display()))?;
     Ok((SigningKey::from_pkcs8_any(&bytes)?, iss.to_owned()))
 }
 
@@ -55,8 +60,7 @@ pub fn run(b: &BenchArgs) -> anyhow::Result<u8> {
     let report = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(load::run(opts))
-        .map_err(anyhow::Error::msg)?;
+        .block_on(load::run(opts))?;
     if b.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -1,10 +1,10 @@
 //! Registration policy: what may enter the log beyond a valid signature.
-//! The vCon lifecycle rules live in [`crate::vcon::profile`]; this module is
-//! the configuration and the single entry point the service calls.
+//! This module holds the switches and the rejection type; the rules that read
+//! them are [`super::profile::check`]. The two live side by side so that the
+//! profile depends on its configuration and nothing depends back on the
+//! profile (they used to import each other across the crate).
 
 use serde::{Deserialize, Serialize};
-
-use crate::statement::SignedStatement;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -37,20 +37,11 @@ pub struct PolicyRejection {
     pub detail: String,
 }
 
+/// `Err` of a [`PolicyRejection`]: the rules return early with it, and naming
+/// the rule on every return keeps each rejection traceable to its rule.
 pub fn reject<T>(rule: &'static str, detail: impl Into<String>) -> Result<T, PolicyRejection> {
     Err(PolicyRejection {
         rule,
         detail: detail.into(),
     })
-}
-
-/// Applies the policy; `Ok` says what was admitted (a generic statement or
-/// a vCon record to index). The rules themselves live in
-/// [`crate::vcon::profile`].
-pub fn check(
-    config: &PolicyConfig,
-    st: &SignedStatement,
-    now: i64,
-) -> Result<crate::vcon::Profile, PolicyRejection> {
-    crate::vcon::profile::check(config, st, now)
 }

@@ -11,10 +11,10 @@ use std::path::PathBuf;
 
 use common::*;
 use proptest::prelude::*;
-use vcon_scitt::keys::KeySet;
-use vcon_scitt::policy::PolicyConfig;
-use vcon_scitt::statement::SignedStatement;
-use vcon_scitt::{cbor, receipt, verify};
+use vcon_scitt_core::keys::KeySet;
+use vcon_scitt_core::statement::SignedStatement;
+use vcon_scitt_core::vcon::policy::PolicyConfig;
+use vcon_scitt_core::{cbor, receipt, verify};
 
 fn corpus(kind: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = repo("tests/corpus").join(kind);
@@ -38,13 +38,13 @@ fn service_keyset() -> KeySet {
 /// Every parser a registration or a verification runs, on one input.
 fn exercise_statement(bytes: &[u8]) -> Option<[u8; 32]> {
     let _ = cbor::decode(bytes);
-    let _ = vcon_scitt::cose::split(bytes);
+    let _ = vcon_scitt_core::cose::split(bytes);
     let st = SignedStatement::parse(bytes, 64 * 1024).ok()?;
-    let _ = vcon_scitt::policy::check(&PolicyConfig::default(), &st, 1_790_000_000);
+    let _ = vcon_scitt_core::vcon::profile::check(&PolicyConfig::default(), &st, 1_790_000_000);
     let _ = st.embedded_receipts();
-    let _ = vcon_scitt::statement::transparent_statement(bytes, &[]);
+    let _ = vcon_scitt_core::statement::transparent_statement(bytes, &[]);
     let trust = {
-        let mut t = vcon_scitt::issuers::IssuerTrust::default();
+        let mut t = vcon_scitt_core::issuers::IssuerTrust::default();
         t.add_issuer_key(ISSUER, issuer_key().public(), None);
         t
     };
@@ -65,7 +65,7 @@ fn exercise_receipt(bytes: &[u8], leaf: &[u8; 32]) {
     let _ = receipt::verify_consistency_receipt(bytes, 5, leaf, &keys);
     let _ = receipt::peek_tree_size(bytes);
     let _ = KeySet::parse_any(bytes);
-    let _ = vcon_scitt::problem::Problem::from_cbor(400, bytes);
+    let _ = vcon_scitt_core::problem::Problem::from_cbor(400, bytes);
 }
 
 #[test]
@@ -102,19 +102,19 @@ fn the_seed_corpus_replays_without_panics() {
     // cargo-fuzz corpora of the other targets (fuzz/README.md).
     let key = issuer_key();
     for (_, b) in corpus("lifecycle") {
-        let mut builder = vcon_scitt::statement::Builder::new(
+        let mut builder = vcon_scitt_core::statement::Builder::new(
             &key,
             ISSUER,
             "vcon://019f15a6-a752-826f-b9a2-279e0d16bc46",
         );
         builder.content_type = Some("application/vcon-lifecycle+json".into());
         let st = SignedStatement::parse(&builder.sign(&b).unwrap(), usize::MAX).unwrap();
-        let _ = vcon_scitt::policy::check(&PolicyConfig::default(), &st, 1_790_000_000);
+        let _ = vcon_scitt_core::vcon::profile::check(&PolicyConfig::default(), &st, 1_790_000_000);
     }
     for (_, b) in corpus("keys") {
         let _ = KeySet::parse_any(&b);
-        let _ = vcon_scitt::keys::SigningKey::from_pkcs8_any(&b);
-        let _ = vcon_scitt::verify_cli::read_anchors(&b);
+        let _ = vcon_scitt_core::keys::SigningKey::from_pkcs8_any(&b);
+        let _ = vcon_scitt_core::issuers::read_anchors(&b);
     }
     assert!(
         statements.len() > 100 && receipts.len() > 100,
@@ -205,12 +205,12 @@ proptest! {
     #[test]
     fn lifecycle_payloads_never_panic(doc in any_json(3)) {
         let key = issuer_key();
-        let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, "vcon://019f15a6-a752-826f-b9a2-279e0d16bc46");
+        let mut b = vcon_scitt_core::statement::Builder::new(&key, ISSUER, "vcon://019f15a6-a752-826f-b9a2-279e0d16bc46");
         b.content_type = Some("application/vcon-lifecycle+json".into());
         let st = b.sign(&serde_json::to_vec(&doc).unwrap()).unwrap();
         let parsed = SignedStatement::parse(&st, usize::MAX).unwrap();
-        let _ = vcon_scitt::policy::check(&PolicyConfig::default(), &parsed, 1_790_000_000);
-        let _ = vcon_scitt::policy::check(&PolicyConfig { legacy_compat: true, ..PolicyConfig::default() }, &parsed, 0);
+        let _ = vcon_scitt_core::vcon::profile::check(&PolicyConfig::default(), &parsed, 1_790_000_000);
+        let _ = vcon_scitt_core::vcon::profile::check(&PolicyConfig { legacy_compat: true, ..PolicyConfig::default() }, &parsed, 0);
     }
 }
 

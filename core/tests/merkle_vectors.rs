@@ -8,13 +8,13 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::manifest_dir;
+use common::repo;
 use proptest::prelude::*;
-use vcon_scitt::merkle::{self, Hash, MemoryTree};
+use vcon_scitt_core::merkle::{self, Hash, MemoryTree};
 
 fn vector_files(kind: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut stack = vec![manifest_dir().join("tests/vectors/rfc9162").join(kind)];
+    let mut stack = vec![repo("tests/vectors/rfc9162").join(kind)];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();

@@ -1,13 +1,19 @@
-//! Command line of `vcon-verify` (also reachable as `vcon-scitt verify`).
+//! vcon-verify: the command line of the offline verifier, as a library so
+//! that `vcon-scitt verify` runs the very same code (and the same exit codes)
+//! without the core crate carrying a command-line parser. Everything it
+//! checks is in [`vcon_scitt_core::verify`]; this crate reads files and
+//! arguments and prints the verdict.
+#![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::issuers::IssuerTrust;
-use crate::keys::KeySet;
-use crate::verify::{self, Request, VerifyError};
+use vcon_scitt_core::issuers::{IssuerTrust, read_anchors};
+use vcon_scitt_core::keys::KeySet;
+use vcon_scitt_core::statement::SignedStatement;
+use vcon_scitt_core::verify::{self, Request, VerifyError};
 
 /// Verify a vcon-scitt registration offline: receipt(s), optionally the issuer
 /// signature, the held vCon file and append-only consistency.
@@ -56,19 +62,6 @@ fn read(p: &PathBuf) -> Result<Vec<u8>, VerifyError> {
     std::fs::read(p).map_err(|e| VerifyError::Input(format!("{}: {e}", p.display())))
 }
 
-/// Reads anchors from PEM (any number of CERTIFICATE blocks) or DER.
-pub fn read_anchors(bytes: &[u8]) -> Vec<Vec<u8>> {
-    if bytes.starts_with(b"-----") {
-        x509_parser::pem::Pem::iter_from_buffer(bytes)
-            .filter_map(|p| p.ok())
-            .filter(|p| p.label == "CERTIFICATE")
-            .map(|p| p.contents)
-            .collect()
-    } else {
-        vec![bytes.to_vec()]
-    }
-}
-
 pub fn build_request(args: &Args) -> Result<Request, VerifyError> {
     let statement = read(&args.statement)?;
     let receipts = args
@@ -81,7 +74,7 @@ pub fn build_request(args: &Args) -> Result<Request, VerifyError> {
     let issuer_trust = if args.issuer_keys.is_empty() && args.trust_anchors.is_empty() {
         None
     } else {
-        let st = crate::statement::SignedStatement::parse(&statement, usize::MAX)
+        let st = SignedStatement::parse(&statement, usize::MAX)
             .map_err(|e| VerifyError::Statement(e.to_string()))?;
         let mut trust = IssuerTrust::default();
         for p in &args.issuer_keys {
@@ -97,8 +90,8 @@ pub fn build_request(args: &Args) -> Result<Request, VerifyError> {
         Some(trust)
     };
     let now = match &args.at {
-        None => verify::now_unix(),
-        Some(s) => verify::parse_time(s)
+        None => vcon_scitt_core::time::now_secs(),
+        Some(s) => vcon_scitt_core::time::parse_secs(s)
             .ok_or_else(|| VerifyError::Input(format!("--at {s:?} is not a time")))?,
     };
     Ok(Request {
