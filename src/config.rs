@@ -416,8 +416,10 @@ mod tests {
 
     #[test]
     fn the_service_key_from_the_environment_is_never_printed() {
-        let mut c = Config::default();
-        c.service_key_pkcs8 = Some(vec![0x30, 0x82]);
+        let c = Config {
+            service_key_pkcs8: Some(vec![0x30, 0x82]),
+            ..Config::default()
+        };
         let toml = c.to_toml();
         assert!(!toml.contains("service_key_pkcs8"), "{toml}");
         assert!(toml.contains("log_format = \"human\""), "{toml}");
