@@ -591,10 +591,7 @@ impl Service {
                     .collect(),
             )),
             // The signed head covers it, so storage must hold it.
-            _ => Err(internal(format!(
-                "tile {}/{} is missing from storage",
-                id.level, id.index
-            ))),
+            _ => Err(internal(format!("{id} is missing from storage"))),
         }
     }
 
@@ -609,16 +606,10 @@ impl Service {
             .data_dir
             .join("backups")
             .join(format!("{stamp}-size-{size}"));
-        std::fs::create_dir_all(&dir).map_err(internal)?;
-        self.log
-            .store()
-            .checkpoint(&dir.join("db"))
-            .map_err(internal)?;
-        std::fs::write(
-            dir.join("scitt-keys.cbor"),
-            self.public_keys.to_cose_keyset(),
-        )
-        .map_err(internal)?;
+        let keyset = self.public_keys.to_cose_keyset();
+        // The checkpoint may hold a later head than `size` (batches keep
+        // committing); the backup's own size is what it holds.
+        let size = crate::backup::write(self.log.store(), Some(&keyset), &dir).map_err(internal)?;
         tracing::info!(path = %dir.display(), tree_size = size, "online backup written");
         Ok((dir, size))
     }

@@ -178,7 +178,11 @@ fn a_failed_head_write_is_reported_and_the_next_batch_signs() {
     let log = open_log(dir.path(), config);
     log.append_blocking(b"one".to_vec()).unwrap();
     faults.fail_next_head_write.store(true, Ordering::SeqCst);
-    assert!(log.append_blocking(b"two".to_vec()).is_err());
+    let err = log.append_blocking(b"two".to_vec()).unwrap_err();
+    assert!(
+        matches!(&err, LogError::BatchFailed(why) if why.contains("head write failed")),
+        "{err:?}"
+    );
     assert_eq!(
         log.latest().head.size,
         1,

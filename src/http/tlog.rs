@@ -79,8 +79,7 @@ pub(super) fn tile(svc: &Service, rest: &[&str]) -> Result<Response<Body>, ApiEr
             Ok(r)
         }
         TileRead::Unsigned { signed } => Err(ApiError::NotFound(format!(
-            "tile {}/{} has {signed} signed nodes",
-            id.level, id.index
+            "{id} has {signed} signed nodes"
         ))),
     }
 }

@@ -22,29 +22,41 @@ pub struct FsckReport {
     pub latest_head_size: u64,
 }
 
+fn bad<T>(m: String) -> Result<T, LogError> {
+    Err(LogError::Corrupt(m))
+}
+
 /// Runs every check; `Err` names the first inconsistency found.
 pub fn fsck(
     store: &Store,
     verifier: Option<&dyn TreeHeadVerifier>,
 ) -> Result<FsckReport, LogError> {
-    let bad = |m: String| Err(LogError::Corrupt(m));
     let size = store.data_size()?;
-    let mut report = FsckReport {
-        size,
-        ..Default::default()
-    };
-
-    // Entries and leaves.
     let mut nodes = StoreNodes::new(store);
+    let entries = check_entries(store, &mut nodes, size)?;
+    let tiles = check_tiles(store, size)?;
+    let (heads, latest_head_size) = check_heads(store, &mut nodes, size, verifier)?;
+    Ok(FsckReport {
+        size,
+        entries,
+        tiles,
+        heads,
+        latest_head_size,
+    })
+}
+
+/// Entries are contiguous `0..size`, each hashes to its stored level-0
+/// node, and the leaf index maps each hash back; returns the entry count.
+fn check_entries(store: &Store, nodes: &mut StoreNodes, size: u64) -> Result<u64, LogError> {
+    let mut entries = 0u64;
     for item in store.iter_cf(CF_ENTRIES)? {
         let (k, v) = item?;
         let Some(index) = be_u64(&k) else {
             return bad("an entry key is not 8 bytes".into());
         };
-        if index != report.entries {
+        if index != entries {
             return bad(format!(
-                "entry {} is missing (next stored is {index})",
-                report.entries
+                "entry {entries} is missing (next stored is {index})"
             ));
         }
         if index >= size {
@@ -61,20 +73,25 @@ pub fn fsck(
                 "the leaf index does not map entry {index}'s hash back to it"
             ));
         }
-        report.entries += 1;
+        entries += 1;
     }
-    if report.entries != size {
+    if entries != size {
         return bad(format!(
-            "{} entries stored, committed size is {size}",
-            report.entries
+            "{entries} entries stored, committed size is {size}"
         ));
     }
     let leaves = store.iter_cf(CF_LEAVES)?.count() as u64;
     if leaves != size {
         return bad(format!("{leaves} rows in the leaf index, expected {size}"));
     }
+    Ok(entries)
+}
 
-    // Tiles.
+/// Every tile has the width `size` implies and interior nodes that hash up,
+/// and each row-0 node of a level ≥ 1 tile is the root of its child tile;
+/// returns the tile count.
+fn check_tiles(store: &Store, size: u64) -> Result<u64, LogError> {
+    let mut tiles = 0u64;
     for item in store.iter_cf(CF_TILES)? {
         let (k, v) = item?;
         let Some(id) = TileId::from_key(&k) else {
@@ -92,9 +109,16 @@ pub fn fsck(
             .map_err(|e| LogError::Corrupt(format!("{id}: {e}")))?;
         if id.level > 0 {
             for (j, node) in tile.row(0).iter().enumerate() {
+                let Some(index) = id
+                    .index
+                    .checked_mul(WIDTH as u64)
+                    .and_then(|i| i.checked_add(j as u64))
+                else {
+                    return bad(format!("{id} is beyond any tree size"));
+                };
                 let child = TileId {
                     level: id.level - 1,
-                    index: id.index * WIDTH as u64 + j as u64,
+                    index,
                 };
                 let ct = store
                     .tile(child)?
@@ -104,10 +128,21 @@ pub fn fsck(
                 }
             }
         }
-        report.tiles += 1;
+        tiles += 1;
     }
+    Ok(tiles)
+}
 
-    // Heads.
+/// Every signed head's root is recomputed from the stored tree, its
+/// signature verifies (when a verifier is given), and times never go
+/// backwards; returns (head count, size of the latest head).
+fn check_heads(
+    store: &Store,
+    nodes: &mut StoreNodes,
+    size: u64,
+    verifier: Option<&dyn TreeHeadVerifier>,
+) -> Result<(u64, u64), LogError> {
+    let mut heads = 0u64;
     let mut prev: Option<super::TreeHead> = None;
     for item in store.heads()? {
         let sth = item?;
@@ -118,14 +153,14 @@ pub fn fsck(
                 h.size
             ));
         }
-        if merkle::root(&mut nodes, h.size)? != h.root {
+        if merkle::root(nodes, h.size)? != h.root {
             return bad(format!(
                 "the head at size {} does not match the stored tree",
                 h.size
             ));
         }
-        if let Some(s) = verifier {
-            s.verify(&h, &sth.signature).map_err(|e| {
+        if let Some(v) = verifier {
+            v.verify(&h, &sth.signature).map_err(|e| {
                 LogError::Corrupt(format!("head at size {}: bad signature: {e}", h.size))
             })?;
         }
@@ -138,8 +173,7 @@ pub fn fsck(
             ));
         }
         prev = Some(h);
-        report.heads += 1;
+        heads += 1;
     }
-    report.latest_head_size = prev.map(|h| h.size).unwrap_or(0);
-    Ok(report)
+    Ok((heads, prev.map(|h| h.size).unwrap_or(0)))
 }

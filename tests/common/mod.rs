@@ -4,18 +4,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use vcon_scitt::keys::{Alg, KeySet, SigningKey};
+use vcon_scitt::keys::{KeySet, SigningKey};
 use vcon_scitt::log::{Log, LogConfig};
 use vcon_scitt::receipt::{CoseTreeHeadSigner, ServiceIdentity};
 
-/// A fixed P-256 service key for tests (tests/vectors/keys), so restarts in
-/// one test and across processes sign with the same key.
+/// The fixed P-256 test service key (`keys/test-service-es256.pk8`), so
+/// restarts in one test and across processes sign with the same key. A
+/// missing fixture fails the test: a random key would hide it.
 pub fn service_key() -> SigningKey {
     let path = manifest_dir().join("keys/test-service-es256.pk8");
-    match std::fs::read(&path) {
-        Ok(b) => SigningKey::from_pkcs8(&b).unwrap(),
-        Err(_) => SigningKey::generate(Alg::P256).unwrap().0,
-    }
+    let b = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    SigningKey::from_pkcs8(&b).unwrap()
 }
 
 pub fn identity() -> ServiceIdentity {

@@ -156,7 +156,6 @@ fn the_verifier_links_no_rocksdb_tokio_or_hyper() {
 /// The package directory, read when the test RUNS (cargo test sets it), not
 /// baked in at compile time: a shared CARGO_TARGET_DIR reuses test binaries
 /// across clones, and a compile-time path would read another clone's files.
-#[allow(dead_code)]
 fn manifest_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)
