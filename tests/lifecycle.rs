@@ -25,19 +25,14 @@ fn vcon(name: &str) -> PathBuf {
 
 fn args(dir: &Path, file: &str, event: &str, key: &str, iss: &str, at: &str) -> StatementSpec {
     StatementSpec {
-        vcon: vcon(file),
-        event: Event::parse(event).unwrap(),
-        key: repo(key),
-        iss: iss.into(),
-        uuid: None,
         occurred_at: Some(at.into()),
-        purposes: Vec::new(),
-        counterparty: None,
-        derived_from: None,
-        reason: None,
-        supersedes: None,
-        hash_envelope: false,
         out: Some(dir.join(format!("{event}-{}.cose", at.replace(':', "")))),
+        ..StatementSpec::new(
+            vcon(file),
+            Event::parse(event).unwrap(),
+            repo(key),
+            iss.into(),
+        )
     }
 }
 
