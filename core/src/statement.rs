@@ -207,6 +207,13 @@ impl SignedStatement {
             if labels.is_empty() {
                 return malformed("crit (2) must not be empty");
             }
+            if labels.len() > cose::MAX_HEADER_LABELS {
+                return malformed(format!(
+                    "crit (2) lists {} labels; the header holds at most {}",
+                    labels.len(),
+                    cose::MAX_HEADER_LABELS
+                ));
+            }
             for l in labels {
                 match as_i64(l) {
                     Some(i) if UNDERSTOOD.contains(&i) => {

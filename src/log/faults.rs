@@ -11,7 +11,7 @@
 
 #[cfg(any(test, feature = "fault-injection"))]
 mod hooks {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use super::super::LogError;
     use super::super::store::{CF_TILES, Store};
@@ -30,6 +30,9 @@ mod hooks {
         /// Fail the next read-back of the verify-before-sign step (an I/O
         /// error reading what was just written).
         pub fail_next_verify_read: AtomicBool,
+        /// Hold the next batch this many milliseconds between storing its
+        /// signed head and publishing it: the window a reader can race.
+        pub delay_next_publish_ms: AtomicU64,
     }
 
     fn take(flag: &AtomicBool) -> bool {
@@ -60,6 +63,13 @@ mod hooks {
                 return Err("injected fault: reading back the written tiles failed".into());
             }
             Ok(())
+        }
+
+        pub(in crate::log) fn before_publish(&self) {
+            let ms = self.delay_next_publish_ms.swap(0, Ordering::SeqCst);
+            if ms > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
         }
 
         /// Flips a bit of the last stored leaf of a log of `size` entries
@@ -112,6 +122,8 @@ mod hooks {
         pub(in crate::log) fn after_data_write(&self, _: &Store, _: u64) -> Result<(), LogError> {
             Ok(())
         }
+        #[inline(always)]
+        pub(in crate::log) fn before_publish(&self) {}
     }
 }
 

@@ -313,12 +313,28 @@ impl Log {
         self.store.index_of(leaf)
     }
 
-    /// The head of the batch that included `index` (stable receipts).
+    /// The head of the batch that included `index` (stable receipts), once
+    /// it is published.
+    ///
+    /// Reads see only published heads. The sequencer stores a head (step 6)
+    /// a moment before it publishes it; a reader that took a stored but
+    /// unpublished head would then ask for proofs beyond the published size
+    /// and fail. The published size is read *before* storage, so whatever
+    /// head passes the filter stays within what every later check sees.
     pub fn first_head_covering(&self, index: u64) -> Result<Option<SignedTreeHead>, LogError> {
-        self.store.first_head_covering(index)
+        let published = self.latest().head.size;
+        Ok(self
+            .store
+            .first_head_covering(index)?
+            .filter(|h| h.head.size <= published))
     }
 
+    /// The signed head at `size`, if one is published (see
+    /// [`Log::first_head_covering`]).
     pub fn head(&self, size: u64) -> Result<Option<SignedTreeHead>, LogError> {
+        if size > self.latest().head.size {
+            return Ok(None);
+        }
         self.store.head(size)
     }
 

@@ -298,6 +298,7 @@ impl Sequencer {
         fresh: usize,
         started: Instant,
     ) {
+        self.config.faults.before_publish();
         match result {
             Ok(()) => {
                 *write(&shared.last_batch_error) = None;
