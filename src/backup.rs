@@ -25,22 +25,22 @@ pub enum BackupError {
     Fsck(LogError),
 }
 
-fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
-    move |source| FileError {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 /// Writes a backup of `store` (and the public key set, when known) into
-/// `out`; returns the tree size of the newest signed head it holds.
+/// `out`; returns the tree size of the newest signed head it holds, read
+/// from the checkpoint itself: a live log keeps committing while the
+/// checkpoint is taken, so the store's size before or after may differ.
 pub fn write(store: &Store, keyset: Option<&[u8]>, out: &Path) -> Result<u64, BackupError> {
-    std::fs::create_dir_all(out).map_err(file_error(out))?;
-    store.checkpoint(&out.join("db"))?;
+    std::fs::create_dir_all(out).map_err(durable::at(out))?;
+    let db = out.join("db");
+    store.checkpoint(&db)?;
     if let Some(k) = keyset {
         durable::write_atomically(&out.join("scitt-keys.cbor"), k)?;
     }
-    Ok(store.latest_head()?.map(|h| h.head.size).unwrap_or(0))
+    let size = Store::open_read_only(&db)?
+        .latest_head()?
+        .map(|h| h.head.size)
+        .unwrap_or(0);
+    Ok(size)
 }
 
 /// Restores a backup into a data dir whose `db/` does not exist yet, then
@@ -56,14 +56,14 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<FsckReport, BackupError> 
     if dst.exists() {
         return Err(BackupError::WouldOverwrite(dst.display().to_string()));
     }
-    std::fs::create_dir_all(&dst).map_err(file_error(&dst))?;
-    for e in std::fs::read_dir(&src).map_err(file_error(&src))? {
-        let e = e.map_err(file_error(&src))?;
+    durable::create_dir_all_durably(&dst)?;
+    for e in std::fs::read_dir(&src).map_err(durable::at(&src))? {
+        let e = e.map_err(durable::at(&src))?;
         let to = dst.join(e.file_name());
-        std::fs::copy(e.path(), &to).map_err(file_error(&to))?;
+        std::fs::copy(e.path(), &to).map_err(durable::at(&to))?;
         std::fs::File::open(&to)
             .and_then(|f| f.sync_all())
-            .map_err(file_error(&to))?;
+            .map_err(durable::at(&to))?;
     }
     durable::sync_dir(&dst)?;
     let keys = crate::config::Config::keyset_file_in(data_dir);

@@ -33,17 +33,24 @@ pub enum ConfigError {
 
 /// How the server logs (stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum LogFormat {
     #[default]
     Human,
     Json,
 }
 
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 impl std::str::FromStr for LogFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "human" => Ok(LogFormat::Human),
             "json" => Ok(LogFormat::Json),
             _ => Err(format!("{s:?} is not a log format (human or json)")),
@@ -51,13 +58,40 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-/// The algorithm of a service key generated on first start.
+/// The algorithm of a service key generated on first start. Read with the
+/// same names `--alg` takes (`es256`, `P-256`, `EdDSA`, any case); written
+/// as `es256` / `ed25519`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum KeyAlg {
     #[default]
     Es256,
     Ed25519,
+}
+
+impl TryFrom<String> for KeyAlg {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.parse::<crate::keys::Alg>().map_err(|e| e.to_string())? {
+            crate::keys::Alg::P256 => Ok(KeyAlg::Es256),
+            crate::keys::Alg::Ed25519 => Ok(KeyAlg::Ed25519),
+            other => Err(format!(
+                "the service generates es256 or ed25519 keys, not {}",
+                other.name()
+            )),
+        }
+    }
+}
+
+/// Private key bytes that never print: `Debug` shows only that a key is
+/// there, and serde skips the field that holds it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKeyBytes(pub Vec<u8>);
+
+impl std::fmt::Debug for SecretKeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretKeyBytes(<{} bytes, redacted>)", self.0.len())
+    }
 }
 
 impl From<KeyAlg> for crate::keys::Alg {
@@ -90,7 +124,7 @@ pub struct Config {
     /// The service key itself (PKCS#8 DER), from `VCON_SCITT_SERVICE_KEY`
     /// only: never read from or written to a file, never printed.
     #[serde(skip)]
-    pub service_key_pkcs8: Option<Vec<u8>>,
+    pub service_key_pkcs8: Option<SecretKeyBytes>,
     /// es256 | ed25519, for a generated key.
     pub key_alg: KeyAlg,
     pub registration: Registration,
@@ -261,8 +295,10 @@ impl Config {
     }
 
     /// Applies `VCON_SCITT_*` environment overrides: every variable the
-    /// service reads is read here (`VCON_SCITT_LOG`, the log filter, is
-    /// tracing's own).
+    /// service reads is read here. The command line reads its own
+    /// (`VCON_SCITT_CONFIG`, the client commands' URL and tokens) and
+    /// tracing reads `VCON_SCITT_LOG`. A program that builds a [`Config`]
+    /// itself must call this to honour the environment (`serve` does).
     pub fn apply_env(&mut self) -> Result<(), ConfigError> {
         self.apply_vars(|k| std::env::var(k).ok())
     }
@@ -304,7 +340,7 @@ impl Config {
                     value: "(hidden)".into(),
                     reason: format!("not base64 PKCS#8: {e}"),
                 })?;
-            self.service_key_pkcs8 = Some(der);
+            self.service_key_pkcs8 = Some(SecretKeyBytes(der));
         }
         if let Some(v) = get("VCON_SCITT_WAIT_MS") {
             self.registration.wait_ms = parse("VCON_SCITT_WAIT_MS", v)?;
@@ -397,7 +433,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.registration.wait_ms, 5);
-        assert_eq!(c.service_key_pkcs8.as_deref(), Some(&[0u8, 1, 2][..]));
+        assert_eq!(c.service_key_pkcs8, Some(SecretKeyBytes(vec![0, 1, 2])));
         let e = Config::default()
             .apply_vars(vars(&[("VCON_SCITT_WAIT_MS", "soon")]))
             .unwrap_err();
@@ -417,12 +453,31 @@ mod tests {
     #[test]
     fn the_service_key_from_the_environment_is_never_printed() {
         let c = Config {
-            service_key_pkcs8: Some(vec![0x30, 0x82]),
+            service_key_pkcs8: Some(SecretKeyBytes(vec![0x30, 0x82, 0x7e])),
             ..Config::default()
         };
+        let debug = format!("{c:?}");
+        assert!(debug.contains("<3 bytes, redacted>"), "{debug}");
+        assert!(!debug.contains("130") && !debug.contains("126"), "{debug}");
         let toml = c.to_toml();
         assert!(!toml.contains("service_key_pkcs8"), "{toml}");
         assert!(toml.contains("log_format = \"human\""), "{toml}");
         assert!(toml.contains("key_alg = \"es256\""), "{toml}");
+    }
+
+    #[test]
+    fn key_algorithm_names_are_those_of_the_alg_flag() {
+        for (name, want) in [
+            ("es256", KeyAlg::Es256),
+            ("P-256", KeyAlg::Es256),
+            ("EdDSA", KeyAlg::Ed25519),
+        ] {
+            let c: Config = toml::from_str(&format!("key_alg = \"{name}\"")).unwrap();
+            assert_eq!(c.key_alg, want, "{name}");
+        }
+        assert!(toml::from_str::<Config>("key_alg = \"rsa\"").is_err());
+        let c: Config = toml::from_str("log_format = \"JSON\"").unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(toml::from_str::<Config>("log_format = \"xml\"").is_err());
     }
 }

@@ -26,7 +26,8 @@ pub struct FileError {
     pub source: std::io::Error,
 }
 
-fn at(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+/// Attaches the path to an I/O error.
+pub fn at(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
     move |source| FileError {
         path: path.to_owned(),
         source,
@@ -44,7 +45,7 @@ pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(),
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(at(dir))?;
+    create_dir_all_durably(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
@@ -77,6 +78,27 @@ pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(),
 /// [`write_atomically_mode`] for public files (0o644).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     write_atomically_mode(path, bytes, 0o644)
+}
+
+/// `create_dir_all`, then fsyncs the parent of every directory it created,
+/// so the new directories survive power loss with the file written in them.
+pub fn create_dir_all_durably(dir: &Path) -> Result<(), FileError> {
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.exists() {
+        missing.push(d);
+        match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => d = p,
+            _ => break,
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(at(dir))?;
+    for created in missing {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// fsyncs a directory, making the creation, rename or removal of its

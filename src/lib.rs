@@ -27,5 +27,5 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod service;
-mod sync;
+pub(crate) mod sync;
 pub mod vcon_index;

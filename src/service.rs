@@ -256,7 +256,7 @@ impl Service {
             crate::vcon_index::current_policy(self.log.store()).map_err(|e| e.to_string())?
             && h == hash
         {
-            *self.policy_entry.write().unwrap_or_else(|p| p.into_inner()) = Some(entry_id);
+            *crate::sync::write(&self.policy_entry) = Some(entry_id);
             return Ok(());
         }
         let key = &self.service_key.key;
@@ -276,15 +276,12 @@ impl Service {
             .wait_blocking()
             .map_err(|e| e.to_string())?;
         tracing::info!(entry_id = %entry_id, index = appended.index, "registered the registration policy");
-        *self.policy_entry.write().unwrap_or_else(|p| p.into_inner()) = Some(entry_id);
+        *crate::sync::write(&self.policy_entry) = Some(entry_id);
         Ok(())
     }
 
     pub fn policy_entry(&self) -> Option<String> {
-        self.policy_entry
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::sync::read(&self.policy_entry).clone()
     }
 
     /// Verifies, applies the policy, sequences; waits up to the budget for
@@ -607,8 +604,9 @@ impl Service {
             .join("backups")
             .join(format!("{stamp}-size-{size}"));
         let keyset = self.public_keys.to_cose_keyset();
-        // The checkpoint may hold a later head than `size` (batches keep
-        // committing); the backup's own size is what it holds.
+        // The directory is named by the size when the backup started; the
+        // checkpoint may hold a later head (batches keep committing), and
+        // the size reported is the one it holds.
         let size = crate::backup::write(self.log.store(), Some(&keyset), &dir).map_err(internal)?;
         tracing::info!(path = %dir.display(), tree_size = size, "online backup written");
         Ok((dir, size))
@@ -619,11 +617,11 @@ impl Service {
     }
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, Instant>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.pending)
     }
 
     fn lock_failed(&self) -> std::sync::MutexGuard<'_, (HashMap<Hash, String>, VecDeque<Hash>)> {
-        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.failed)
     }
 
     /// Stops the sequencer after the batch in hand and flushes.
@@ -635,7 +633,7 @@ impl Service {
 
 fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {
     if let Some(der) = &config.service_key_pkcs8 {
-        return SigningKey::from_pkcs8(der)
+        return SigningKey::from_pkcs8(&der.0)
             .map(|k| (k, false))
             .map_err(|e| format!("VCON_SCITT_SERVICE_KEY: {e}"));
     }

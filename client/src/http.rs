@@ -210,10 +210,14 @@ pub async fn register_and_wait(
     let mut retry_after = r.retry_after();
     loop {
         let wait = backoff.next_wait(retry_after) * (0.9 + 0.2 * jitter());
-        if started.elapsed().as_secs_f64() + wait > deadline.as_secs_f64() {
+        // The last wait is cut to what is left, so the final poll happens
+        // at the deadline rather than up to a full backoff before it.
+        let left = deadline.saturating_sub(started.elapsed());
+        if left.is_zero() {
             return Err(ClientError::Timeout { location, deadline });
         }
-        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        let wait = Duration::try_from_secs_f64(wait).unwrap_or(left).min(left);
+        tokio::time::sleep(wait).await;
         let g = match conn.get(&location).await {
             Ok(g) => g,
             Err(_) => {

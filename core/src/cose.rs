@@ -177,7 +177,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod tests {
+mod header_cap_tests {
     use super::*;
 
     fn sign1(protected: Vec<(Value, Value)>, unprotected: Vec<(Value, Value)>) -> Vec<u8> {

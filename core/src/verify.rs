@@ -293,6 +293,13 @@ pub fn vcon_link(st: &SignedStatement, bytes: &[u8]) -> Result<String, String> {
     Err("the statement does not reference a vCon hash this verifier understands".into())
 }
 
+/// The first 16 hex digits (8 bytes) of an id, or all of a shorter one.
+/// A kid is whatever bytes the service chose: never slice it blindly (a
+/// receipt with a 4-byte kid once made the verifier panic).
+fn short_hex(hex: &str) -> &str {
+    hex.get(..16).unwrap_or(hex)
+}
+
 /// One verdict line for humans.
 pub fn verdict_line(r: &Result<Report, VerifyError>) -> String {
     match r {
@@ -302,8 +309,8 @@ pub fn verdict_line(r: &Result<Report, VerifyError>) -> String {
             rep.leaf_index,
             rep.log.as_deref().unwrap_or("?"),
             rep.tree_size,
-            &rep.root[..16],
-            &rep.kid[..16],
+            short_hex(&rep.root),
+            short_hex(&rep.kid),
             rep.time
                 .map(|t| format!(" at {}", crate::time::format_secs(t)))
                 .unwrap_or_default(),
@@ -319,5 +326,15 @@ pub fn verdict_line(r: &Result<Report, VerifyError>) -> String {
                 .unwrap_or_default(),
         ),
         Err(e) => format!("FAIL ({}): {e}", e.class()),
+    }
+}
+
+#[cfg(test)]
+mod short_id_tests {
+    #[test]
+    fn short_ids_print_whole_and_long_ones_shortened() {
+        assert_eq!(super::short_hex("0a0b"), "0a0b");
+        assert_eq!(super::short_hex(""), "");
+        assert_eq!(super::short_hex(&"ab".repeat(32)), "abababababababab");
     }
 }

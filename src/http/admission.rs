@@ -95,7 +95,7 @@ impl RateLimiter {
             return Ok(());
         }
         let now = Instant::now();
-        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = crate::sync::lock(&self.buckets);
         if b.len() > 100_000 {
             // Bounded memory under address floods: forget idle buckets.
             let (rate, burst) = (self.rate, self.burst);

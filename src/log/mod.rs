@@ -107,12 +107,6 @@ pub struct IndexRows {
     pub fixed: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-impl IndexRows {
-    pub fn is_empty(&self) -> bool {
-        self.by_index.is_empty() && self.fixed.is_empty()
-    }
-}
-
 pub(crate) struct Request {
     pub entry: Vec<u8>,
     pub leaf: Hash,

@@ -111,6 +111,11 @@ fn print_fsck(store: &Store, report: &FsckReport, signatures_checked: bool) {
 /// A crash between any two steps leaves the old key in use and every key
 /// that may have signed published.
 pub fn rotate_key(config: &Config, alg: Alg) -> anyhow::Result<u8> {
+    if config.service_key_pkcs8.is_some() {
+        bail!(
+            "VCON_SCITT_SERVICE_KEY is set: the service signs with that key, not the key file; rotate it where it is kept"
+        );
+    }
     let key_path = config.key_file();
     let old_bytes = std::fs::read(&key_path).with_context(|| format!("{}", key_path.display()))?;
     let old = SigningKey::from_pkcs8_any(&old_bytes)
