@@ -37,6 +37,24 @@ fn lifecycle_statement(k: &SigningKey, iss: &str) -> Vec<u8> {
     b.sign(&serde_json::to_vec(&doc).unwrap()).unwrap()
 }
 
+/// An unsigned COSE_Sign1 whose protected header holds `n` labels.
+fn header_flood(n: i64) -> Vec<u8> {
+    use ciborium::value::Value;
+    let map = (0..n)
+        .map(|i| (Value::Integer((1000 + i).into()), Value::Integer(0.into())))
+        .collect();
+    let protected = vcon_scitt::cbor::encode(&Value::Map(map));
+    vcon_scitt::cbor::encode(&Value::Tag(
+        18,
+        Box::new(Value::Array(vec![
+            Value::Bytes(protected),
+            Value::Map(Vec::new()),
+            Value::Bytes(b"{}".to_vec()),
+            Value::Bytes(vec![0; 64]),
+        ])),
+    ))
+}
+
 fn bench(c: &mut Criterion) {
     let es = key("keys/test-issuer-es256.pk8");
     let st_bytes = lifecycle_statement(&es, "https://conserver.test.example");
@@ -124,6 +142,28 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("sign tree head (ES256)", |b| {
         b.iter(|| receipt::sign_tree_head(&svc, &id, black_box(&head)).unwrap())
+    });
+    g.finish();
+
+    // The worst unauthenticated input per byte: everything a request costs
+    // before its signature is checked (issue 12, finding 5). A header flood
+    // at the statement size cap is refused after decoding; a payload-heavy
+    // statement is parsed in full.
+    let mut g = c.benchmark_group("unauthenticated");
+    let flood = header_flood(10_000);
+    g.throughput(Throughput::Bytes(flood.len() as u64));
+    g.bench_function("parse: 10,000-label header flood (refused)", |b| {
+        b.iter(|| SignedStatement::parse(black_box(&flood), 1 << 16).unwrap_err())
+    });
+    let big = {
+        let mut b =
+            vcon_scitt::statement::Builder::new(&es, "https://conserver.test.example", "urn:big");
+        b.content_type = Some("application/json".into());
+        b.sign(&vec![b'x'; 60 * 1024]).unwrap()
+    };
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("parse: 60 KiB payload", |b| {
+        b.iter(|| SignedStatement::parse(black_box(&big), 1 << 16).unwrap())
     });
     g.finish();
 
