@@ -30,7 +30,7 @@ pub enum BackupError {
 /// from the checkpoint itself: a live log keeps committing while the
 /// checkpoint is taken, so the store's size before or after may differ.
 pub fn write(store: &Store, keyset: Option<&[u8]>, out: &Path) -> Result<u64, BackupError> {
-    std::fs::create_dir_all(out).map_err(durable::at(out))?;
+    durable::create_private_dir_all(out)?;
     let db = out.join("db");
     store.checkpoint(&db)?;
     if let Some(k) = keyset {
@@ -56,7 +56,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<FsckReport, BackupError> 
     if dst.exists() {
         return Err(BackupError::WouldOverwrite(dst.display().to_string()));
     }
-    durable::create_dir_all_durably(&dst)?;
+    durable::create_private_dir_all(&dst)?;
     for e in std::fs::read_dir(&src).map_err(durable::at(&src))? {
         let e = e.map_err(durable::at(&src))?;
         let to = dst.join(e.file_name());

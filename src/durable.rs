@@ -83,6 +83,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 /// `create_dir_all`, then fsyncs the parent of every directory it created,
 /// so the new directories survive power loss with the file written in them.
 pub fn create_dir_all_durably(dir: &Path) -> Result<(), FileError> {
+    create_dirs(dir, 0o755)
+}
+
+/// [`create_dir_all_durably`] with mode 0700 for every directory created:
+/// data dirs and backups hold the whole log and its index, readable by the
+/// service's user only. An existing directory keeps its mode.
+pub fn create_private_dir_all(dir: &Path) -> Result<(), FileError> {
+    create_dirs(dir, 0o700)
+}
+
+fn create_dirs(dir: &Path, mode: u32) -> Result<(), FileError> {
+    use std::os::unix::fs::DirBuilderExt;
     let mut missing = Vec::new();
     let mut d = dir;
     while !d.exists() {
@@ -92,7 +104,11 @@ pub fn create_dir_all_durably(dir: &Path) -> Result<(), FileError> {
             _ => break,
         }
     }
-    std::fs::create_dir_all(dir).map_err(at(dir))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(at(dir))?;
     for created in missing {
         if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
@@ -156,6 +172,23 @@ mod tests {
         });
         let got = std::fs::read(&p).unwrap();
         assert!(bodies.contains(&got), "the file is one writer's whole body");
+    }
+
+    /// Security issue, finding 9: data dirs and backups were created
+    /// world-readable (0755), exposing every statement and index row.
+    #[test]
+    fn private_directories_are_0700_all_the_way_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        create_private_dir_all(&deep).unwrap();
+        for d in ["a", "a/b", "a/b/c"] {
+            let mode = std::fs::metadata(dir.path().join(d))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o700, "{d}");
+        }
     }
 
     #[test]

@@ -147,8 +147,8 @@ pub struct Service {
 impl Service {
     /// Opens the log and loads (or generates) the service key.
     pub fn open(config: Config) -> Result<Arc<Service>, String> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+        crate::durable::create_private_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
+        warn_if_readable_by_others(&config.data_dir, "data dir");
         let (key, generated) = load_or_generate_key(&config)?;
         let keyset_path = config.keyset_file();
         let mut public_keys = match std::fs::read(&keyset_path) {
@@ -640,7 +640,7 @@ fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {
     let path = config.key_file();
     match std::fs::read(&path) {
         Ok(bytes) => {
-            warn_if_readable_by_others(&path);
+            warn_if_readable_by_others(&path, "service key file");
             SigningKey::from_pkcs8_any(&bytes)
                 .map(|k| (k, false))
                 .map_err(|e| format!("{}: {e}", path.display()))
@@ -658,15 +658,14 @@ fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {
     }
 }
 
-fn warn_if_readable_by_others(path: &std::path::Path) {
-    #[cfg(unix)]
+/// Warns (does not change anything) when a secret or the data dir is open
+/// to group or others: the operator chose that mode, or inherited it.
+fn warn_if_readable_by_others(path: &std::path::Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.permissions().mode() & 0o077 != 0
     {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = std::fs::metadata(path)
-            && m.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(path = %path.display(), "service key file is readable by group/others; chmod 600 it");
-        }
+        tracing::warn!(path = %path.display(), "{what} is accessible to group/others; chmod go-rwx it");
     }
 }
 

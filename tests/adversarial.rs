@@ -7,6 +7,11 @@
 //!   `core/src/cose.rs` `header_floods_are_refused_before_any_per_label_work`.
 //! - Finding 8 (5xx from reads racing the sequencer):
 //!   `reads_racing_an_unpublished_head_*` here.
+//! - Finding 4 (time arithmetic): `tests/lifecycle.rs`
+//!   `every_policy_rule_rejects_with_its_name` (`iat-range`, `iat-future`).
+//! - Finding 9 (world-readable data): `data_dirs_and_backups_are_private`
+//!   here; `src/durable.rs` `private_directories_are_0700_all_the_way_down`.
+//!   (`vcon-verify` panicking on a short kid: `core/src/verify.rs`.)
 
 mod common;
 
@@ -121,5 +126,19 @@ async fn reads_racing_an_unpublished_head_are_never_a_5xx() {
         statuses.contains(&204),
         "the window was observed as pending: {statuses:?}"
     );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_dirs_and_backups_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("fresh/data");
+    let srv = start(server_config(&data), None).await.unwrap();
+    let (backup, _) = srv.service.backup().unwrap();
+    for d in [&data, &data.join("backups"), &backup] {
+        let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
     srv.stop().await;
 }

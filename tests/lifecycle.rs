@@ -491,6 +491,27 @@ async fn every_policy_rule_rejects_with_its_name() {
             b.hash_envelope = Some((-44, "application/pdf".into()));
             b.sign(&[0u8; 64]).unwrap()
         }),
+        // Security issue, finding 4: an iat this negative wrapped
+        // (iat + skew) * 1000, so an occurred_at in 9999 passed and pinned
+        // the consent state.
+        ("iat-range", {
+            let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, &sub);
+            b.content_type = lc.map(str::to_owned);
+            b.issued_at = Some(-9_446_744_073_709_851);
+            let doc = with(
+                base("vcon_created"),
+                "occurred_at",
+                "9999-12-31T23:59:59Z".into(),
+            );
+            b.sign(&serde_json::to_vec(&doc).unwrap()).unwrap()
+        }),
+        // Hash registrations skipped the iat check.
+        ("iat-future", {
+            let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, &sub);
+            b.hash_envelope = Some((-44, "application/vcon".into()));
+            b.issued_at = Some(now + 10 * 86_400);
+            b.sign(&[0u8; 64]).unwrap()
+        }),
         ("unknown-event", {
             let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, &sub);
             b.hash_envelope = Some((-44, "application/vcon".into()));

@@ -235,6 +235,28 @@ const PII_KEYS: [&str; 7] = [
     "msisdn",
 ];
 
+/// The signing time (CWT iat), when present, lies between 1970 and `now`
+/// plus the allowed skew; checked arithmetic throughout.
+fn check_iat(cfg: &PolicyConfig, iat: Option<i64>, now: i64) -> Result<(), PolicyRejection> {
+    let Some(iat) = iat else { return Ok(()) };
+    if iat < 0 {
+        return reject("iat-range", format!("iat {iat} is before 1970"));
+    }
+    if now
+        .checked_add(cfg.max_skew_secs)
+        .is_none_or(|limit| iat > limit)
+    {
+        return reject(
+            "iat-future",
+            format!(
+                "iat {iat} is more than {} s in the future",
+                cfg.max_skew_secs
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// Classifies and checks a statement against the vCon profile. `now` is the
 /// registration time (Unix seconds).
 pub fn check(
@@ -273,6 +295,10 @@ pub fn check(
         }
         return Ok(Profile::Generic);
     };
+    // Every vCon statement, hash registrations included, is signed at a
+    // time that is neither before 1970 nor beyond the skew (a wildly
+    // negative iat once wrapped the occurred_at check below).
+    check_iat(cfg, st.issued_at, now)?;
     if let Some(env) = &st.hash_envelope {
         return hash_registration(st, env, uuid);
     }
@@ -483,7 +509,11 @@ fn lifecycle(
         detail: format!("occurred_at {occurred_at:?} is not RFC 3339"),
     })?;
     let signed_at = st.issued_at.unwrap_or(now);
-    if occurred_ms > (signed_at + cfg.max_skew_secs) * 1000 {
+    // Checked: iat and the skew come from input and config.
+    let latest_ms = signed_at
+        .checked_add(cfg.max_skew_secs)
+        .and_then(|s| s.checked_mul(1000));
+    if latest_ms.is_none_or(|latest| occurred_ms > latest) {
         return reject(
             "occurred-at-future",
             format!(
@@ -492,15 +522,10 @@ fn lifecycle(
             ),
         );
     }
-    if let Some(iat) = st.issued_at
-        && iat > now + cfg.max_skew_secs
-    {
+    if occurred_ms < 0 {
         return reject(
-            "iat-future",
-            format!(
-                "iat {iat} is more than {} s in the future",
-                cfg.max_skew_secs
-            ),
+            "occurred-at-range",
+            format!("occurred_at {occurred_at} is before 1970"),
         );
     }
 
