@@ -187,3 +187,81 @@ async fn the_server_registers_x509_statements_under_its_anchor() {
     assert_eq!(r.problem().unwrap().title, "Rejected");
     srv.stop().await;
 }
+
+/// Security issue, finding 1: a certificate speaks only for the issuers it
+/// names, and chains the service cannot fully check are refused, not
+/// half-checked. Each of these registered on the code before the fix (the
+/// ECDSA-SHA1 leaf was refused, but only because ring cannot verify it).
+#[test]
+fn hostile_certificates_are_refused() {
+    let now = vcon_scitt::time::now_secs();
+    let leaf = pem_der("keys/test-x509-issuer.pem");
+    let refused = |iss: &str, chain: Vec<Vec<u8>>, want: &str| {
+        let bytes = x5chain_statement(&leaf_key(), iss, chain, None);
+        let st = SignedStatement::parse(&bytes, usize::MAX).unwrap();
+        let e = trust().verify(&st, now).unwrap_err();
+        assert!(
+            matches!(e, StatementError::Rejected(_)) && e.to_string().contains(want),
+            "{iss}: wanted {want:?}, got {e}"
+        );
+    };
+    // Impersonation: a valid leaf for x509-issuer.test.example claiming to
+    // be another registered issuer, or the service itself.
+    for victim in [
+        ISSUER,
+        "https://scitt.test.example",
+        "http://127.0.0.1:8000",
+    ] {
+        refused(
+            victim,
+            vec![leaf.clone()],
+            "is not named by the leaf certificate",
+        );
+    }
+    refused(
+        X509_ISS,
+        vec![pem_der("keys/test-x509-leaf-ca-true.pem")],
+        "the leaf certificate is a CA",
+    );
+    refused(
+        X509_ISS,
+        vec![
+            pem_der("keys/test-x509-nc-leaf.pem"),
+            pem_der("keys/test-x509-nc-intermediate.pem"),
+        ],
+        "critical extension this service does not enforce",
+    );
+    refused(
+        X509_ISS,
+        vec![
+            pem_der("keys/test-x509-rsa1024-sha1-leaf.pem"),
+            pem_der("keys/test-x509-rsa1024-intermediate.pem"),
+        ],
+        "weak or unsupported algorithm",
+    );
+    refused(
+        X509_ISS,
+        vec![pem_der("keys/test-x509-ecdsa-sha1-leaf.pem")],
+        "weak or unsupported algorithm",
+    );
+}
+
+/// Each weakness alone: an RSA-1024 intermediate is refused even where
+/// every signature in the chain uses SHA-256.
+#[test]
+fn a_short_rsa_key_anywhere_in_the_chain_is_refused() {
+    let bytes = x5chain_statement(
+        &leaf_key(),
+        X509_ISS,
+        vec![
+            pem_der("keys/test-x509-rsa1024-leaf.pem"),
+            pem_der("keys/test-x509-rsa1024-intermediate.pem"),
+        ],
+        None,
+    );
+    let st = SignedStatement::parse(&bytes, usize::MAX).unwrap();
+    let e = trust()
+        .verify(&st, vcon_scitt::time::now_secs())
+        .unwrap_err();
+    assert!(e.to_string().contains("1024-bit RSA key"), "{e}");
+}

@@ -4,15 +4,28 @@
 //! Chain validation (x509-parser): every link's signature, every certificate
 //! valid at registration time, issuers are CAs (basicConstraints) allowed to
 //! sign certificates (keyUsage keyCertSign when present) within pathLen, the
-//! leaf's keyUsage (when present) allows digitalSignature, no unknown critical
-//! extension, and the chain ends at (or under) a configured anchor.
-//! Not checked, by design for now (see spec-notes/x509.md): revocation
-//! (CRL/OCSP; no network at registration), name constraints, policy
-//! constraints, EKU.
+//! leaf's keyUsage (when present) allows digitalSignature, the leaf is not a
+//! CA, every signature uses SHA-256 or better and every RSA key has at least
+//! 2048 bits, no critical extension this code does not enforce (so a critical
+//! nameConstraints or policyConstraints is refused, not ignored), and the
+//! chain ends at (or under) a configured anchor. The statement's `iss` must
+//! be a URI subjectAltName of the leaf: a certificate speaks only for the
+//! identities it names (see spec-notes/x509.md).
+//! Not checked, by design for now: revocation (CRL/OCSP; no network at
+//! registration), EKU.
 
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::ParsedExtension;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::{
+    OID_PKCS1_RSASSAPSS, OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA,
+    OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ECDSA_WITH_SHA512,
+    OID_SIG_ED25519,
+};
 use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey as SpkiKey;
+
+/// Smallest RSA modulus accepted anywhere in a chain.
+const MIN_RSA_BITS: usize = 2048;
 
 use crate::keys::{KeySet, PublicKey};
 use crate::statement::{SignedStatement, StatementError};
@@ -216,13 +229,77 @@ impl IssuerTrust {
         {
             return rejected("the leaf certificate's keyUsage does not allow digitalSignature");
         }
+        if let Ok(Some(bc)) = leaf.basic_constraints()
+            && bc.value.ca
+        {
+            return rejected(
+                "the leaf certificate is a CA (basicConstraints CA:TRUE); a CA does not sign statements",
+            );
+        }
+        check_issuer_named(leaf, &st.issuer)?;
         let key = PublicKey::from_spki(leaf.public_key())
             .map_err(|e| StatementError::Rejected(format!("the leaf certificate's key: {e}")))?;
         Ok((key, leaf.subject().to_string(), anchor_subject))
     }
 }
 
+/// The statement's `iss` must be one of the leaf's URI subjectAltNames:
+/// otherwise any certificate under an anchor could register as any issuer
+/// (another's, or the service's own).
+fn check_issuer_named(leaf: &X509Certificate<'_>, iss: &str) -> Result<(), StatementError> {
+    let uris: Vec<&str> = match leaf.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::URI(u) => Some(*u),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if uris.contains(&iss) {
+        return Ok(());
+    }
+    rejected(format!(
+        "iss {iss:?} is not named by the leaf certificate (its URI subjectAltNames: {uris:?}); a certificate speaks only for the issuers it names"
+    ))
+}
+
+/// SHA-1 and short RSA keys are refused wherever they appear in a chain.
+fn check_algorithms(c: &X509Certificate<'_>, i: usize) -> Result<(), StatementError> {
+    let alg = &c.signature_algorithm.algorithm;
+    let strong = [
+        OID_SIG_ECDSA_WITH_SHA256,
+        OID_SIG_ECDSA_WITH_SHA384,
+        OID_SIG_ECDSA_WITH_SHA512,
+        OID_SIG_ED25519,
+        OID_PKCS1_SHA256WITHRSA,
+        OID_PKCS1_SHA384WITHRSA,
+        OID_PKCS1_SHA512WITHRSA,
+        OID_PKCS1_RSASSAPSS,
+    ];
+    if !strong.contains(alg) {
+        return rejected(format!(
+            "certificate {i} ({}) is signed with a weak or unsupported algorithm ({alg}); SHA-256 or better is required",
+            c.subject()
+        ));
+    }
+    if let Ok(SpkiKey::RSA(rsa)) = c.public_key().parsed()
+        && rsa.key_size() < MIN_RSA_BITS
+    {
+        return rejected(format!(
+            "certificate {i} ({}) has a {}-bit RSA key; at least {MIN_RSA_BITS} bits are required",
+            c.subject(),
+            rsa.key_size()
+        ));
+    }
+    Ok(())
+}
+
 fn check_cert(c: &X509Certificate<'_>, i: usize, now: i64) -> Result<(), StatementError> {
+    check_algorithms(c, i)?;
     let v = c.validity();
     if now < v.not_before.timestamp() || now > v.not_after.timestamp() {
         return rejected(format!(
@@ -232,15 +309,20 @@ fn check_cert(c: &X509Certificate<'_>, i: usize, now: i64) -> Result<(), Stateme
             v.not_after
         ));
     }
+    // Only critical extensions this code enforces (or that constrain
+    // nothing it relies on) pass; anything else critical — nameConstraints,
+    // policyConstraints, unknown ones — is refused rather than ignored.
     for ext in c.extensions() {
         if ext.critical
-            && matches!(
+            && !matches!(
                 ext.parsed_extension(),
-                ParsedExtension::UnsupportedExtension { .. }
+                ParsedExtension::BasicConstraints(_)
+                    | ParsedExtension::KeyUsage(_)
+                    | ParsedExtension::SubjectAlternativeName(_)
             )
         {
             return rejected(format!(
-                "certificate {i} has an unsupported critical extension {}",
+                "certificate {i} has a critical extension this service does not enforce ({})",
                 ext.oid
             ));
         }
