@@ -265,3 +265,36 @@ fn a_short_rsa_key_anywhere_in_the_chain_is_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("1024-bit RSA key"), "{e}");
 }
+
+/// Security issue, finding 9: with x5t protected and x5chain unprotected the
+/// statement registered, but the stored entry (unprotected header emptied)
+/// lost the chain, so `/entries/{id}/statement` no longer verified against
+/// the anchor. Now refused, saying where the chain must go.
+#[test]
+fn an_unprotected_x5chain_is_refused() {
+    let leaf = pem_der("keys/test-x509-issuer.pem");
+    let x5t = ring::digest::digest(&ring::digest::SHA256, &leaf)
+        .as_ref()
+        .to_vec();
+    let key = leaf_key();
+    let mut b = Builder::new(&key, X509_ISS, "urn:example:x509");
+    b.content_type = Some("application/json".into());
+    b.issued_at = Some(vcon_scitt::time::now_secs());
+    b.extra.push((
+        34,
+        Value::Array(vec![Value::Integer((-16).into()), Value::Bytes(x5t)]),
+    ));
+    let signed = b.sign(b"{}").unwrap();
+    let p = vcon_scitt::cose::split(&signed).unwrap();
+    let moved = vcon_scitt::cose::encode_sign1(
+        &p.protected,
+        vec![(Value::Integer(33.into()), Value::Bytes(leaf))],
+        p.payload.as_deref(),
+        &p.signature,
+    );
+    let e = SignedStatement::parse(&moved, usize::MAX).unwrap_err();
+    assert!(
+        matches!(&e, StatementError::Malformed(m) if m.contains("must be in the protected header")),
+        "{e}"
+    );
+}

@@ -297,10 +297,13 @@ impl SignedStatement {
             map_get(&parts.unprotected, LABEL_X5CHAIN),
         ) {
             (Some(c), _) => parse_x5chain(c)?,
-            (None, Some(c)) if x5t.is_some() => parse_x5chain(c)?,
+            // RFC 9360 allows an unprotected x5chain under a protected x5t,
+            // but the logged entry keeps only what the issuer signed: the
+            // chain would be dropped, and the stored statement could no
+            // longer be checked against the anchor.
             (None, Some(_)) => {
                 return malformed(
-                    "x5chain (33) in the unprotected header is only accepted with a protected x5t (34)",
+                    "x5chain (33) must be in the protected header: the log keeps only the signed headers, so an unprotected chain would be lost from the entry",
                 );
             }
             (None, None) => Vec::new(),
