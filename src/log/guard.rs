@@ -64,7 +64,14 @@ impl RollbackGuard {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let existing = std::fs::read(path).unwrap_or_default();
+        // Fail closed: a guard that exists but cannot be read, or holds no
+        // valid slot, could be hiding a newer published head; starting as if
+        // it were empty would disarm the very check it exists for.
+        let existing = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(e)),
+        };
         let created = !path.exists();
         let file = OpenOptions::new()
             .read(true)
@@ -81,6 +88,13 @@ impl RollbackGuard {
                 .map_err(|e| LogError::Storage(format!("rollback guard: {e}")))?;
         }
         let slots: Vec<(u64, Guarded)> = existing.chunks(SLOT).take(2).filter_map(decode).collect();
+        if slots.is_empty() && existing.len() >= SLOT {
+            return Err(LogError::RolledBack(format!(
+                "rollback guard {} holds {} bytes but no valid slot: it is damaged, and the head it guarded is unknown. Restore it from where it was kept, or remove it only if this data dir never published a head",
+                path.display(),
+                existing.len()
+            )));
+        }
         let newest = slots.iter().max_by_key(|(seq, _)| *seq).copied();
         let next_slot = newest.map(|(s, _)| s + 1).unwrap_or(0);
         Ok((
@@ -154,5 +168,22 @@ mod tests {
                 root: [2; 32]
             })
         );
+    }
+
+    /// Security issue, finding 9: a guard whose every slot is damaged (or
+    /// that cannot be read) was taken for an empty one, disarming rollback
+    /// protection. It now refuses to open.
+    #[test]
+    fn a_guard_with_no_valid_slot_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g");
+        std::fs::write(&p, [0x5a; 2 * SLOT]).unwrap();
+        let e = RollbackGuard::open(&p).err().unwrap();
+        assert!(matches!(e, LogError::RolledBack(_)), "{e:?}");
+        assert!(e.to_string().contains("no valid slot"), "{e}");
+        // Unreadable: a directory where the file should be.
+        let d = dir.path().join("dir");
+        std::fs::create_dir(&d).unwrap();
+        assert!(RollbackGuard::open(&d).is_err());
     }
 }
