@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::issuers::IssuerTrust;
@@ -135,7 +135,7 @@ pub struct Service {
     pub current_kid: Vec<u8>,
     pub trust: IssuerTrust,
     pub counters: Counters,
-    pending: Mutex<HashMap<Hash, Instant>>,
+    pending: PendingSet,
     /// Entry id of the registration policy in force (RFC 9943 §5.1.1).
     policy_entry: std::sync::RwLock<Option<String>>,
     service_key: Arc<CoseTreeHeadSigner>,
@@ -196,7 +196,7 @@ impl Service {
             current_kid,
             trust,
             counters: Counters::default(),
-            pending: Mutex::new(HashMap::new()),
+            pending: PendingSet::default(),
             failed: Mutex::new((HashMap::new(), VecDeque::new())),
             receipt_template: Mutex::new(None),
         });
@@ -329,12 +329,12 @@ impl Service {
         // Duplicates are found by the sequencer (in-batch and in storage);
         // no read here, so the request path never touches RocksDB.
         let pending = self.log.submit_with(entry, leaf, rows)?;
-        self.lock_pending().insert(leaf, Instant::now());
+        self.pending.add(leaf);
         let budget = Duration::from_millis(self.config.registration.wait_ms);
         let mut wait = Box::pin(pending.wait());
         match tokio::time::timeout(budget, &mut wait).await {
             Ok(result) => {
-                self.lock_pending().remove(&leaf);
+                self.pending.done(&leaf);
                 let appended = self.settle(leaf, result)?;
                 let receipt = self.receipt_for(&appended)?;
                 Ok(Registered::Created {
@@ -348,7 +348,7 @@ impl Service {
                 let this = self.clone();
                 tokio::spawn(async move {
                     let result = wait.await;
-                    this.lock_pending().remove(&leaf);
+                    this.pending.done(&leaf);
                     let _ = this.settle(leaf, result);
                 });
                 Ok(Registered::Accepted { entry_id })
@@ -458,7 +458,7 @@ impl Service {
                 None => Ok(ReceiptLookup::Pending),
             };
         }
-        if self.lock_pending().contains_key(leaf) {
+        if self.pending.contains(leaf) {
             return Ok(ReceiptLookup::Pending);
         }
         if let Some(why) = self.lock_failed().0.get(leaf) {
@@ -613,11 +613,7 @@ impl Service {
     }
 
     pub fn pending_count(&self) -> usize {
-        self.lock_pending().len()
-    }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, Instant>> {
-        crate::sync::lock(&self.pending)
+        self.pending.len()
     }
 
     fn lock_failed(&self) -> std::sync::MutexGuard<'_, (HashMap<Hash, String>, VecDeque<Hash>)> {
@@ -693,4 +689,58 @@ fn build_trust(config: &Config) -> Result<IssuerTrust, String> {
         trust.anchors.extend(anchors);
     }
     Ok(trust)
+}
+
+/// Registrations still sequencing past their wait budget (GET answers 204
+/// for them), counted per leaf: two concurrent submissions of one statement
+/// each hold a mark, and the first to finish must not clear the other's
+/// (security issue, finding 9: it did, so a GET could report the first
+/// one's failure while the second was still in flight).
+#[derive(Default)]
+struct PendingSet(Mutex<HashMap<Hash, u32>>);
+
+impl PendingSet {
+    fn add(&self, leaf: Hash) {
+        *crate::sync::lock(&self.0).entry(leaf).or_default() += 1;
+    }
+
+    fn done(&self, leaf: &Hash) {
+        let mut m = crate::sync::lock(&self.0);
+        if let Some(n) = m.get_mut(leaf) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(leaf);
+            }
+        }
+    }
+
+    fn contains(&self, leaf: &Hash) -> bool {
+        crate::sync::lock(&self.0).contains_key(leaf)
+    }
+
+    fn len(&self) -> usize {
+        crate::sync::lock(&self.0).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicate_finishing_first_keeps_the_others_pending_mark() {
+        let p = PendingSet::default();
+        let leaf = [7u8; 32];
+        p.add(leaf);
+        p.add(leaf);
+        p.done(&leaf);
+        assert!(
+            p.contains(&leaf),
+            "the second submission is still in flight"
+        );
+        p.done(&leaf);
+        assert!(!p.contains(&leaf));
+        p.done(&leaf);
+        assert_eq!(p.len(), 0, "an extra done never underflows or resurrects");
+    }
 }
