@@ -43,6 +43,15 @@ fn the_client_crate_links_no_storage_engine() {
 }
 
 #[test]
+fn the_verifier_links_no_rocksdb_tokio_or_hyper() {
+    let deps = dependencies("vcon-verify");
+    assert!(deps.contains("vcon-scitt-core"), "{deps:?}");
+    for banned in ["rocksdb", "librocksdb-sys", "tokio", "hyper"] {
+        assert!(!deps.contains(banned), "vcon-verify depends on {banned}");
+    }
+}
+
+#[test]
 fn the_core_crate_links_no_storage_runtime_network_or_cli() {
     let deps = dependencies("vcon-scitt-core");
     for banned in ["rocksdb", "librocksdb-sys", "tokio", "hyper", "clap"] {
