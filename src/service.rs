@@ -35,6 +35,9 @@ pub enum ServiceError {
     Overloaded,
     #[error("the log is not accepting writes: {0}")]
     Unavailable(String),
+    /// A view whose answer would exceed its stated bound (never cut short).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -183,6 +186,10 @@ impl Service {
         let log = Log::open(&config.data_dir.join("db"), log_config, signer)
             .map_err(|e| e.to_string())?;
         let trust = build_trust(&config)?;
+        let migrated = crate::vcon_index::migrate(log.store()).map_err(|e| e.to_string())?;
+        if migrated > 0 {
+            tracing::info!(rows = migrated, "derived the per-vCon fact and consent rows of an older database");
+        }
         if generated {
             tracing::info!(path = %config.key_file().display(), kid = %hex::encode(&current_kid), "generated a new service key");
         }
@@ -543,19 +550,45 @@ impl Service {
 
     /// Every registered lifecycle entry of one vCon (normalized uuid), in log
     /// order.
-    pub fn vcon_history(&self, uuid: &str) -> Result<Vec<HistoryItem>, ServiceError> {
-        crate::vcon_index::history(self.log.store(), uuid).map_err(internal)
+    /// One page of a vCon's history (entries after log index `after`) and
+    /// the cursor of the next page, if any.
+    pub fn vcon_history(
+        &self,
+        uuid: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<HistoryItem>, Option<u64>), ServiceError> {
+        crate::vcon_index::history_page(
+            self.log.store(),
+            uuid,
+            after,
+            limit,
+            &self.config.policy.consent_delegates,
+        )
+        .map_err(internal)
     }
 
-    /// The consent state of one vCon as of a time (default: now), computed
-    /// from its history.
+    /// The consent state of one vCon as of a time (default: now): the
+    /// changes in force of its controller and delegates, read from the index
+    /// the way the auditor computes it from the whole history.
     pub fn vcon_consent(
         &self,
         uuid: &str,
         as_of_ms: Option<i64>,
     ) -> Result<ConsentState, ServiceError> {
-        let history = self.vcon_history(uuid)?;
-        Ok(crate::vcon::consent::consent(&history, uuid, as_of_ms))
+        use crate::vcon_index::ConsentReadError;
+        crate::vcon_index::consent(
+            self.log.store(),
+            uuid,
+            &self.config.policy.consent_delegates,
+            as_of_ms,
+        )
+        .map_err(|e| match e {
+            ConsentReadError::Log(e) => internal(e),
+            too_many @ ConsentReadError::TooManyPurposes => {
+                ServiceError::TooLarge(too_many.to_string())
+            }
+        })
     }
 
     /// The vCons one vCon was derived from, and those derived from it.
@@ -566,7 +599,8 @@ impl Service {
     /// One page of the lifecycle event feed, and the last log index scanned
     /// (the cursor moves past filtered-out rows too).
     pub fn events(&self, q: &FeedQuery) -> Result<(Vec<FeedItem>, Option<u64>), ServiceError> {
-        crate::vcon_index::feed(self.log.store(), q).map_err(internal)
+        crate::vcon_index::feed(self.log.store(), q, &self.config.policy.consent_delegates)
+            .map_err(internal)
     }
 
     /// Row 0 of a hash tile, cut to `want` hashes (`None`: the full tile),

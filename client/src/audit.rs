@@ -104,7 +104,7 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, ClientError> {
         }
     };
     let items = history(&mut c, &opts.uuid).await?;
-    let trust = issuer_trust(&mut c, opts, &keys, &mut notes).await?;
+    let (trust, delegates) = issuer_trust(&mut c, opts, &keys, &mut notes).await?;
     let mut failures = Vec::new();
     let mut rows = Vec::new();
     let mut verified_items: Vec<HistoryItem> = Vec::new();
@@ -118,8 +118,11 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, ClientError> {
     }
     let newest = prove_consistent(&mut c, &mut rows, &keys, &mut failures).await;
 
-    // Consent, recomputed from verified statements only.
-    let consent = consent::consent(&verified_items, &opts.uuid, opts.as_of_ms);
+    // Consent, recomputed from verified statements only, by the same state
+    // machine the service runs, under the registered policy's delegates.
+    // The controller is read from the verified statements too: a listing
+    // with an unverified vcon_created cannot hand the vCon to someone else.
+    let consent = consent::consent(&verified_items, &opts.uuid, &delegates, opts.as_of_ms);
     let as_of = opts
         .as_of_ms
         .map(|t| format!("?as_of={}", vcon_scitt_core::time::format_ms(t)))
@@ -128,7 +131,7 @@ pub async fn run(opts: &AuditOptions) -> Result<AuditReport, ClientError> {
         .get_ok(&format!("/vcons/{}/consent{as_of}", opts.uuid))
         .await
         && let Ok(server) = serde_json::from_slice::<ConsentState>(&body)
-        && server.state != consent.state
+        && (server.state != consent.state || server.purposes != consent.purposes)
     {
         failures.push(format!(
             "the service says consent is {:?}, the verified statements say {:?}",
@@ -310,29 +313,21 @@ async fn prove_consistent(
     Some(newest)
 }
 
-/// Issuer keys: given ones, or those published in the registered policy.
+/// Issuer keys (given ones, or those published in the registered policy)
+/// and the policy's consent delegates.
 async fn issuer_trust(
     c: &mut Conn,
     opts: &AuditOptions,
     service_keys: &KeySet,
     notes: &mut Vec<String>,
-) -> Result<Option<IssuerTrust>, ClientError> {
+) -> Result<(Option<IssuerTrust>, consent::Delegates), ClientError> {
     let mut trust = IssuerTrust::default();
-    if !opts.issuer_keys.is_empty() {
-        // Trusted for whichever issuer the statement names (the auditor chose them).
-        for ks in &opts.issuer_keys {
-            for (kid, key) in &ks.keys {
-                trust.add_issuer_key("*", key.clone(), Some(kid.clone()));
-            }
-        }
-        return Ok(Some(trust));
-    }
     // The policy entry is itself verified by its receipt before use.
     let v: serde_json::Value =
         serde_json::from_slice(&c.get_ok("/policy").await?).map_err(answer("/policy"))?;
     let Some(entry_id) = v["entry_id"].as_str() else {
-        notes.push("no registered policy; issuer signatures not checked".into());
-        return Ok(None);
+        notes.push("no registered policy: issuer signatures not checked, no consent delegates".into());
+        return Ok((None, consent::Delegates::new()));
     };
     let ts = c.get_ok(&format!("/entries/{entry_id}/statement")).await?;
     verify::verify(&Request {
@@ -347,6 +342,21 @@ async fn issuer_trust(
         .map_err(|e| ClientError::Answer(format!("the registered policy entry: {e}")))?;
     let doc: serde_json::Value =
         serde_json::from_slice(st.payload()).map_err(answer("the registered policy document"))?;
+    let delegates: consent::Delegates =
+        match doc["rules"].get("consent_delegates") {
+            None => consent::Delegates::new(),
+            Some(d) => serde_json::from_value(d.clone())
+                .map_err(answer("the registered policy's consent_delegates"))?,
+        };
+    if !opts.issuer_keys.is_empty() {
+        // Trusted for whichever issuer the statement names (the auditor chose them).
+        for ks in &opts.issuer_keys {
+            for (kid, key) in &ks.keys {
+                trust.add_issuer_key("*", key.clone(), Some(kid.clone()));
+            }
+        }
+        return Ok((Some(trust), delegates));
+    }
     for issuer in doc["issuers"].as_array().cloned().unwrap_or_default() {
         let iss = issuer["iss"].as_str().unwrap_or_default();
         for jwk in issuer["keys"].as_array().cloned().unwrap_or_default() {
@@ -358,7 +368,7 @@ async fn issuer_trust(
     notes.push(format!(
         "issuer keys taken from the registered policy entry {entry_id} (verified by its receipt)"
     ));
-    Ok(Some(trust))
+    Ok((Some(trust), delegates))
 }
 
 /// The index record re-derived from a verified Transparent Statement.
@@ -372,6 +382,7 @@ fn record_from(ts: &[u8], listed: &HistoryItem) -> Result<HistoryItem, String> {
         allow_generic: true,
         legacy_compat: true,
         max_skew_secs: ANY_TIME,
+        ..PolicyConfig::default()
     };
     let Profile::Vcon(r) =
         vcon_scitt_core::vcon::profile::check(&cfg, &st, ANY_TIME).map_err(|e| e.to_string())?

@@ -34,6 +34,8 @@ pub enum ProblemKind {
     RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// A view whose complete answer exceeds its stated bound.
+    ResultTooLarge,
     TooManyRequests,
     Internal,
     ServiceUnavailable,
@@ -50,6 +52,7 @@ impl ProblemKind {
             ProblemKind::RequestTimeout => 408,
             ProblemKind::PayloadTooLarge => 413,
             ProblemKind::UnsupportedMediaType => 415,
+            ProblemKind::ResultTooLarge => 422,
             ProblemKind::TooManyRequests => 429,
             ProblemKind::Internal => 500,
             ProblemKind::ServiceUnavailable => 503,
@@ -70,6 +73,7 @@ impl ProblemKind {
             ProblemKind::RequestTimeout => "Request Timeout",
             ProblemKind::PayloadTooLarge => "Payload Too Large",
             ProblemKind::UnsupportedMediaType => "Unsupported Media Type",
+            ProblemKind::ResultTooLarge => "Result Too Large",
             ProblemKind::TooManyRequests => "Too Many Requests",
             ProblemKind::Internal => "Internal Server Error",
             ProblemKind::ServiceUnavailable => "Service Unavailable",
@@ -163,6 +167,7 @@ impl From<&ServiceError> for Problem {
             ServiceError::Unavailable(_) => ProblemKind::ServiceUnavailable
                 .problem(e.to_string())
                 .retry_after(5),
+            ServiceError::TooLarge(why) => ProblemKind::ResultTooLarge.problem(why.clone()),
             ServiceError::Internal(_) => ProblemKind::Internal.problem(INTERNAL_DETAIL),
         }
     }

@@ -10,10 +10,17 @@ use super::{Body, json_response};
 use crate::service::Service;
 use crate::vcon_index::FeedQuery;
 
-/// Page sizes: 100 unless asked, never more than 1000 (a page is built in
-/// memory).
-fn page_limit(q: &Query) -> Result<usize, ApiError> {
-    Ok(q.u64("limit")?.unwrap_or(100).clamp(1, 1000) as usize)
+/// Page sizes: 100 unless asked; more than the view's maximum is refused
+/// (400), never quietly cut.
+fn page_limit(q: &Query, max: usize) -> Result<usize, ApiError> {
+    match q.u64("limit")? {
+        None => Ok(100.min(max)),
+        Some(0) => Err(ApiError::malformed("limit=0: a page holds at least one item")),
+        Some(n) if n > max as u64 => Err(ApiError::malformed(format!(
+            "limit={n} is more than the {max} items a page holds; follow next_after for more"
+        ))),
+        Some(n) => Ok(n as usize),
+    }
 }
 
 /// vCon uuids are compared in their normalized (lowercase, hyphenated) form.
@@ -22,23 +29,13 @@ fn parse_uuid(uuid: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::malformed(format!("{uuid:?} is not a vCon uuid (8-4-4-4-12 hex)")))
 }
 
-/// `GET /vcons/{uuid}/entries[?after=&limit=]`: one page of a vCon's history.
+/// `GET /vcons/{uuid}/entries[?after=&limit=]`: one page of a vCon's
+/// history; `next_after` is the cursor of the next page (absent on the last).
 pub(super) fn history(svc: &Service, uuid: &str, q: &Query) -> Result<Response<Body>, ApiError> {
     let uuid = parse_uuid(uuid)?;
     let after = q.u64("after")?;
-    let limit = page_limit(q)?;
-    let items: Vec<_> = svc
-        .vcon_history(&uuid)?
-        .into_iter()
-        .filter(|i| after.is_none_or(|a| i.index > a))
-        .take(limit)
-        .collect();
-    // A short page is the last one.
-    let next_after = if items.len() == limit {
-        items.last().map(|i| i.index)
-    } else {
-        None
-    };
+    let limit = page_limit(q, crate::vcon_index::MAX_PAGE)?;
+    let (items, next_after) = svc.vcon_history(&uuid, after, limit)?;
     Ok(json_response(
         &serde_json::json!({"vcon_uuid": uuid, "items": items, "next_after": next_after}),
     ))
@@ -71,7 +68,7 @@ pub(super) fn events(svc: &Service, q: &Query) -> Result<Response<Body>, ApiErro
         event,
         iss: q.get("iss").map(str::to_owned),
         after: q.u64("after")?,
-        limit: page_limit(q)?,
+        limit: page_limit(q, 1000)?,
         since_ms: q.time_ms("since")?,
         until_ms: q.time_ms("until")?,
     };

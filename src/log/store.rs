@@ -248,6 +248,54 @@ impl Store {
         self.get(CF_INDEX, key)
     }
 
+    /// The first `index` row at or after `from` whose key starts with
+    /// `prefix` (one seek).
+    pub fn first_index_row(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+    ) -> Result<Option<KeyValue>, LogError> {
+        let mut it = self.db.iterator_cf(
+            self.cf(CF_INDEX)?,
+            IteratorMode::From(from, Direction::Forward),
+        );
+        match it.next() {
+            Some(Ok(kv)) if kv.0.starts_with(prefix) => Ok(Some(kv)),
+            Some(Err(e)) => Err(storage(e)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The last `index` row at or before `upto` whose key starts with
+    /// `prefix` (one reverse seek): "the newest row of this kind before X".
+    pub fn last_index_row(
+        &self,
+        prefix: &[u8],
+        upto: &[u8],
+    ) -> Result<Option<KeyValue>, LogError> {
+        let mut it = self.db.iterator_cf(
+            self.cf(CF_INDEX)?,
+            IteratorMode::From(upto, Direction::Reverse),
+        );
+        match it.next() {
+            Some(Ok(kv)) if kv.0.starts_with(prefix) => Ok(Some(kv)),
+            Some(Err(e)) => Err(storage(e)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes `index` rows outside the sequencer, synced: for index
+    /// migrations at start, which derive new rows from existing ones and
+    /// never touch the log's own column families.
+    pub fn put_index_rows(&self, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(), LogError> {
+        let mut b = WriteBatch::default();
+        let cf = self.cf(CF_INDEX)?;
+        for (k, v) in rows {
+            b.put_cf(cf, k, v);
+        }
+        self.write_synced(b)
+    }
+
     /// Test-only sabotage: overwrite a stored value without any checks.
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn put_raw(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), LogError> {

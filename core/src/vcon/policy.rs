@@ -17,6 +17,14 @@ pub struct PolicyConfig {
     /// Allowed clock skew between `occurred_at` and the issuer's `iat`, and
     /// between `iat` and the registration time.
     pub max_skew_secs: i64,
+    /// Who may change a vCon's consent state besides its controller (the
+    /// issuer of its first `vcon_created`): controller issuer → delegate
+    /// issuers; the key `"*"` names delegates for every controller. Any
+    /// other issuer's consent statement is recorded, flagged, and changes
+    /// nothing (see `consent::Authority`). Part of the registration policy
+    /// document, so an auditor computes the same answer.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub consent_delegates: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for PolicyConfig {
@@ -25,6 +33,7 @@ impl Default for PolicyConfig {
             allow_generic: true,
             legacy_compat: false,
             max_skew_secs: 300,
+            consent_delegates: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -363,14 +363,48 @@ fn hash_registration(
         })?,
         None => Event::Created,
     };
+    // Checked: iat is input (check_iat bounds it, this keeps the bound local).
+    let occurred_at_ms = st.issued_at.and_then(|s| s.checked_mul(1000));
+    // A consent operation names no purposes here: it applies to all of them
+    // (consent::ALL_PURPOSES), so the feed and the consent state agree. It
+    // needs a time to be ordered by: the issuer's iat.
+    let consent = match event {
+        Event::ConsentAccepted | Event::ConsentRevoked => {
+            if occurred_at_ms.is_none() {
+                return reject(
+                    "consent-time",
+                    format!(
+                        "a hash registration with vcon_operation {} needs an issued-at time (CWT iat) to order it",
+                        event.name()
+                    ),
+                );
+            }
+            let all = vec![super::consent::ALL_PURPOSES.to_owned()];
+            Some(if event == Event::ConsentAccepted {
+                ConsentChange {
+                    granted: all,
+                    ..ConsentChange::default()
+                }
+            } else {
+                ConsentChange {
+                    revoked: all,
+                    ..ConsentChange::default()
+                }
+            })
+        }
+        _ => None,
+    };
     Ok(Profile::Vcon(Box::new(LifecycleRecord {
         vcon_uuid: uuid,
         event,
         iss: st.issuer.clone(),
-        occurred_at: None,
-        occurred_at_ms: st.issued_at.map(|s| s * 1000),
+        occurred_at: consent
+            .as_ref()
+            .and(occurred_at_ms)
+            .map(crate::time::format_ms),
+        occurred_at_ms,
         vcon_hash: vec![vcon_hash],
-        consent: None,
+        consent,
         derived_from: None,
         counterparty: None,
         deletion: None,
@@ -587,6 +621,11 @@ fn lifecycle(
     })
 }
 
+/// Most purposes one consent statement may name, and the longest name:
+/// each (vCon, issuer, purpose) is an index row the consent answer reads.
+pub const MAX_PURPOSES: usize = 64;
+pub const MAX_PURPOSE_BYTES: usize = 128;
+
 fn consent_block(
     obj: &serde_json::Map<String, serde_json::Value>,
     event: Event,
@@ -605,6 +644,12 @@ fn consent_block(
         .ok_or_else(|| err("consent.purposes must be an array"))?;
     if purposes.is_empty() {
         return Err(err("consent.purposes is empty"));
+    }
+    if purposes.len() > MAX_PURPOSES {
+        return Err(err(&format!(
+            "consent.purposes lists {} purposes; at most {MAX_PURPOSES}",
+            purposes.len()
+        )));
     }
     let mut change = ConsentChange::default();
     for p in purposes {
@@ -626,6 +671,19 @@ fn consent_block(
             return Err(err(
                 "a vcon_consent_revoked statement cannot grant a purpose",
             ));
+        }
+        // Symmetric: every statement that revokes is a vcon_consent_revoked,
+        // so the withdrawal feed (by event) lists exactly the statements
+        // that withdraw something.
+        if event == Event::ConsentAccepted && !granted {
+            return Err(err(&format!(
+                "a vcon_consent_accepted statement cannot revoke a purpose ({name:?} has granted: false); register a vcon_consent_revoked"
+            )));
+        }
+        if name.is_empty() || name.len() > MAX_PURPOSE_BYTES {
+            return Err(err(&format!(
+                "a purpose name is 1 to {MAX_PURPOSE_BYTES} bytes"
+            )));
         }
         if granted {
             change.granted.push(name)
