@@ -188,7 +188,10 @@ impl Service {
         let trust = build_trust(&config)?;
         let migrated = crate::vcon_index::migrate(log.store()).map_err(|e| e.to_string())?;
         if migrated > 0 {
-            tracing::info!(rows = migrated, "derived the per-vCon fact and consent rows of an older database");
+            tracing::info!(
+                rows = migrated,
+                "derived the per-vCon fact and consent rows of an older database"
+            );
         }
         if generated {
             tracing::info!(path = %config.key_file().display(), kid = %hex::encode(&current_kid), "generated a new service key");

@@ -140,7 +140,11 @@ pub fn rows(record: &LifecycleRecord, entry_id: &str, policy_entry: Option<&str>
 /// The `v`, `c` and `l` rows of a record (prefixes; the index is appended):
 /// everything the views derive from the history row, so the migration of
 /// an older database writes exactly what a fresh registration does.
-fn derived_rows(record: &LifecycleRecord, entry_id: &str, uuid: &[u8; 16]) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn derived_rows(
+    record: &LifecycleRecord,
+    entry_id: &str,
+    uuid: &[u8; 16],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     let fact = |f: u8, v: Vec<u8>| (key(&[b"v", uuid, &[f]]), v);
     match record.event {

@@ -326,7 +326,9 @@ async fn issuer_trust(
     let v: serde_json::Value =
         serde_json::from_slice(&c.get_ok("/policy").await?).map_err(answer("/policy"))?;
     let Some(entry_id) = v["entry_id"].as_str() else {
-        notes.push("no registered policy: issuer signatures not checked, no consent delegates".into());
+        notes.push(
+            "no registered policy: issuer signatures not checked, no consent delegates".into(),
+        );
         return Ok((None, consent::Delegates::new()));
     };
     let ts = c.get_ok(&format!("/entries/{entry_id}/statement")).await?;
@@ -342,12 +344,11 @@ async fn issuer_trust(
         .map_err(|e| ClientError::Answer(format!("the registered policy entry: {e}")))?;
     let doc: serde_json::Value =
         serde_json::from_slice(st.payload()).map_err(answer("the registered policy document"))?;
-    let delegates: consent::Delegates =
-        match doc["rules"].get("consent_delegates") {
-            None => consent::Delegates::new(),
-            Some(d) => serde_json::from_value(d.clone())
-                .map_err(answer("the registered policy's consent_delegates"))?,
-        };
+    let delegates: consent::Delegates = match doc["rules"].get("consent_delegates") {
+        None => consent::Delegates::new(),
+        Some(d) => serde_json::from_value(d.clone())
+            .map_err(answer("the registered policy's consent_delegates"))?,
+    };
     if !opts.issuer_keys.is_empty() {
         // Trusted for whichever issuer the statement names (the auditor chose them).
         for ks in &opts.issuer_keys {

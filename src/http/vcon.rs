@@ -15,7 +15,9 @@ use crate::vcon_index::FeedQuery;
 fn page_limit(q: &Query, max: usize) -> Result<usize, ApiError> {
     match q.u64("limit")? {
         None => Ok(100.min(max)),
-        Some(0) => Err(ApiError::malformed("limit=0: a page holds at least one item")),
+        Some(0) => Err(ApiError::malformed(
+            "limit=0: a page holds at least one item",
+        )),
         Some(n) if n > max as u64 => Err(ApiError::malformed(format!(
             "limit={n} is more than the {max} items a page holds; follow next_after for more"
         ))),

@@ -268,11 +268,7 @@ impl Store {
 
     /// The last `index` row at or before `upto` whose key starts with
     /// `prefix` (one reverse seek): "the newest row of this kind before X".
-    pub fn last_index_row(
-        &self,
-        prefix: &[u8],
-        upto: &[u8],
-    ) -> Result<Option<KeyValue>, LogError> {
+    pub fn last_index_row(&self, prefix: &[u8], upto: &[u8]) -> Result<Option<KeyValue>, LogError> {
         let mut it = self.db.iterator_cf(
             self.cf(CF_INDEX)?,
             IteratorMode::From(upto, Direction::Reverse),

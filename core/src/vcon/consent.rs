@@ -363,7 +363,11 @@ pub fn consent_state(
             (&ev.granted, PurposeStatus::Granted),
             (&ev.revoked, PurposeStatus::Revoked),
         ] {
-            let p = precedence(ev.occurred_at_ms, status == PurposeStatus::Revoked, ev.index);
+            let p = precedence(
+                ev.occurred_at_ms,
+                status == PurposeStatus::Revoked,
+                ev.index,
+            );
             for purpose in list {
                 if winners.get(purpose).is_some_and(|(q, _)| *q >= p) {
                     continue;
@@ -522,7 +526,13 @@ mod tests {
     fn revocation_without_a_grant_is_an_anomaly() {
         let mut items = [
             created(0),
-            item(1, Event::ConsentRevoked, "2026-01-01T00:00:00Z", &[], &["a"]),
+            item(
+                1,
+                Event::ConsentRevoked,
+                "2026-01-01T00:00:00Z",
+                &[],
+                &["a"],
+            ),
         ];
         flag_anomalies(
             &mut items,
@@ -543,10 +553,28 @@ mod tests {
     fn only_the_controller_and_its_delegates_change_the_state() {
         let mut items = vec![
             created(0),
-            item(1, Event::ConsentAccepted, "2026-01-01T00:00:00Z", &["a"], &[]),
-            item(2, Event::ConsentRevoked, "2026-02-01T00:00:00Z", &[], &["a"]),
+            item(
+                1,
+                Event::ConsentAccepted,
+                "2026-01-01T00:00:00Z",
+                &["a"],
+                &[],
+            ),
+            item(
+                2,
+                Event::ConsentRevoked,
+                "2026-02-01T00:00:00Z",
+                &[],
+                &["a"],
+            ),
             by(
-                item(3, Event::ConsentAccepted, "2026-03-01T00:00:00Z", &["a"], &[]),
+                item(
+                    3,
+                    Event::ConsentAccepted,
+                    "2026-03-01T00:00:00Z",
+                    &["a"],
+                    &[],
+                ),
                 OTHER,
             ),
         ];
@@ -554,28 +582,53 @@ mod tests {
         let c = consent(&items, U, &none, None);
         assert_eq!(c.state, ConsentStatus::Revoked);
         assert_eq!(c.purposes["a"].entry_id, "e2");
-        flag_anomalies(&mut items, &HistoryCarry::default(), Some(CONTROLLER), &none);
+        flag_anomalies(
+            &mut items,
+            &HistoryCarry::default(),
+            Some(CONTROLLER),
+            &none,
+        );
         assert_eq!(items[3].consent_authority, Some(Authority::NotAuthorized));
         assert!(items[3].anomalies[0].contains("consent state unchanged"));
 
         // Named as the controller's delegate, the same grant counts.
         let delegates = Delegates::from([(CONTROLLER.to_owned(), vec![OTHER.to_owned()])]);
-        assert_eq!(consent(&items, U, &delegates, None).state, ConsentStatus::Granted);
+        assert_eq!(
+            consent(&items, U, &delegates, None).state,
+            ConsentStatus::Granted
+        );
         // ...and as everyone's delegate.
         let everyone = Delegates::from([("*".to_owned(), vec![OTHER.to_owned()])]);
-        assert_eq!(consent(&items, U, &everyone, None).state, ConsentStatus::Granted);
+        assert_eq!(
+            consent(&items, U, &everyone, None).state,
+            ConsentStatus::Granted
+        );
 
         // A hostile issuer that registers vcon_created second is not the controller.
         let mut second = items.clone();
         second.push(by(created(4), OTHER));
-        assert_eq!(consent(&second, U, &none, None).state, ConsentStatus::Revoked);
-        flag_anomalies(&mut second, &HistoryCarry::default(), Some(CONTROLLER), &none);
+        assert_eq!(
+            consent(&second, U, &none, None).state,
+            ConsentStatus::Revoked
+        );
+        flag_anomalies(
+            &mut second,
+            &HistoryCarry::default(),
+            Some(CONTROLLER),
+            &none,
+        );
         assert!(second[4].anomalies[0].contains("first created by"));
     }
 
     #[test]
     fn without_a_vcon_created_no_change_counts_until_one_is_registered() {
-        let grant = item(5, Event::ConsentAccepted, "2026-01-01T00:00:00Z", &["a"], &[]);
+        let grant = item(
+            5,
+            Event::ConsentAccepted,
+            "2026-01-01T00:00:00Z",
+            &["a"],
+            &[],
+        );
         let none = Delegates::new();
         let c = consent(std::slice::from_ref(&grant), U, &none, None);
         assert_eq!((c.state, c.controller), (ConsentStatus::None, None));
@@ -597,7 +650,10 @@ mod tests {
             vec![created(0), r.clone(), g.clone()],
         ] {
             let c = consent(&order, U, &none, None);
-            assert_eq!((c.state, c.purposes["a"].entry_id.as_str()), (ConsentStatus::Revoked, "e2"));
+            assert_eq!(
+                (c.state, c.purposes["a"].entry_id.as_str()),
+                (ConsentStatus::Revoked, "e2")
+            );
         }
         let mut g_later = g.clone();
         g_later.index = 3;
@@ -612,9 +668,27 @@ mod tests {
         let none = Delegates::new();
         let items = [
             created(0),
-            item(1, Event::ConsentAccepted, "2026-01-01T00:00:00Z", &["a", "b"], &[]),
-            item(2, Event::ConsentRevoked, "2026-02-01T00:00:00Z", &[], &[ALL_PURPOSES]),
-            item(3, Event::ConsentAccepted, "2026-03-01T00:00:00Z", &["b"], &[]),
+            item(
+                1,
+                Event::ConsentAccepted,
+                "2026-01-01T00:00:00Z",
+                &["a", "b"],
+                &[],
+            ),
+            item(
+                2,
+                Event::ConsentRevoked,
+                "2026-02-01T00:00:00Z",
+                &[],
+                &[ALL_PURPOSES],
+            ),
+            item(
+                3,
+                Event::ConsentAccepted,
+                "2026-03-01T00:00:00Z",
+                &["b"],
+                &[],
+            ),
         ];
         let c = consent(&items, U, &none, None);
         assert_eq!(c.purposes["a"].status, PurposeStatus::Revoked);
