@@ -436,7 +436,7 @@ async fn every_policy_rule_rejects_with_its_name() {
             ),
         ),
         (
-            "raw-pii",
+            "pii-payload-key",
             sign(
                 &sub,
                 lc,
@@ -448,7 +448,7 @@ async fn every_policy_rule_rejects_with_its_name() {
             ),
         ),
         (
-            "raw-pii",
+            "pii-payload-value",
             sign(
                 &sub,
                 lc,
@@ -568,5 +568,241 @@ async fn every_policy_rule_rejects_with_its_name() {
             .unwrap()
     };
     assert_eq!(c.post_statement(legacy).await.unwrap().status, 201);
+    srv.stop().await;
+}
+
+/// Security issue, finding 7: generic statements skipped the PII guard, and
+/// the guard itself missed `sips:`, a leading space, `phoneNumber`, `e_mail`,
+/// e-mail addresses and phone numbers in values, protected-header text and
+/// free-text reasons. Every statement now passes one guard; each bypass the
+/// attack run found is a 400 naming its rule that does not repeat the
+/// identifier, and honest statements (timestamps with offsets, package
+/// coordinates, the vCon samples in both forms) still register.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pii_guard_covers_every_statement() {
+    use ciborium::value::Value;
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let srv = start(server_config(data.path()), None).await.unwrap();
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    let key = issuer_key();
+    let now = vcon_scitt::time::now_secs();
+    let sign = |sub: &str, ct: &str, extra: Vec<(i64, Value)>, payload: &[u8]| {
+        let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, sub);
+        b.content_type = Some(ct.into());
+        b.issued_at = Some(now);
+        b.extra = extra;
+        b.sign(payload).unwrap()
+    };
+    let json = "application/json";
+    let generic = |payload: serde_json::Value| {
+        sign(
+            "urn:example:pii",
+            json,
+            vec![],
+            &serde_json::to_vec(&payload).unwrap(),
+        )
+    };
+    let sub = format!("vcon://{UUID}");
+    let hash = vcon_scitt::vcon::content_hash(vcon_scitt::vcon::HashAlg::Sha512, b"x");
+    let lifecycle = |doc: serde_json::Value| {
+        sign(
+            &sub,
+            "application/vcon-lifecycle+json",
+            vec![],
+            &serde_json::to_vec(&doc).unwrap(),
+        )
+    };
+    let meta = |k: &str, v: &str| {
+        vec![(
+            -6804,
+            Value::Map(vec![(Value::Text(k.into()), Value::Text(v.into()))]),
+        )]
+    };
+    // (rule, what must not be echoed, statement)
+    let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "pii-payload-key",
+            "+15551234567",
+            generic(serde_json::json!({"tel": "+15551234567"})),
+        ),
+        (
+            "pii-payload-key",
+            "a@b.example",
+            generic(serde_json::json!({"email": "a@b.example"})),
+        ),
+        (
+            "pii-payload-key",
+            "5551234567",
+            generic(serde_json::json!({"caller": {"phoneNumber": "5551234567"}})),
+        ),
+        (
+            "pii-payload-key",
+            "alice",
+            generic(serde_json::json!({"e_mail": "alice"})),
+        ),
+        (
+            "pii-payload-value",
+            "555) 123-4567",
+            generic(serde_json::json!({"note": "call +1 (555) 123-4567 after 5"})),
+        ),
+        (
+            "pii-payload-value",
+            "alice@example.com",
+            generic(serde_json::json!({"to": ["SIPS:alice@example.com"]})),
+        ),
+        (
+            "pii-payload-value",
+            "alice@example.com",
+            sign(
+                "urn:example:pii",
+                "text/plain",
+                vec![],
+                b"from alice@example.com",
+            ),
+        ),
+        (
+            "pii-subject",
+            "alice@example.com",
+            sign("alice@example.com", json, vec![], b"{}"),
+        ),
+        (
+            "pii-subject",
+            "alice@example.com",
+            sign("sips:alice@example.com", json, vec![], b"{}"),
+        ),
+        (
+            "pii-subject",
+            "15551234567",
+            sign(" tel:+15551234567", json, vec![], b"{}"),
+        ),
+        (
+            "pii-header",
+            "alice@example.com",
+            sign(
+                "urn:example:pii",
+                "application/json; contact=alice@example.com",
+                vec![],
+                b"{}",
+            ),
+        ),
+        (
+            "pii-header",
+            "555 123 4567",
+            sign(
+                "urn:example:pii",
+                json,
+                meta("caller", "+1 555 123 4567"),
+                b"{}",
+            ),
+        ),
+        (
+            "pii-header",
+            "x",
+            sign("urn:example:pii", json, meta("msisdn", "x"), b"{}"),
+        ),
+        (
+            "pii-payload-value",
+            "alice.smith@example.com",
+            lifecycle(serde_json::json!({
+                "event": "vcon_consent_revoked", "vcon_uuid": UUID, "vcon_hash": hash,
+                "occurred_at": "2026-11-20T10:00:00Z",
+                "consent": {"purposes": ["recording"], "reason": "asked by alice.smith@example.com"},
+            })),
+        ),
+        (
+            "pii-payload-value",
+            "alice@example.com",
+            lifecycle(serde_json::json!({
+                "event": "vcon_sent", "vcon_uuid": UUID, "vcon_hash": hash,
+                "occurred_at": "2026-11-20T10:00:00Z",
+                "counterparty": {"id": "sips:alice@example.com"},
+            })),
+        ),
+    ];
+    for (rule, secret, st) in cases {
+        let r = c.post_statement(st).await.unwrap();
+        let p = r
+            .problem()
+            .unwrap_or_else(|| panic!("{rule}: {}", vcon_scitt_client::describe(&r)));
+        assert_eq!((r.status, p.title.as_str()), (400, "Rejected"), "{rule}");
+        assert!(
+            p.detail.contains(&format!("rule \"{rule}\"")),
+            "{rule}: {}",
+            p.detail
+        );
+        assert!(
+            secret.len() < 3 || !p.detail.contains(secret),
+            "{rule}: the detail repeats the identifier: {}",
+            p.detail
+        );
+    }
+
+    // Honest statements are not caught.
+    let mut honest: Vec<(&str, Vec<u8>)> = vec![
+        ("hello", generic(serde_json::json!({"hello": "world"}))),
+        (
+            "timestamps, versions, package coordinates, digests",
+            generic(serde_json::json!({
+                "at": "2026-11-20T10:00:00+01:00",
+                "offset": "+05:30",
+                "version": "1.2.3+20261120",
+                "purl": "pkg:npm/lodash@4.17.21",
+                "image": "docker.io/library/nginx@sha256:0123abcd",
+                "issuer": "did:web:conserver.example",
+                "digest": hash,
+                "microphone": "built-in",
+            })),
+        ),
+        (
+            "lifecycle with a +01:00 offset",
+            lifecycle(serde_json::json!({
+                "event": "vcon_consent_revoked", "vcon_uuid": UUID, "vcon_hash": hash,
+                "occurred_at": "2026-11-20T11:00:00+01:00",
+                "consent": {"purposes": ["recording"], "reason": "user_request"},
+                "party": {"index": 0, "ref": "hmac-sha256:3q2-7w"},
+            })),
+        ),
+    ];
+    for (i, file) in [
+        "ab_call_ext_rec.vcon",
+        "ab_call_ext_rec_redacted.vcon",
+        "ab_call_ext_rec_amended.vcon",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for hash_envelope in [false, true] {
+            let spec = StatementSpec {
+                occurred_at: Some("2026-11-20T10:00:00Z".into()),
+                hash_envelope,
+                out: Some(work.path().join(format!("{i}-{hash_envelope}.cose"))),
+                ..StatementSpec::new(
+                    vcon(file),
+                    Event::Created,
+                    repo("keys/test-issuer-es256.pk8"),
+                    ISSUER.into(),
+                )
+            };
+            honest.push((file, make(&spec)));
+        }
+    }
+    for (what, st) in honest {
+        let r = c.post_statement(st).await.unwrap();
+        assert_eq!(r.status, 201, "{what}: {}", vcon_scitt_client::describe(&r));
+    }
+    srv.stop().await;
+
+    // legacy_compat is the one bypass.
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = server_config(data.path());
+    cfg.policy.legacy_compat = true;
+    let srv = start(cfg, None).await.unwrap();
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    let r = c
+        .post_statement(generic(serde_json::json!({"tel": "+15551234567"})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
     srv.stop().await;
 }

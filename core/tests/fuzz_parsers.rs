@@ -212,6 +212,17 @@ proptest! {
         let _ = vcon_scitt_core::vcon::profile::check(&PolicyConfig::default(), &parsed, 1_790_000_000);
         let _ = vcon_scitt_core::vcon::profile::check(&PolicyConfig { legacy_compat: true, ..PolicyConfig::default() }, &parsed, 0);
     }
+
+    /// The PII scanners index text by bytes: random (multi-byte) text and
+    /// texts dense in the characters they look for must never panic, and a
+    /// hit starts on a character boundary with its value masked.
+    #[test]
+    fn pii_scans_never_panic(s in prop_oneof!["(?s).{0,48}", "[a-zA-Z0-9@:+.()é\\u{200b} -]{0,48}"]) {
+        if let Some(hit) = vcon_scitt_core::vcon::pii::scan_text(&s) {
+            prop_assert!(s.is_char_boundary(hit.at));
+            prop_assert!(hit.masked.ends_with('…'));
+        }
+    }
 }
 
 /// JSON documents biased towards the lifecycle vocabulary.

@@ -3,6 +3,7 @@
 
 pub mod consent;
 pub mod hash;
+pub mod pii;
 pub mod policy;
 pub mod profile;
 

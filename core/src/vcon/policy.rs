@@ -9,10 +9,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// Accept statements that are not vCon lifecycle or vCon hash statements.
+    /// Accept statements that are not vCon lifecycle or vCon hash statements
+    /// (on by default, so that generic SCITT clients keep working). They pass
+    /// the same PII guard as vCon statements.
     pub allow_generic: bool,
-    /// Accept legacy conserver encodings with PII subjects (`tel:`, `mailto:`,
-    /// `sip:`) and raw PII keys in payloads. Off: no PII on the ledger.
+    /// Skip the PII guard ([`super::pii`]), the only way to: accept legacy
+    /// conserver encodings with contact-URI subjects (`tel:`, `mailto:`,
+    /// `sip:`, `sips:`) and payloads with contact keys or values. Off (the
+    /// default), every statement, generic or vCon, is refused when its
+    /// subject, a protected-header text value or its JSON/CBOR/text payload
+    /// holds a contact URI, an e-mail address, an international phone
+    /// number, or a contact key name (rules `pii-subject`, `pii-header`,
+    /// `pii-payload-key`, `pii-payload-value`). Hash-envelope payloads (a
+    /// digest) and other binary payloads are not inspected.
     pub legacy_compat: bool,
     /// Allowed clock skew between `occurred_at` and the issuer's `iat`, and
     /// between `iat` and the registration time.

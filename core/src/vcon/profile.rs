@@ -8,6 +8,9 @@
 //!   `application/vcon`, `sub = vcon://<uuid>`, the payload the vCon's digest;
 //! - legacy conserver v0.3.0 statements (PII subjects, `"<sha256>:<op>:<tel>"`
 //!   payloads), only with the legacy-compat switch on.
+//!
+//! Before any of that, every statement passes the PII guard
+//! ([`super::pii`]) unless legacy-compat is on.
 
 use serde::{Deserialize, Serialize};
 
@@ -225,16 +228,6 @@ pub enum Profile {
     Vcon(Box<LifecycleRecord>),
 }
 
-const PII_KEYS: [&str; 7] = [
-    "tel",
-    "mailto",
-    "sip",
-    "email",
-    "phone",
-    "phone_number",
-    "msisdn",
-];
-
 /// The signing time (CWT iat), when present, lies between 1970 and `now`
 /// plus the allowed skew; checked arithmetic throughout.
 fn check_iat(cfg: &PolicyConfig, iat: Option<i64>, now: i64) -> Result<(), PolicyRejection> {
@@ -264,6 +257,11 @@ pub fn check(
     st: &SignedStatement,
     now: i64,
 ) -> Result<Profile, PolicyRejection> {
+    // The PII guard runs on every statement, generic ones included: the
+    // ledger cannot erase what it admits. legacy_compat is its only bypass.
+    if !cfg.legacy_compat {
+        super::pii::check(st)?;
+    }
     let sub = st.subject.as_str();
     let lower = sub.to_ascii_lowercase();
     if ["tel:", "mailto:", "sip:", "sips:"]
@@ -271,11 +269,11 @@ pub fn check(
         .any(|p| lower.starts_with(p))
     {
         if !cfg.legacy_compat {
+            // The guard above refuses these first; this keeps the legacy
+            // path unreachable with compat off even if the guard changes.
             return reject(
                 "pii-subject",
-                format!(
-                    "subject {sub:?} is personal data; use sub = vcon://<uuid> (legacy_compat is off)"
-                ),
+                "the subject is a contact URI; use sub = vcon://<uuid> (legacy_compat is off)",
             );
         }
         return legacy_conserver(st);
@@ -460,16 +458,6 @@ fn lifecycle(
             "the lifecycle payload must be a JSON object",
         );
     };
-    if !cfg.legacy_compat
-        && let Some(path) = find_pii_key(&doc, "")
-    {
-        return reject(
-            "raw-pii",
-            format!(
-                "the payload carries personal data at {path}; reference parties by index and HMAC (party.ref)"
-            ),
-        );
-    }
     let raw_event = obj
         .get("event")
         .and_then(|v| v.as_str())
@@ -731,29 +719,6 @@ fn derived(v: &serde_json::Value) -> Result<DerivedFrom, PolicyRejection> {
         uuid,
         content_hash,
     })
-}
-
-fn find_pii_key(v: &serde_json::Value, path: &str) -> Option<String> {
-    match v {
-        serde_json::Value::Object(m) => m.iter().find_map(|(k, v)| {
-            let here = format!("{path}/{k}");
-            if PII_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
-                Some(here)
-            } else {
-                find_pii_key(v, &here)
-            }
-        }),
-        serde_json::Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| find_pii_key(v, &format!("{path}/{i}"))),
-        serde_json::Value::String(s) => {
-            let l = s.to_ascii_lowercase();
-            (l.starts_with("tel:") || l.starts_with("mailto:") || l.starts_with("sip:"))
-                .then(|| path.to_owned())
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]
