@@ -595,8 +595,13 @@ impl Service {
     }
 
     /// The vCons one vCon was derived from, and those derived from it.
-    pub fn vcon_lineage(&self, uuid: &str) -> Result<Lineage, ServiceError> {
-        crate::vcon_index::lineage(self.log.store(), uuid).map_err(internal)
+    pub fn vcon_lineage(
+        &self,
+        uuid: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Lineage, ServiceError> {
+        crate::vcon_index::lineage(self.log.store(), uuid, after, limit).map_err(internal)
     }
 
     /// One page of the lifecycle event feed, and the last log index scanned

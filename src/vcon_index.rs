@@ -69,8 +69,13 @@ const FACT_HASH: u8 = b'k';
 /// delegates). Beyond it the answer is an explicit error, never a cut.
 pub const MAX_CONSENT_PURPOSES: usize = 4096;
 
-/// Most history rows one page returns.
+/// Most rows one page returns (history, lineage).
 pub const MAX_PAGE: usize = 1000;
+
+/// A history page ends once its items reach this many bytes of JSON (after
+/// at least one), with a cursor for the rest: one statement may carry up to
+/// 64 KiB of text, so a count alone does not bound a response.
+pub const MAX_PAGE_BYTES: usize = 1 << 20;
 
 fn sha256(b: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, b);
@@ -276,15 +281,17 @@ pub fn history_page(
     let start = after.map_or(0, |a| a.saturating_add(1));
     let mut items = Vec::new();
     let mut more = false;
+    let mut bytes = 0usize;
     for row in store.iter_from(CF_INDEX, &key(&[&prefix, &start.to_be_bytes()]))? {
         let (k, v) = row?;
         if !k.starts_with(&prefix) {
             break;
         }
-        if items.len() == limit {
+        if items.len() == limit || bytes >= MAX_PAGE_BYTES {
             more = true;
             break;
         }
+        bytes = bytes.saturating_add(v.len());
         let Some(index) = be_u64(&k[prefix.len()..]) else {
             continue;
         };
@@ -528,23 +535,50 @@ pub struct Lineage {
     pub derived_from: Vec<Edge>,
     /// vCons derived from this one (redacted/amended versions).
     pub derivatives: Vec<Edge>,
+    /// Cursor of the next page (hex of the last edge's key), when there is
+    /// one: anyone may derive vCons from a uuid, so its edges are paged,
+    /// never cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
 }
 
-pub fn lineage(store: &Store, uuid: &str) -> Result<Lineage, LogError> {
+/// One page of a vCon's lineage edges (both directions), at most `limit`,
+/// after the cursor a previous page returned.
+pub fn lineage(
+    store: &Store,
+    uuid: &str,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Lineage, LogError> {
     let mut l = Lineage {
         vcon_uuid: uuid.to_owned(),
         derived_from: Vec::new(),
         derivatives: Vec::new(),
+        next_after: None,
     };
     let Some(u) = uuid_bytes(uuid) else {
         return Ok(l);
     };
+    let limit = limit.clamp(1, MAX_PAGE);
     let prefix = key(&[b"l", &u]);
-    for row in store.iter_from(CF_INDEX, &prefix)? {
+    // Just past the cursor's key (keys are prefix ‖ other uuid ‖ index).
+    let from = match after {
+        Some(a) => key(&[&prefix, a, &[0]]),
+        None => prefix.clone(),
+    };
+    let mut n = 0usize;
+    let mut last: Option<Vec<u8>> = None;
+    for row in store.iter_from(CF_INDEX, &from)? {
         let (k, v) = row?;
         if !k.starts_with(&prefix) || k.len() < prefix.len() + 16 {
             break;
         }
+        if n == limit {
+            l.next_after = last.as_deref().map(hex::encode);
+            break;
+        }
+        n += 1;
+        last = Some(k[prefix.len()..].to_vec());
         let other = uuid_from_bytes(&k[prefix.len()..prefix.len() + 16]);
         let Ok(j) = serde_json::from_slice::<serde_json::Value>(&v) else {
             continue;

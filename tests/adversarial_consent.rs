@@ -428,3 +428,82 @@ async fn the_withdrawal_feed_and_consent_agree() {
     assert_eq!(consent["purposes"]["*"]["status"], "revoked");
     srv.stop().await;
 }
+
+/// Finding 9 ("one GET on a crowded vCon can cost 160 ms CPU or return
+/// 10 MB"): every per-vCon view is paged by a cursor, by count and, for the
+/// history, by bytes; a crowded view is reached page by page, never cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crowded_views_are_paged_by_count_and_bytes() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = start(server_config(data.path()), None).await.unwrap();
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    let key = issuer_key();
+    register(
+        &mut c,
+        lifecycle(
+            &key,
+            ISSUER,
+            "vcon_created",
+            "2026-01-01T00:00:00Z",
+            json!({}),
+        ),
+    )
+    .await;
+    // 20 statements of ~60 KB each: ~1.2 MB of history.
+    let reason = "r".repeat(60_000);
+    for i in 0..20 {
+        let at = format!("2026-01-01T00:01:{i:02}Z");
+        let doc = json!({"consent": {"purposes": ["recording"], "reason": reason}});
+        register(
+            &mut c,
+            lifecycle(&key, ISSUER, "vcon_consent_accepted", &at, doc),
+        )
+        .await;
+    }
+    let first = json_at(&mut c, &format!("/vcons/{U}/entries?limit=1000")).await;
+    let n = first["items"].as_array().unwrap().len();
+    assert!(n < 21, "the first page stops near 1 MiB, not at 21 items");
+    assert!(first["next_after"].is_u64(), "{}", first["next_after"]);
+    assert_eq!(all_pages(&mut c).await.len(), 21, "every row is reachable");
+
+    // Lineage: anyone may derive vCons from a uuid; its edges are paged.
+    for i in 0..5u8 {
+        let child = format!("019f15a6-a752-826f-b9a2-279e0d16bd{i:02}");
+        let doc = json!({
+            "event": "vcon_redacted",
+            "vcon_uuid": child,
+            "occurred_at": "2026-01-02T00:00:00Z",
+            "vcon_hash": vcon_hash(),
+            "derived_from": {"relation": "redacted", "uuid": U, "content_hash": vcon_hash()},
+        });
+        let mut b = vcon_scitt::statement::Builder::new(&key, ISSUER, &format!("vcon://{child}"));
+        b.content_type = Some("application/vcon-lifecycle+json".into());
+        b.issued_at = Some(vcon_scitt::time::now_secs());
+        register(&mut c, b.sign(&serde_json::to_vec(&doc).unwrap()).unwrap()).await;
+    }
+    let mut seen = Vec::new();
+    let mut path = format!("/vcons/{U}/lineage?limit=2");
+    loop {
+        let page = json_at(&mut c, &path).await;
+        let edges = page["derivatives"].as_array().unwrap();
+        assert!(edges.len() <= 2, "{page}");
+        seen.extend(
+            edges
+                .iter()
+                .map(|e| e["vcon_uuid"].as_str().unwrap().to_owned()),
+        );
+        match page["next_after"].as_str() {
+            Some(a) => path = format!("/vcons/{U}/lineage?limit=2&after={a}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let r = c
+        .get(&format!("/vcons/{U}/lineage?after=zz"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", vcon_scitt_client::describe(&r));
+    srv.stop().await;
+}

@@ -114,7 +114,7 @@ pub(super) async fn dispatch(
         Route::Tile(rest) => tlog::tile(svc, rest),
         Route::VconEntries(uuid) => vcon::history(svc, uuid, &q),
         Route::VconConsent(uuid) => vcon::consent(svc, uuid, &q),
-        Route::VconLineage(uuid) => vcon::lineage(svc, uuid),
+        Route::VconLineage(uuid) => vcon::lineage(svc, uuid, &q),
         Route::Events => vcon::events(svc, &q),
         Route::Policy => Ok(vcon::policy(svc)),
         Route::Healthz => ops::healthz(svc),

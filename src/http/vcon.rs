@@ -50,10 +50,28 @@ pub(super) fn consent(svc: &Service, uuid: &str, q: &Query) -> Result<Response<B
     Ok(json_response(&svc.vcon_consent(&uuid, as_of)?))
 }
 
-/// `GET /vcons/{uuid}/lineage`.
-pub(super) fn lineage(svc: &Service, uuid: &str) -> Result<Response<Body>, ApiError> {
+/// `GET /vcons/{uuid}/lineage[?after=&limit=]`: one page of edges.
+pub(super) fn lineage(svc: &Service, uuid: &str, q: &Query) -> Result<Response<Body>, ApiError> {
     let uuid = parse_uuid(uuid)?;
-    Ok(json_response(&svc.vcon_lineage(&uuid)?))
+    let after = q
+        .get("after")
+        .map(|a| {
+            hex::decode(a)
+                .ok()
+                .filter(|b| b.len() == 24)
+                .ok_or_else(|| {
+                    ApiError::malformed(format!(
+                        "after={a:?} is not a lineage cursor (next_after of a previous page)"
+                    ))
+                })
+        })
+        .transpose()?;
+    let limit = page_limit(q, crate::vcon_index::MAX_PAGE)?;
+    Ok(json_response(&svc.vcon_lineage(
+        &uuid,
+        after.as_deref(),
+        limit,
+    )?))
 }
 
 /// `GET /events[?type=&iss=&after=&limit=&since=&until=]`: the lifecycle
