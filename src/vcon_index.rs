@@ -10,6 +10,9 @@
 //! | `i` | SHA-256(iss)[..8] ‖ index | uuid: per-issuer feed |
 //! | `l` | uuid ‖ other uuid ‖ index | JSON edge: lineage, both directions |
 //! | `p` | `p/policy` | JSON: the registration policy entry in force |
+//!
+//! Keys starting with a zero byte belong to the log (its identity rows,
+//! `src/log/store.rs`); every prefix here is an ASCII letter.
 
 use serde::{Deserialize, Serialize};
 
