@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::issuers::IssuerTrust;
 use crate::keys::{KeySet, SigningKey};
-use crate::log::{Appended, Log, LogConfig, LogError};
+use crate::log::{Appended, Log, LogConfig, LogError, Store};
 use crate::merkle::tile::{self, TileId};
 use crate::merkle::{self, Hash};
 use crate::receipt::{self, CoseTreeHeadSigner, ReceiptTemplate, ServiceIdentity};
@@ -183,8 +183,9 @@ impl Service {
             rollback_guard: Some(config.rollback_guard()),
             ..LogConfig::default()
         };
-        let log = Log::open(&config.data_dir.join("db"), log_config, signer)
-            .map_err(|e| e.to_string())?;
+        let store = Store::open(&config.data_dir.join("db")).map_err(|e| e.to_string())?;
+        backfill_identities(&store)?;
+        let log = Log::with_store(store, log_config, signer).map_err(|e| e.to_string())?;
         let trust = build_trust(&config)?;
         let migrated = crate::vcon_index::migrate(log.store()).map_err(|e| e.to_string())?;
         if migrated > 0 {
@@ -279,12 +280,15 @@ impl Service {
         let leaf = merkle::leaf_hash(&entry);
         let entry_id = statement::entry_id(&leaf);
         let rows = crate::vcon_index::policy_row(&hash, &entry_id);
+        let identity = Some(parsed.registration_identity());
         let appended = self
             .log
-            .submit_with(entry, leaf, rows)
+            .submit_with(entry, leaf, identity, rows)
             .map_err(|e| e.to_string())?
             .wait_blocking()
             .map_err(|e| e.to_string())?;
+        // The entry in the log, should an earlier one have had this identity.
+        let entry_id = statement::entry_id(&appended.leaf);
         tracing::info!(entry_id = %entry_id, index = appended.index, "registered the registration policy");
         *crate::sync::write(&self.policy_entry) = Some(entry_id);
         Ok(())
@@ -336,9 +340,14 @@ impl Service {
             }
         };
 
+        // What the issuer signed identifies the registration, not the
+        // signature bytes: an ECDSA signature is malleable (s → n − s), and
+        // a re-signed copy differs too (security issue, finding 6).
+        let identity = st.registration_identity();
+
         // Duplicates are found by the sequencer (in-batch and in storage);
         // no read here, so the request path never touches RocksDB.
-        let pending = self.log.submit_with(entry, leaf, rows)?;
+        let pending = self.log.submit_with(entry, leaf, Some(identity), rows)?;
         self.pending.add(leaf);
         let budget = Duration::from_millis(self.config.registration.wait_ms);
         let mut wait = Box::pin(pending.wait());
@@ -347,8 +356,10 @@ impl Service {
                 self.pending.done(&leaf);
                 let appended = self.settle(leaf, result)?;
                 let receipt = self.receipt_for(&appended)?;
+                // A duplicate by identity is the entry registered first,
+                // with its own id: the receipt covers those bytes.
                 Ok(Registered::Created {
-                    entry_id,
+                    entry_id: statement::entry_id(&appended.leaf),
                     receipt,
                     duplicate: appended.duplicate,
                 })
@@ -359,7 +370,16 @@ impl Service {
                 tokio::spawn(async move {
                     let result = wait.await;
                     this.pending.done(&leaf);
-                    let _ = this.settle(leaf, result);
+                    if let Ok(a) = this.settle(leaf, result)
+                        && a.leaf != leaf
+                    {
+                        // The 202 named this copy's entry id, which will
+                        // never be an entry: say where the registration is.
+                        let id = statement::entry_id(&a.leaf);
+                        this.note_failed(leaf, format!(
+                            "the same signed content (protected header and payload) is already registered as entry {id}, with other signature bytes; this copy was not logged again. The receipt at /entries/{id} covers the registered bytes: GET /entries/{id}/statement"
+                        ));
+                    }
                 });
                 Ok(Registered::Accepted { entry_id })
             }
@@ -374,17 +394,23 @@ impl Service {
         match result {
             Ok(a) => Ok(a),
             Err(e) => {
-                let msg = e.to_string();
-                let mut f = self.lock_failed();
-                if f.0.insert(leaf, msg.clone()).is_none() {
-                    f.1.push_back(leaf);
-                    if f.1.len() > 10_000
-                        && let Some(old) = f.1.pop_front()
-                    {
-                        f.0.remove(&old);
-                    }
-                }
+                self.note_failed(leaf, e.to_string());
                 Err(e.into())
+            }
+        }
+    }
+
+    /// What GET /entries/{id} reports for a registration that was accepted
+    /// (202) but whose bytes are not in the log. Bounded: the oldest note
+    /// goes past 10,000.
+    fn note_failed(&self, leaf: Hash, why: String) {
+        let mut f = self.lock_failed();
+        if f.0.insert(leaf, why).is_none() {
+            f.1.push_back(leaf);
+            if f.1.len() > 10_000
+                && let Some(old) = f.1.pop_front()
+            {
+                f.0.remove(&old);
             }
         }
     }
@@ -667,6 +693,30 @@ impl Service {
         self.log.shutdown();
         let _ = self.log.store().flush();
     }
+}
+
+/// Gives the entries of a data dir written before registration identities
+/// existed their identity rows, once (a marker records it), before the
+/// sequencer starts: without them a malleated copy of an old statement
+/// would be taken as new. Entries that are not a COSE_Sign1 with a payload
+/// (raw appends by tools) get none.
+fn backfill_identities(store: &Store) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let done = store
+        .backfill_identities(&statement::entry_registration_identity)
+        .map_err(|e| format!("backfilling registration identities: {e}"))?;
+    if let Some(b) = done
+        && b.entries > 0
+    {
+        tracing::info!(
+            entries = b.entries,
+            identities = b.rows,
+            shared = b.shared,
+            seconds = started.elapsed().as_secs_f64(),
+            "backfilled registration identities (entries sharing an earlier entry's identity were registered twice before they existed)"
+        );
+    }
+    Ok(())
 }
 
 fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {

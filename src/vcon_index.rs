@@ -15,6 +15,9 @@
 //! | `p` | `p/policy` | JSON: the registration policy entry in force |
 //! | `m` | `m/…` | index-migration markers |
 //!
+//! Keys starting with a zero byte belong to the log (its identity rows,
+//! `src/log/store.rs`); every prefix here is an ASCII letter.
+//!
 //! The `c` rows sort each (vCon, issuer, purpose)'s changes by the consent
 //! state machine's own precedence (`consent::precedence`: occurred_at, then
 //! revocation over grant, then index), so the change in force at any time is

@@ -12,6 +12,11 @@
 //! - Finding 9 (world-readable data): `data_dirs_and_backups_are_private`
 //!   here; `src/durable.rs` `private_directories_are_0700_all_the_way_down`.
 //!   (`vcon-verify` panicking on a short kid: `core/src/verify.rs`.)
+//! - Finding 6 (ECDSA malleability): `malleated_and_resigned_*`,
+//!   `an_old_data_dir_*` and `a_malleated_copy_answered_202_*` here;
+//!   `src/log/sequencer.rs`
+//!   `two_entries_with_one_identity_*`; `core/tests/fuzz_parsers.rs`
+//!   `a_malleated_es256_signature_verifies_but_keeps_the_registration_identity`.
 
 mod common;
 
@@ -140,5 +145,259 @@ async fn data_dirs_and_backups_are_private() {
         let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{}", d.display());
     }
+    srv.stop().await;
+}
+
+/// The order n of the P-256 group, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// What anyone can do to a published ES256 statement: replace the
+/// signature (r, s) by (r, n − s), which verifies just as well.
+fn malleate(statement: &[u8]) -> Vec<u8> {
+    let p = vcon_scitt::cose::split(statement).unwrap();
+    assert_eq!(p.signature.len(), 64, "an ES256 signature is r ‖ s");
+    let mut sig = p.signature.clone();
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(P256_N[i]) - i16::from(p.signature[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        sig[32 + i] = d.rem_euclid(256) as u8;
+    }
+    assert_eq!(borrow, 0, "s < n");
+    vcon_scitt::cose::encode_sign1(&p.protected, p.unprotected, p.payload.as_deref(), &sig)
+}
+
+/// The issuer signing the same protected header and payload again (ECDSA
+/// draws a fresh nonce, so the signature differs).
+fn resign(statement: &[u8]) -> Vec<u8> {
+    let p = vcon_scitt::cose::split(statement).unwrap();
+    let tbs = vcon_scitt::cose::sig_structure(&p.protected, p.payload.as_deref().unwrap());
+    let sig = issuer_key().sign(&tbs).unwrap();
+    vcon_scitt::cose::encode_sign1(&p.protected, p.unprotected, p.payload.as_deref(), &sig)
+}
+
+/// A lifecycle statement from the ES256 test issuer about the test vCon.
+fn lifecycle(dir: &std::path::Path, event: &str, at: &str) -> Vec<u8> {
+    use vcon_scitt::vcon::profile::Event;
+    use vcon_scitt_client::statement::{StatementSpec, create};
+    let spec = StatementSpec {
+        occurred_at: Some(at.into()),
+        out: Some(dir.join(format!("{event}.cose"))),
+        ..StatementSpec::new(
+            repo("tests/vectors/vcon/ab_call_ext_rec.vcon"),
+            Event::parse(event).unwrap(),
+            repo("keys/test-issuer-es256.pk8"),
+            ISSUER.into(),
+        )
+    };
+    let (out, _) = create(&spec).unwrap();
+    std::fs::read(out).unwrap()
+}
+
+const VCON_UUID: &str = "019f15a6-a752-826f-b9a2-279e0d16bc46";
+
+/// Asserts `copy` is answered as the registration of `original`: 201, the
+/// original's Location and receipt bytes, and no new entry.
+async fn assert_same_registration(
+    c: &mut Conn,
+    srv: &vcon_scitt::http::Running,
+    copy: Vec<u8>,
+    location: &str,
+    receipt: &[u8],
+    what: &str,
+) {
+    let size = srv.service.log.latest().head.size;
+    let r = c.post_statement(copy).await.unwrap();
+    assert_eq!(r.status, 201, "{what}: {}", vcon_scitt_client::describe(&r));
+    assert_eq!(
+        r.header("location"),
+        Some(location),
+        "{what}: answered as the first registration"
+    );
+    assert_eq!(r.body, receipt, "{what}: the first registration's receipt");
+    assert_eq!(
+        srv.service.log.latest().head.size,
+        size,
+        "{what}: no second entry"
+    );
+}
+
+/// Finding 6: anyone could turn an issuer's ES256 statement into a second
+/// verifying entry (s' = n − s), which showed up as a second event of the
+/// issuer's (here: "vcon_created" again after "vcon_deleted"). The
+/// registration is now identified by what the issuer signed, so the
+/// malleated copy, and the issuer's own re-signed copy, are the first
+/// registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malleated_and_resigned_statements_are_the_first_registration() {
+    use vcon_scitt::statement::SignedStatement;
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let srv = start(server_config(data.path()), None).await.unwrap();
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+
+    let created = lifecycle(work.path(), "vcon_created", "2026-11-20T10:00:00Z");
+    let r = c.post_statement(created.clone()).await.unwrap();
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+    let location = r.header("location").unwrap().to_owned();
+    let receipt = r.body.clone();
+    let deleted = lifecycle(work.path(), "vcon_deleted", "2026-11-20T11:00:00Z");
+    let r = c.post_statement(deleted).await.unwrap();
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+
+    // The attack is real: the copy verifies under the issuer's key and is
+    // different entry bytes.
+    let original = SignedStatement::parse(&created, usize::MAX).unwrap();
+    let mauled = malleate(&created);
+    let m = SignedStatement::parse(&mauled, usize::MAX).unwrap();
+    m.verify_signature(&issuer_key().public()).unwrap();
+    assert_ne!(m.leaf_hash(), original.leaf_hash());
+    assert_same_registration(&mut c, &srv, mauled, &location, &receipt, "n − s").await;
+
+    let resigned = resign(&created);
+    assert_ne!(resigned, created, "ECDSA signatures are randomised");
+    assert_same_registration(
+        &mut c,
+        &srv,
+        resigned.clone(),
+        &location,
+        &receipt,
+        "re-signed",
+    )
+    .await;
+
+    // What `vcon-scitt register` writes for the re-signed copy: the
+    // registered bytes with the receipt, which verify; its own bytes would
+    // not (the receipt covers the first registration).
+    let (written, earlier) = vcon_scitt_client::registered_transparent_statement(
+        &srv.url(),
+        &resigned,
+        &location,
+        receipt.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(earlier);
+    let report = vcon_scitt::verify::verify(&vcon_scitt::verify::Request {
+        statement: written,
+        service_keys: service_keys(),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        Some(report.entry_id.as_str()),
+        location.strip_prefix("/entries/")
+    );
+
+    // The receipt covers the first registration's bytes, which the service
+    // serves; the malleated entry id never became an entry.
+    let leaf = original.leaf_hash();
+    vcon_scitt::receipt::verify_inclusion_receipt(&receipt, &leaf, &service_keys()).unwrap();
+    let ts = c.get(&format!("{location}/statement")).await.unwrap();
+    assert_eq!(ts.status, 200);
+    let ts = SignedStatement::parse(&ts.body, usize::MAX).unwrap();
+    assert_eq!(ts.leaf_hash(), leaf);
+    let mauled_id = vcon_scitt::statement::entry_id(&m.leaf_hash());
+    let g = c.get(&format!("/entries/{mauled_id}")).await.unwrap();
+    assert_eq!(g.status, 404);
+
+    // One created event, not a second one after the deletion.
+    let h = c.get(&format!("/vcons/{VCON_UUID}/entries")).await.unwrap();
+    let h: serde_json::Value = serde_json::from_slice(&h.body).unwrap();
+    let events: Vec<&str> = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["vcon_created", "vcon_deleted"]);
+    srv.stop().await;
+}
+
+/// Data dirs written before registration identities existed have no
+/// identity rows: the service backfills them when it opens, so a malleated
+/// copy of an old statement is still the old registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_data_dir_gets_identities_and_dedups_malleated_copies() {
+    let data = tempfile::tempdir().unwrap();
+    let st = generic_statement("urn:before-identities", b"{}");
+    let srv = start(server_config(data.path()), None).await.unwrap();
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    let r = c.post_statement(st.clone()).await.unwrap();
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+    let location = r.header("location").unwrap().to_owned();
+    let receipt = r.body.clone();
+    srv.stop().await;
+    {
+        let store = vcon_scitt::log::Store::open(&data.path().join("db")).unwrap();
+        store.forget_identities().unwrap();
+        assert_eq!(store.identities().unwrap().count(), 0);
+    }
+
+    let srv = start(server_config(data.path()), None).await.unwrap();
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    assert_same_registration(&mut c, &srv, malleate(&st), &location, &receipt, "n − s").await;
+    srv.stop().await;
+    let store = vcon_scitt::log::Store::open(&data.path().join("db")).unwrap();
+    let report = vcon_scitt::log::fsck(&store, None).unwrap();
+    assert_eq!(
+        report.identities, report.entries,
+        "every entry (the policy and the statement) has its identity row: {report:?}"
+    );
+    // fsck checks the rows: one naming a leaf that is not stored is caught.
+    let key = [vcon_scitt::log::store::IDENTITY_PREFIX, &[7u8; 32]].concat();
+    let value = [&0u64.to_be_bytes()[..], &[7u8; 32]].concat();
+    store
+        .put_raw(vcon_scitt::log::store::CF_INDEX, &key, &value)
+        .unwrap();
+    let e = vcon_scitt::log::fsck(&store, None).unwrap_err();
+    assert!(e.to_string().contains("identity row"), "{e}");
+}
+
+/// The 202 path: a malleated copy that outlives the wait budget was given a
+/// Location with its own entry id, which never becomes an entry. Polling it
+/// ends in a 404 that names the registered entry, not a silent "unknown".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malleated_copy_answered_202_is_pointed_at_the_registered_entry() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = server_config(data.path());
+    cfg.registration.wait_ms = 20;
+    let srv = start(cfg, None).await.unwrap();
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    let st = generic_statement("urn:late-copy", b"{}");
+    let r = c.post_statement(st.clone()).await.unwrap();
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+    let registered = r.header("location").unwrap().to_owned();
+
+    srv.service
+        .log
+        .faults()
+        .delay_next_publish_ms
+        .store(300, Ordering::SeqCst);
+    let r = c.post_statement(malleate(&st)).await.unwrap();
+    assert_eq!(r.status, 202, "{}", vcon_scitt_client::describe(&r));
+    let location = r.header("location").unwrap().to_owned();
+    assert_ne!(location, registered);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let g = loop {
+        let g = c.get(&location).await.unwrap();
+        if g.status != 204 || Instant::now() > deadline {
+            break g;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(g.status, 404, "{}", vcon_scitt_client::describe(&g));
+    let p = g.problem().unwrap();
+    assert!(
+        p.detail.contains(&format!(
+            "already registered as entry {}",
+            &registered["/entries/".len()..]
+        )),
+        "{}",
+        p.detail
+    );
     srv.stop().await;
 }

@@ -9,6 +9,9 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use vcon_scitt_core::problem::Problem;
+use vcon_scitt_core::statement::{
+    SignedStatement, StatementError, entry_id, transparent_statement,
+};
 
 use crate::ClientError;
 
@@ -232,6 +235,34 @@ pub async fn register_and_wait(
             _ => return Err(ClientError::Status(describe(&g))),
         }
     }
+}
+
+/// The Transparent Statement of a registration that [`register_and_wait`]
+/// answered with `location` and `receipt`: `statement` with the receipt in
+/// 394, unless the service answered with an entry registered earlier with
+/// the same signed content and other signature bytes (an ECDSA statement
+/// signed again, or its malleated (r, n − s) twin). That receipt covers the
+/// registered bytes, not `statement`'s, so those are fetched from
+/// `{location}/statement`; the flag says so.
+pub async fn registered_transparent_statement(
+    url: &str,
+    statement: &[u8],
+    location: &str,
+    receipt: Vec<u8>,
+) -> Result<(Vec<u8>, bool), ClientError> {
+    let input = |e: StatementError| ClientError::Input(e.to_string());
+    let ours = SignedStatement::parse(statement, usize::MAX).map_err(input)?;
+    let id = entry_id(&ours.leaf_hash());
+    if location.is_empty() || location.rsplit('/').next() == Some(id.as_str()) {
+        let ts = transparent_statement(statement, &[receipt]).map_err(input)?;
+        return Ok((ts, false));
+    }
+    let path = format!("{location}/statement");
+    let r = get(url, &path).await?;
+    if r.status != 200 {
+        return Err(ClientError::Status(format!("GET {path}: {}", describe(&r))));
+    }
+    Ok((r.body, true))
 }
 
 /// A number in [0, 1) that differs between clients started together, so

@@ -15,4 +15,4 @@ pub mod http;
 pub mod statement;
 
 pub use error::ClientError;
-pub use http::{Conn, Reply, describe, get, register_and_wait};
+pub use http::{Conn, Reply, describe, get, register_and_wait, registered_transparent_statement};

@@ -439,6 +439,11 @@ impl SignedStatement {
         merkle::leaf_hash(&self.entry_bytes())
     }
 
+    /// The registration identity (see [`registration_identity`]).
+    pub fn registration_identity(&self) -> Hash {
+        registration_identity(&self.parts.protected, self.payload())
+    }
+
     /// Checks the issuer signature with `key` (whose algorithm must match).
     pub fn verify_signature(&self, key: &PublicKey) -> Result<(), StatementError> {
         if key.alg != self.alg {
@@ -483,6 +488,31 @@ pub fn entry_bytes(parts: &Sign1Parts) -> Vec<u8> {
         parts.payload.as_deref(),
         &parts.signature,
     )
+}
+
+/// Registration identity: SHA-256 of the `Sig_structure` the issuer signed
+/// (RFC 9052 §4.4: "Signature1", the protected header bytes, empty external
+/// AAD, the payload), i.e. of everything the signature covers and nothing
+/// else. Two statements that differ only in their signature bytes are one
+/// registration: an ECDSA signature (r, s) also verifies as (r, n − s), so
+/// anyone holding a published ES256/ES384 statement could otherwise mint a
+/// second verifying entry the issuer never made; an issuer re-signing the
+/// same content (a fresh ECDSA nonce) is the same registration too.
+/// The service dedups on this (spec-notes/registration-identity.md).
+pub fn registration_identity(protected: &[u8], payload: &[u8]) -> Hash {
+    let tbs = cose::sig_structure(protected, payload);
+    let d = ring::digest::digest(&ring::digest::SHA256, &tbs);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The registration identity of a stored entry, or None when the entry is
+/// not a COSE_Sign1 with an attached payload (tools may log raw bytes).
+pub fn entry_registration_identity(entry: &[u8]) -> Option<Hash> {
+    let parts = cose::split(entry).ok()?;
+    let payload = parts.payload.as_deref()?;
+    Some(registration_identity(&parts.protected, payload))
 }
 
 /// Entry id: lowercase hex of the leaf hash.

@@ -2,8 +2,14 @@
 //! committed seed corpus (tests/corpus) is replayed, then proptest throws
 //! random and mutated inputs at the statement, receipt, CBOR and lifecycle
 //! payload parsers. None may panic; a mutated statement that still verifies
-//! must be the same entry (the only malleable parts are the unprotected
-//! header and the envelope encoding, which the entry drops/normalises).
+//! must be the same registration. The service registers a statement by what
+//! the issuer signed (its registration identity: SHA-256 of the
+//! Sig_structure, `statement::registration_identity`), so the malleable
+//! parts cannot make a second registration: the unprotected header and the
+//! envelope encoding (which the entry drops/normalises too) and the ECDSA
+//! signature, where (r, n − s) verifies as well as (r, s) and is different
+//! entry bytes. That last one no random mutation finds, so it has its own
+//! test here; the server's `tests/adversarial.rs` checks the same over HTTP.
 
 mod common;
 
@@ -35,7 +41,8 @@ fn service_keyset() -> KeySet {
         .unwrap()
 }
 
-/// Every parser a registration or a verification runs, on one input.
+/// Every parser a registration or a verification runs, on one input; the
+/// registration identity when the statement verifies.
 fn exercise_statement(bytes: &[u8]) -> Option<[u8; 32]> {
     let _ = cbor::decode(bytes);
     let _ = vcon_scitt_core::cose::split(bytes);
@@ -56,7 +63,45 @@ fn exercise_statement(bytes: &[u8]) -> Option<[u8; 32]> {
     trust
         .verify(&st, 1_790_000_000)
         .ok()
-        .map(|_| st.leaf_hash())
+        .map(|_| st.registration_identity())
+}
+
+/// The order n of the P-256 group, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// An ES256 signature (r, s) replaced by (r, n − s).
+fn malleate(statement: &[u8]) -> Vec<u8> {
+    let p = vcon_scitt_core::cose::split(statement).unwrap();
+    assert_eq!(p.signature.len(), 64);
+    let mut sig = p.signature.clone();
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(P256_N[i]) - i16::from(p.signature[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        sig[32 + i] = d.rem_euclid(256) as u8;
+    }
+    assert_eq!(borrow, 0);
+    vcon_scitt_core::cose::encode_sign1(&p.protected, p.unprotected, p.payload.as_deref(), &sig)
+}
+
+/// Security issue, finding 6: the one mutation of an ES256 statement that
+/// verifies and changes the entry bytes. It must keep the registration
+/// identity, which is what the service dedups on.
+#[test]
+fn a_malleated_es256_signature_verifies_but_keeps_the_registration_identity() {
+    let golden = std::fs::read(repo("tests/vectors/cose/statement.cose")).unwrap();
+    let original = SignedStatement::parse(&golden, usize::MAX).unwrap();
+    let mauled = malleate(&golden);
+    let m = SignedStatement::parse(&mauled, usize::MAX).unwrap();
+    assert_ne!(m.leaf_hash(), original.leaf_hash(), "different entry bytes");
+    assert_eq!(
+        exercise_statement(&mauled),
+        Some(original.registration_identity()),
+        "it verifies, as the same registration"
+    );
 }
 
 fn exercise_receipt(bytes: &[u8], leaf: &[u8; 32]) {
@@ -71,9 +116,8 @@ fn exercise_receipt(bytes: &[u8], leaf: &[u8; 32]) {
 #[test]
 fn the_seed_corpus_replays_without_panics() {
     let golden = std::fs::read(repo("tests/vectors/cose/statement.cose")).unwrap();
-    let leaf = SignedStatement::parse(&golden, usize::MAX)
-        .unwrap()
-        .leaf_hash();
+    let parsed = SignedStatement::parse(&golden, usize::MAX).unwrap();
+    let leaf = parsed.leaf_hash();
     let statements = corpus("statement");
     let receipts = corpus("receipt");
     assert!(statements.len() >= 4 && receipts.len() >= 10);
@@ -121,7 +165,10 @@ fn the_seed_corpus_replays_without_panics() {
         "the fuzz corpus is missing"
     );
     // The golden statement is still accepted, so the harness is not vacuous.
-    assert_eq!(exercise_statement(&golden), Some(leaf));
+    assert_eq!(
+        exercise_statement(&golden),
+        Some(parsed.registration_identity())
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -180,12 +227,12 @@ proptest! {
     }
 
     #[test]
-    fn mutated_statements_never_panic_and_never_forge_an_entry(muts in proptest::collection::vec(mutation(), 1..4)) {
+    fn mutated_statements_never_panic_and_never_forge_a_registration(muts in proptest::collection::vec(mutation(), 1..4)) {
         let golden = std::fs::read(repo("tests/vectors/cose/statement.cose")).unwrap();
-        let leaf = SignedStatement::parse(&golden, usize::MAX).unwrap().leaf_hash();
+        let identity = SignedStatement::parse(&golden, usize::MAX).unwrap().registration_identity();
         let m = apply(golden, &muts);
-        if let Some(verified_leaf) = exercise_statement(&m) {
-            prop_assert_eq!(verified_leaf, leaf, "a mutation produced a different verifying entry");
+        if let Some(verified) = exercise_statement(&m) {
+            prop_assert_eq!(verified, identity, "a mutation produced a different verifying registration");
         }
     }
 

@@ -5,7 +5,8 @@
 //! every tile has the width the size implies and interior nodes that hash up;
 //! every row-0 node of a level ≥ 1 tile is the root of its child tile; every
 //! signed head's root is recomputed from the tiles, its signature verifies,
-//! and sizes and times never go backwards.
+//! and sizes and times never go backwards; every identity row names a stored
+//! entry by its index and leaf.
 
 use super::LogError;
 use super::store::{CF_ENTRIES, CF_LEAVES, CF_TILES, Store, StoreNodes, be_u64};
@@ -20,6 +21,8 @@ pub struct FsckReport {
     pub tiles: u64,
     pub heads: u64,
     pub latest_head_size: u64,
+    /// Identity rows (entries appended with a caller-chosen identity).
+    pub identities: u64,
 }
 
 fn bad<T>(m: String) -> Result<T, LogError> {
@@ -36,13 +39,33 @@ pub fn fsck(
     let entries = check_entries(store, &mut nodes, size)?;
     let tiles = check_tiles(store, size)?;
     let (heads, latest_head_size) = check_heads(store, &mut nodes, size, verifier)?;
+    let identities = check_identities(store, &mut nodes, size)?;
     Ok(FsckReport {
         size,
         entries,
         tiles,
         heads,
         latest_head_size,
+        identities,
     })
+}
+
+/// Every identity row points at a stored entry: its index is below the size
+/// and its leaf is that entry's stored leaf (a duplicate by identity is
+/// answered with that index and leaf); returns the row count.
+fn check_identities(store: &Store, nodes: &mut StoreNodes, size: u64) -> Result<u64, LogError> {
+    let mut rows = 0u64;
+    for row in store.identities()? {
+        let (identity, index, leaf) = row?;
+        if index >= size || nodes.perfect_node(0, index)? != leaf {
+            return bad(format!(
+                "identity row {} names entry {index}, which is not stored with that leaf",
+                hex::encode(identity)
+            ));
+        }
+        rows += 1;
+    }
+    Ok(rows)
 }
 
 /// Entries are contiguous `0..size`, each hashes to its stored level-0

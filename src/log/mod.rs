@@ -85,9 +85,12 @@ impl Default for LogConfig {
 #[derive(Debug, Clone)]
 pub struct Appended {
     pub index: u64,
+    /// The leaf of the entry at `index`. For a duplicate found by identity
+    /// this is the stored entry's leaf, not the submitted one's.
     pub leaf: Hash,
     pub head: Arc<SignedTreeHead>,
-    /// True when an identical entry was already in the log.
+    /// True when the log already held an identical entry, or one with the
+    /// same identity (see [`Log::submit_with`]).
     pub duplicate: bool,
     /// The inclusion proof at `head`, computed by the sequencer from the
     /// tiles it holds in memory (None for duplicates): the request path then
@@ -110,6 +113,7 @@ pub struct IndexRows {
 pub(crate) struct Request {
     pub entry: Vec<u8>,
     pub leaf: Hash,
+    pub identity: Option<Hash>,
     pub index_rows: IndexRows,
     pub reply: tokio::sync::oneshot::Sender<Result<Appended, LogError>>,
 }
@@ -225,15 +229,23 @@ impl Log {
     /// [`LogError::QueueFull`] when the queue is full (back-pressure).
     pub fn submit(&self, entry: Vec<u8>) -> Result<Pending, LogError> {
         let leaf = merkle::leaf_hash(&entry);
-        self.submit_with(entry, leaf, IndexRows::default())
+        self.submit_with(entry, leaf, None, IndexRows::default())
     }
 
     /// As [`Log::submit`], with a precomputed leaf hash (the sequencer checks
-    /// it again before signing) and secondary-index rows to write atomically.
+    /// it again before signing), an optional identity, and secondary-index
+    /// rows to write atomically.
+    ///
+    /// The identity is the caller's choice of what makes two entries the
+    /// same registration: an entry whose identity is already in the log (or
+    /// earlier in its batch) is not appended, and is answered as a duplicate
+    /// with the *stored* entry's index and leaf. Entries are always deduped
+    /// on their exact bytes too; without an identity, that is all.
     pub fn submit_with(
         &self,
         entry: Vec<u8>,
         leaf: Hash,
+        identity: Option<Hash>,
         index_rows: IndexRows,
     ) -> Result<Pending, LogError> {
         if let Some(why) = self.halted() {
@@ -243,6 +255,7 @@ impl Log {
         let req = Request {
             entry,
             leaf,
+            identity,
             index_rows,
             reply,
         };

@@ -4,7 +4,9 @@
 //! 1. take the first queued entry, drain what else is queued (up to
 //!    `max_batch`); if the batch is small, sleep `max_delay` once and drain
 //!    again;
-//! 2. dedup (in-batch map, then the `leaves` column family);
+//! 2. dedup on the caller's identity, if given, and on the leaf (in-batch
+//!    maps, then one point read each in storage: the identity row, and the
+//!    `leaves` column family only when the identity is not found);
 //! 3. assign indices and push leaf hashes into the in-memory right-edge tiles;
 //! 4. write entries, leaf index, touched tiles, secondary rows and the new size
 //!    in ONE `WriteBatch`, WAL fsync'd — after a crash the batch is all there
@@ -56,7 +58,9 @@ fn drain(rx: &Receiver<Msg>, batch: &mut Vec<Request>, max: usize) -> bool {
 /// What one request of a batch resolves to.
 enum Slot {
     New(u64),
-    Existing(u64),
+    /// Already in the log (or earlier in this batch): that entry's index and
+    /// leaf, which is not the request's when its identity matched.
+    Existing(u64, Hash),
     Failed(LogError),
 }
 
@@ -213,7 +217,7 @@ impl Sequencer {
         for (req, slot) in batch.into_iter().zip(slots) {
             let answer = match (slot, &result) {
                 (Slot::Failed(e), _) => Err(e),
-                (Slot::Existing(index), _) => {
+                (Slot::Existing(index, leaf), _) => {
                     shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
                     // An entry found in storage is covered by the latest head
                     // (batches complete one at a time); one found earlier in
@@ -223,7 +227,7 @@ impl Sequencer {
                     } else {
                         Ok(Appended {
                             index,
-                            leaf: req.leaf,
+                            leaf,
                             head: head.clone(),
                             duplicate: true,
                             proof: None,
@@ -251,18 +255,26 @@ impl Sequencer {
     /// positions of the new ones in `batch`, in index order.
     fn dedup(&self, batch: &[Request], base_size: u64) -> (Vec<Slot>, Vec<usize>) {
         let mut in_batch: HashMap<Hash, u64> = HashMap::new();
+        let mut identities: HashMap<Hash, (u64, Hash)> = HashMap::new();
         let mut slots = Vec::with_capacity(batch.len());
         let mut fresh: Vec<usize> = Vec::with_capacity(batch.len());
         for (i, req) in batch.iter().enumerate() {
             if let Some(&idx) = in_batch.get(&req.leaf) {
-                slots.push(Slot::Existing(idx));
+                slots.push(Slot::Existing(idx, req.leaf));
                 continue;
             }
-            match self.store.index_of(&req.leaf) {
-                Ok(Some(idx)) => slots.push(Slot::Existing(idx)),
+            if let Some(&(idx, leaf)) = req.identity.as_ref().and_then(|id| identities.get(id)) {
+                slots.push(Slot::Existing(idx, leaf));
+                continue;
+            }
+            match self.stored(req) {
+                Ok(Some((idx, leaf))) => slots.push(Slot::Existing(idx, leaf)),
                 Ok(None) => {
                     let idx = base_size + fresh.len() as u64;
                     in_batch.insert(req.leaf, idx);
+                    if let Some(id) = req.identity {
+                        identities.insert(id, (idx, req.leaf));
+                    }
                     fresh.push(i);
                     slots.push(Slot::New(idx));
                 }
@@ -270,6 +282,21 @@ impl Sequencer {
             }
         }
         (slots, fresh)
+    }
+
+    /// The stored entry a request duplicates, if any: (index, leaf). The
+    /// identity row is read first; the leaf index only when it is absent,
+    /// so a request costs at most one read more than a leaf-only dedup, and
+    /// a duplicate by identity one read. The leaf read stays because an
+    /// entry appended without an identity (`Log::submit`) has no identity
+    /// row, and a second copy of its bytes would give one leaf two indices.
+    fn stored(&self, req: &Request) -> Result<Option<(u64, Hash)>, LogError> {
+        if let Some(id) = &req.identity
+            && let Some(found) = self.store.identity(id)?
+        {
+            return Ok(Some(found));
+        }
+        Ok(self.store.index_of(&req.leaf)?.map(|idx| (idx, req.leaf)))
     }
 
     /// Inclusion proofs of the entries `base_size..` at the head just signed,
@@ -346,6 +373,9 @@ impl Sequencer {
             let index = self.frontier.size;
             self.store
                 .put_entry(&mut wb, index, &req.leaf, &req.entry)?;
+            if let Some(id) = &req.identity {
+                self.store.put_identity(&mut wb, id, index, &req.leaf)?;
+            }
             for (prefix, value) in &req.index_rows.by_index {
                 let mut key = Vec::with_capacity(prefix.len() + 8);
                 key.extend_from_slice(prefix);
@@ -528,4 +558,95 @@ fn check_rollback(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::metrics::Metrics;
+    use crate::log::{IndexRows, TreeHeadVerifier};
+    use std::sync::RwLock;
+
+    /// Signs nothing real: the dedup under test does not look at heads.
+    struct NullSigner;
+
+    impl TreeHeadVerifier for NullSigner {
+        fn verify(&self, _: &TreeHead, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    impl TreeHeadSigner for NullSigner {
+        fn sign(&self, _: &TreeHead) -> Result<Vec<u8>, String> {
+            Ok(b"unsigned".to_vec())
+        }
+    }
+
+    type Reply = tokio::sync::oneshot::Receiver<Result<Appended, LogError>>;
+
+    fn request(entry: &[u8], identity: Option<Hash>) -> (Request, Reply) {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let req = Request {
+            entry: entry.to_vec(),
+            leaf: merkle::leaf_hash(entry),
+            identity,
+            index_rows: IndexRows::default(),
+            reply,
+        };
+        (req, rx)
+    }
+
+    fn answer(rx: Reply) -> Appended {
+        rx.blocking_recv().unwrap().unwrap()
+    }
+
+    #[test]
+    fn two_entries_with_one_identity_are_one_registration_in_a_batch_and_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (mut seq, latest) =
+            Sequencer::recover(store.clone(), LogConfig::default(), Arc::new(NullSigner)).unwrap();
+        let shared = Arc::new(Shared {
+            latest: RwLock::new(Arc::new(latest)),
+            halted: RwLock::new(None),
+            last_batch_error: RwLock::new(None),
+            metrics: Metrics::default(),
+        });
+        let id = [9u8; 32];
+        let first = merkle::leaf_hash(b"first");
+
+        // One batch: the second entry carries the first one's identity.
+        let (a, ra) = request(b"first", Some(id));
+        let (b, rb) = request(b"second", Some(id));
+        let (c, rc) = request(b"other", None);
+        seq.commit_batch(vec![a, b, c], &shared);
+        let (a, b, c) = (answer(ra), answer(rb), answer(rc));
+        assert!(!a.duplicate && !c.duplicate);
+        assert!(b.duplicate, "same identity, different bytes: a duplicate");
+        assert_eq!(
+            (b.index, b.leaf),
+            (0, first),
+            "answered with the stored entry"
+        );
+        assert_eq!(c.index, 1);
+        assert_eq!(store.data_size().unwrap(), 2, "one appended, not two");
+        assert_eq!(store.identity(&id).unwrap(), Some((0, first)));
+        assert_eq!(store.index_of(&merkle::leaf_hash(b"second")).unwrap(), None);
+
+        // A later batch finds it in storage.
+        let (d, rd) = request(b"third", Some(id));
+        seq.commit_batch(vec![d], &shared);
+        let d = answer(rd);
+        assert!(d.duplicate);
+        assert_eq!((d.index, d.leaf), (0, first));
+        assert_eq!(store.data_size().unwrap(), 2);
+
+        // Exact bytes are still deduped when the identity is new or absent.
+        let (e, re) = request(b"other", Some([1u8; 32]));
+        seq.commit_batch(vec![e], &shared);
+        let e = answer(re);
+        assert!(e.duplicate);
+        assert_eq!(e.index, 1);
+        assert_eq!(store.data_size().unwrap(), 2);
+    }
 }

@@ -7,8 +7,13 @@
 //! | `leaves` | leaf hash (32 B) | index (u64 BE) — dedup and entry-id lookup |
 //! | `tiles` | level (u8) ‖ tile index (u64 BE) | [`Tile`] bytes (row 0 + interior rows) |
 //! | `heads` | tree size (u64 BE) | [`SignedTreeHead`] record |
-//! | `meta` | name | value (`size`: committed leaf count, u64 BE) |
-//! | `index` | secondary keys | written by the service layer in the same batch |
+//! | `meta` | name | value (`size`: committed leaf count, u64 BE; `identities`: present once every entry has its identity row, see [`Store::backfill_identities`]) |
+//! | `index` | `\x00i` ‖ identity (32 B) | index (u64 BE) ‖ leaf (32 B): the entry registered under a caller-chosen identity, written by the sequencer in the entry's batch |
+//! | `index` | other secondary keys | written by the service layer in the same batch |
+//!
+//! The identity rows share the `index` family with the service's rows; their
+//! prefix starts with a zero byte, which no service prefix does (those are
+//! ASCII letters, see `src/vcon_index.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +39,49 @@ pub const CF_INDEX: &str = "index";
 const ALL_CFS: [&str; 6] = [CF_ENTRIES, CF_LEAVES, CF_TILES, CF_HEADS, CF_META, CF_INDEX];
 
 const META_SIZE: &[u8] = b"size";
+/// Present once every stored entry has its identity row (value: the number
+/// of entries the backfill covered, u64 BE).
+const META_IDENTITIES: &[u8] = b"identities";
+
+/// Key prefix of the identity rows in the `index` column family.
+pub const IDENTITY_PREFIX: &[u8] = b"\x00i";
+
+/// Rows per write batch while backfilling identity rows: bounds the
+/// memory a backfill of a large log holds at once.
+const BACKFILL_BATCH: usize = 10_000;
+
+/// What [`Store::backfill_identities`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backfill {
+    /// Entries read.
+    pub entries: u64,
+    /// Identity rows written.
+    pub rows: u64,
+    /// Entries whose identity an earlier entry already had (registered
+    /// twice before identities existed; the earlier one keeps the row).
+    pub shared: u64,
+}
+
+fn identity_key(identity: &Hash) -> Vec<u8> {
+    [IDENTITY_PREFIX, identity.as_slice()].concat()
+}
+
+fn identity_value(index: u64, leaf: &Hash) -> [u8; 40] {
+    let mut v = [0u8; 40];
+    v[..8].copy_from_slice(&index.to_be_bytes());
+    v[8..].copy_from_slice(leaf);
+    v
+}
+
+/// (index, leaf) from an identity row's value.
+pub(crate) fn parse_identity_value(v: &[u8]) -> Option<(u64, Hash)> {
+    if v.len() != 40 {
+        return None;
+    }
+    let index = be_u64(&v[..8])?;
+    let leaf: Hash = v[8..].try_into().ok()?;
+    Some((index, leaf))
+}
 
 /// The store handle: a RocksDB instance shared by the sequencer (sole writer)
 /// and any number of readers.
@@ -66,7 +114,16 @@ impl Store {
             match *name {
                 // Statements and the vCon index rows (JSON) are compressible:
                 // measured 2.1x for statements, see BENCHMARKS.md (storage).
-                CF_ENTRIES | CF_INDEX => o.set_compression_type(DBCompressionType::Lz4),
+                CF_ENTRIES => o.set_compression_type(DBCompressionType::Lz4),
+                CF_INDEX => {
+                    o.set_compression_type(DBCompressionType::Lz4);
+                    // Dedup reads an identity row per registration, and a
+                    // new statement's is absent: as for `leaves`, a bloom
+                    // filter (SSTs and memtable) makes the miss cheap.
+                    bbo.set_bloom_filter(10.0, false);
+                    o.set_memtable_prefix_bloom_ratio(0.05);
+                    o.set_memtable_whole_key_filtering(true);
+                }
                 CF_LEAVES => {
                     // Dedup looks up mostly-absent keys: a bloom filter makes a miss
                     // cost no disk read.
@@ -137,6 +194,111 @@ impl Store {
                 .map(Some)
                 .ok_or_else(|| LogError::Corrupt("leaf index value is not 8 bytes".into())),
         }
+    }
+
+    /// The entry stored under a caller-chosen identity: (index, leaf).
+    pub fn identity(&self, identity: &Hash) -> Result<Option<(u64, Hash)>, LogError> {
+        match self.get(CF_INDEX, &identity_key(identity))? {
+            None => Ok(None),
+            Some(v) => parse_identity_value(&v).map(Some).ok_or_else(|| {
+                LogError::Corrupt("an identity row is not index (8 B) ‖ leaf (32 B)".into())
+            }),
+        }
+    }
+
+    pub fn put_identity(
+        &self,
+        batch: &mut WriteBatch,
+        identity: &Hash,
+        index: u64,
+        leaf: &Hash,
+    ) -> Result<(), LogError> {
+        batch.put_cf(
+            self.cf(CF_INDEX)?,
+            identity_key(identity),
+            identity_value(index, leaf),
+        );
+        Ok(())
+    }
+
+    /// Every identity row in key order, as (identity, index, leaf) (fsck).
+    pub fn identities(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(Hash, u64, Hash), LogError>> + '_, LogError> {
+        Ok(self
+            .iter_from(CF_INDEX, IDENTITY_PREFIX)?
+            .take_while(|r| {
+                r.as_ref()
+                    .map_or(true, |(k, _)| k.starts_with(IDENTITY_PREFIX))
+            })
+            .map(|r| {
+                let (k, v) = r?;
+                let identity: Option<Hash> = k[IDENTITY_PREFIX.len()..].try_into().ok();
+                match (identity, parse_identity_value(&v)) {
+                    (Some(id), Some((index, leaf))) => Ok((id, index, leaf)),
+                    _ => Err(LogError::Corrupt(format!(
+                        "identity row {} is malformed",
+                        hex::encode(&k)
+                    ))),
+                }
+            }))
+    }
+
+    /// Gives every stored entry its identity row, once: databases written
+    /// before identity rows existed have none, and a dedup that missed them
+    /// would take a second copy of an old entry as new. `identity_of` is the
+    /// caller's (the log does not know what its entries are); entries it
+    /// returns None for get no row. When several entries share an identity
+    /// the earliest keeps the row. Rows go in synced batches of
+    /// [`BACKFILL_BATCH`], the `identities` marker with the last;
+    /// an interrupted run starts over and rewrites the same rows.
+    ///
+    /// Runs before the sequencer starts (it writes outside it); returns None
+    /// when the marker says it already ran.
+    pub fn backfill_identities(
+        &self,
+        identity_of: &dyn Fn(&[u8]) -> Option<Hash>,
+    ) -> Result<Option<Backfill>, LogError> {
+        if self.get(CF_META, META_IDENTITIES)?.is_some() {
+            return Ok(None);
+        }
+        let size = self.data_size()?;
+        let mut done = Backfill::default();
+        let mut wb = WriteBatch::default();
+        let mut in_batch: std::collections::HashSet<Hash> = std::collections::HashSet::new();
+        for item in self.iter_cf(CF_ENTRIES)? {
+            let (k, entry) = item?;
+            let Some(index) = be_u64(&k).filter(|&i| i < size) else {
+                break;
+            };
+            done.entries += 1;
+            if let Some(id) = identity_of(&entry) {
+                let earlier = match self.identity(&id)? {
+                    // Written by an interrupted run: this entry's own row.
+                    Some((i, _)) => i != index,
+                    None => in_batch.contains(&id),
+                };
+                if earlier {
+                    done.shared += 1;
+                } else {
+                    let leaf = crate::merkle::leaf_hash(&entry);
+                    self.put_identity(&mut wb, &id, index, &leaf)?;
+                    in_batch.insert(id);
+                    done.rows += 1;
+                }
+            }
+            if in_batch.len() >= BACKFILL_BATCH {
+                self.write_synced(std::mem::take(&mut wb))?;
+                in_batch.clear();
+            }
+        }
+        wb.put_cf(
+            self.cf(CF_META)?,
+            META_IDENTITIES,
+            done.entries.to_be_bytes(),
+        );
+        self.write_synced(wb)?;
+        Ok(Some(done))
     }
 
     pub fn tile(&self, id: TileId) -> Result<Option<Tile>, LogError> {
@@ -297,6 +459,19 @@ impl Store {
     pub fn put_raw(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), LogError> {
         let mut b = WriteBatch::default();
         b.put_cf(self.cf(cf)?, key, value);
+        self.write_synced(b)
+    }
+
+    /// Test-only: makes the store look as if written before identity rows
+    /// existed (every row and the backfill marker deleted).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn forget_identities(&self) -> Result<(), LogError> {
+        let mut b = WriteBatch::default();
+        for row in self.identities()? {
+            let (id, _, _) = row?;
+            b.delete_cf(self.cf(CF_INDEX)?, identity_key(&id));
+        }
+        b.delete_cf(self.cf(CF_META)?, META_IDENTITIES);
         self.write_synced(b)
     }
 

@@ -79,11 +79,12 @@ pub fn fsck(data_dir: &Path, keys: Option<&Path>, json: bool) -> anyhow::Result<
 
 fn print_fsck(store: &Store, report: &FsckReport, signatures_checked: bool) {
     println!(
-        "fsck OK: {} entries, {} tiles, {} signed heads (latest size {}){}",
+        "fsck OK: {} entries, {} tiles, {} signed heads (latest size {}), {} registration identities{}",
         report.entries,
         report.tiles,
         report.heads,
         report.latest_head_size,
+        report.identities,
         if signatures_checked {
             ", every head signature verified"
         } else {

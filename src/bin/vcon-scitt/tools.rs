@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use vcon_scitt_client::audit::{self, AuditOptions};
 use vcon_scitt_client::statement::{read_signing_key, with_suffix};
-use vcon_scitt_client::{describe, register_and_wait};
+use vcon_scitt_client::{describe, register_and_wait, registered_transparent_statement};
 use vcon_scitt_core::keys::KeySet;
-use vcon_scitt_core::statement::{Builder, SignedStatement, transparent_statement};
+use vcon_scitt_core::statement::{Builder, SignedStatement};
 
 use crate::args::CreateArgs;
 use crate::serve::runtime;
@@ -36,7 +36,14 @@ pub fn register(file: &Path, url: &str, token: Option<String>, timeout: u64) -> 
     ))?;
     let receipt_path = with_suffix(file, "receipt");
     write(&receipt_path, &receipt)?;
-    let ts = transparent_statement(&statement, &[receipt])?;
+    let (ts, earlier) = runtime()?.block_on(registered_transparent_statement(
+        url, &statement, &location, receipt,
+    ))?;
+    if earlier {
+        println!(
+            "note: the same signed content was already registered with another signature; the receipt and the transparent statement are for the registered bytes"
+        );
+    }
     let ts_path = with_suffix(file, "transparent.cose");
     write(&ts_path, &ts)?;
     println!(
