@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ciborium::value::Value as Cbor;
 use common::*;
 use serde_json::json;
 use vcon_scitt::http::start;
@@ -40,27 +39,6 @@ fn consent_doc(event: &str, at: &str, purpose: &str) -> serde_json::Value {
         "vcon_hash": format!("sha512-{}", vcon_scitt::keys::b64url(&[7u8; 64])),
         "consent": {"purposes": [purpose]},
     })
-}
-
-/// A COSE_Sign1 whose protected header holds `n` labels (unsigned).
-fn header_flood(n: i64) -> Vec<u8> {
-    let map: Vec<(Cbor, Cbor)> = (0..n)
-        .map(|i| (Cbor::Integer((1000 + i).into()), Cbor::Integer(0.into())))
-        .collect();
-    let mut protected = Vec::new();
-    ciborium::ser::into_writer(&Cbor::Map(map), &mut protected).unwrap();
-    let mut out = Vec::new();
-    let sign1 = Cbor::Tag(
-        18,
-        Box::new(Cbor::Array(vec![
-            Cbor::Bytes(protected),
-            Cbor::Map(Vec::new()),
-            Cbor::Bytes(b"{}".to_vec()),
-            Cbor::Bytes(vec![0; 64]),
-        ])),
-    );
-    ciborium::ser::into_writer(&sign1, &mut out).unwrap();
-    out
 }
 
 /// One hostile request class: what to send and which statuses are right.
@@ -195,21 +173,32 @@ async fn hostile_traffic_alongside_honest_clients_gets_no_5xx_and_loses_nothing(
     let now = vcon_scitt::time::now_secs();
     let mut created = consent_doc("vcon_created", "2026-01-01T00:00:00Z", "x");
     created.as_object_mut().unwrap().remove("consent");
+    let mut registered = Vec::new();
     for doc in [
         created,
         consent_doc("vcon_consent_accepted", "2026-01-01T00:00:01Z", "recording"),
         consent_doc("vcon_consent_revoked", "2026-01-02T00:00:00Z", "recording"),
     ] {
-        let r = c
-            .post_statement(lifecycle(&controller, ISSUER, now, doc))
-            .await
-            .unwrap();
+        let st = lifecycle(&controller, ISSUER, now, doc);
+        let r = c.post_statement(st.clone()).await.unwrap();
         assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+        registered.push(st);
     }
 
     let started = Instant::now();
     let statuses: Arc<Mutex<BTreeMap<(&'static str, u16), usize>>> = Arc::default();
-    let all = classes(1_000);
+    let mut all = classes(1_000);
+    // Copies of the controller's published statements with s' = n − s: each
+    // must be answered as the original registration, never a new entry.
+    for st in &registered {
+        all.push(Class {
+            name: "malleated copy of a published statement",
+            method: "POST",
+            path: "/entries".into(),
+            body: malleate(st),
+            expect: &[201],
+        });
+    }
     let mut tasks = Vec::new();
     for t in 0..HOSTILE_TASKS {
         let (url, all, statuses) = (url.clone(), all.clone(), statuses.clone());
@@ -296,10 +285,18 @@ async fn hostile_traffic_alongside_honest_clients_gets_no_5xx_and_loses_nothing(
     let consent: serde_json::Value =
         serde_json::from_slice(&c.get_ok(&format!("/vcons/{U}/consent")).await.unwrap()).unwrap();
     assert_eq!(consent["state"], "revoked", "{consent}");
+    // Nothing hostile became an entry but the one hostile grant (a record
+    // of the claim): the malleated copies were the originals.
+    let history: serde_json::Value =
+        serde_json::from_slice(&c.get_ok(&format!("/vcons/{U}/entries")).await.unwrap()).unwrap();
+    assert_eq!(history["items"].as_array().unwrap().len(), 4, "{history}");
 
     println!(
         "adversarial run: {hostile_requests} hostile requests in {} classes and {} honest registrations (of {honest_registrations} sent) in {:.1} s; 5xx: 0; acknowledged entries missing: 0",
-        all.len(),
+        all.iter()
+            .map(|k| k.name)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
         acknowledged.len(),
         elapsed.as_secs_f64()
     );

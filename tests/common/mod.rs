@@ -99,3 +99,48 @@ pub fn manifest_dir() -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
+
+/// The order of P-256.
+pub const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// What anyone can do to a published ES256 statement: replace the
+/// signature (r, s) by (r, n − s), which verifies just as well.
+pub fn malleate(statement: &[u8]) -> Vec<u8> {
+    let p = vcon_scitt::cose::split(statement).unwrap();
+    assert_eq!(p.signature.len(), 64, "an ES256 signature is r ‖ s");
+    let mut sig = p.signature.clone();
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(P256_N[i]) - i16::from(p.signature[32 + i]) - borrow;
+        borrow = i16::from(d < 0);
+        sig[32 + i] = d.rem_euclid(256) as u8;
+    }
+    assert_eq!(borrow, 0, "s < n");
+    vcon_scitt::cose::encode_sign1(&p.protected, p.unprotected, p.payload.as_deref(), &sig)
+}
+
+/// A COSE_Sign1 whose protected header holds `n` distinct labels: unsigned
+/// garbage that, before the fix, cost O(n²) before any signature check.
+pub fn header_flood(n: i64) -> Vec<u8> {
+    use ciborium::value::Value;
+    let map: Vec<(Value, Value)> = (0..n)
+        .map(|i| (Value::Integer((1000 + i).into()), Value::Integer(0.into())))
+        .collect();
+    let mut protected = Vec::new();
+    ciborium::ser::into_writer(&Value::Map(map), &mut protected).unwrap();
+    let mut out = Vec::new();
+    let sign1 = Value::Tag(
+        18,
+        Box::new(Value::Array(vec![
+            Value::Bytes(protected),
+            Value::Map(Vec::new()),
+            Value::Bytes(b"{}".to_vec()),
+            Value::Bytes(vec![0; 64]),
+        ])),
+    );
+    ciborium::ser::into_writer(&sign1, &mut out).unwrap();
+    out
+}
