@@ -569,9 +569,8 @@ pub fn lineage(
         Some(a) => key(&[&prefix, a, &[0]]),
         None => prefix.clone(),
     };
-    let mut n = 0usize;
     let mut last: Option<Vec<u8>> = None;
-    for row in store.iter_from(CF_INDEX, &from)? {
+    for (n, row) in store.iter_from(CF_INDEX, &from)?.enumerate() {
         let (k, v) = row?;
         if !k.starts_with(&prefix) || k.len() < prefix.len() + 16 {
             break;
@@ -580,7 +579,6 @@ pub fn lineage(
             l.next_after = last.as_deref().map(hex::encode);
             break;
         }
-        n += 1;
         last = Some(k[prefix.len()..].to_vec());
         let other = uuid_from_bytes(&k[prefix.len()..prefix.len() + 16]);
         let Ok(j) = serde_json::from_slice::<serde_json::Value>(&v) else {

@@ -130,8 +130,6 @@ async fn data_dirs_and_backups_are_private() {
     srv.stop().await;
 }
 
-/// The order n of the P-256 group, big-endian.
-
 /// The issuer signing the same protected header and payload again (ECDSA
 /// draws a fresh nonce, so the signature differs).
 fn resign(statement: &[u8]) -> Vec<u8> {
