@@ -6,7 +6,7 @@
 //! | prefix | key | value |
 //! |---|---|---|
 //! | `h` | uuid ‖ index | JSON [`Indexed`]: the vCon's history |
-//! | `v` | uuid ‖ fact (1) ‖ index | per-vCon facts a history page needs: `c` vcon_created (issuer), `d` vcon_deleted, `g` consent grant, `k` content hashes (JSON) |
+//! | `v` | uuid ‖ fact (1) ‖ index | per-vCon facts a history page needs: `c` vcon_created (issuer), `d` vcon_deleted, `g` consent grant, `k` carries content hashes (they are in its `h` row) |
 //! | `c` | uuid ‖ SHA-256(iss) ‖ len (1) ‖ purpose ‖ occurred_at ms (8, sign-flipped BE) ‖ revoked (1) ‖ index | JSON [`ConsentRow`]: one consent change of one purpose |
 //! | `e` | event code (1) ‖ index | uuid: the per-event feed (withdrawals) |
 //! | `a` | index | uuid: every vCon event |
@@ -14,9 +14,6 @@
 //! | `l` | uuid ‖ other uuid ‖ index | JSON edge: lineage, both directions |
 //! | `p` | `p/policy` | JSON: the registration policy entry in force |
 //! | `m` | `m/…` | index-migration markers |
-//!
-//! Keys starting with a zero byte belong to the log (its identity rows,
-//! `src/log/store.rs`); every prefix here is an ASCII letter.
 //!
 //! The `c` rows sort each (vCon, issuer, purpose)'s changes by the consent
 //! state machine's own precedence (`consent::precedence`: occurred_at, then
@@ -161,11 +158,10 @@ fn derived_rows(
         Event::ConsentAccepted => out.push(fact(FACT_GRANTED, Vec::new())),
         _ => {}
     }
+    // The hashes themselves are in the `h` row at the same index; this row
+    // only finds it (a page's carry reads the newest one before the page).
     if !record.vcon_hash.is_empty() {
-        out.push(fact(
-            FACT_HASH,
-            serde_json::to_vec(&record.vcon_hash).unwrap_or_default(),
-        ));
+        out.push(fact(FACT_HASH, Vec::new()));
     }
     if let (Some(c), Some(at)) = (&record.consent, record.occurred_at_ms) {
         let issuer = consent_issuer_prefix(uuid, &record.iss);
@@ -251,11 +247,22 @@ pub fn controller(store: &Store, uuid: &[u8; 16]) -> Result<Option<String>, LogE
 fn carry_before(store: &Store, uuid: &[u8; 16], start: u64) -> Result<HistoryCarry, LogError> {
     let before = |kv: Option<KeyValue>| kv.and_then(|(k, _)| row_index(&k)).filter(|i| *i < start);
     let hash_prefix = key(&[b"v", uuid, &[FACT_HASH]]);
-    let last_hash = match start.checked_sub(1) {
+    let last_hash_at = match start.checked_sub(1) {
         None => None,
         Some(prev) => store
             .last_index_row(&hash_prefix, &key(&[&hash_prefix, &prev.to_be_bytes()]))?
-            .and_then(|(_, v)| serde_json::from_slice::<Vec<String>>(&v).ok()),
+            .and_then(|(k, _)| row_index(&k)),
+    };
+    let last_hash = match last_hash_at {
+        None => None,
+        Some(at) => {
+            let row = store
+                .get_index(&key(&[b"h", uuid, &at.to_be_bytes()]))?
+                .ok_or_else(|| LogError::Corrupt(format!("no history row at index {at}")))?;
+            let row: Indexed = serde_json::from_slice(&row)
+                .map_err(|e| LogError::Corrupt(format!("history row at index {at}: {e}")))?;
+            Some(row.record.vcon_hash)
+        }
     };
     Ok(HistoryCarry {
         deleted_at: before(first_fact(store, uuid, FACT_DELETED)?),

@@ -308,10 +308,10 @@ async fn an_old_data_dir_gets_identities_and_dedups_malleated_copies() {
         "every entry (the policy and the statement) has its identity row: {report:?}"
     );
     // fsck checks the rows: one naming a leaf that is not stored is caught.
-    let key = [vcon_scitt::log::store::IDENTITY_PREFIX, &[7u8; 32]].concat();
+    let key = [7u8; 32];
     let value = [&0u64.to_be_bytes()[..], &[7u8; 32]].concat();
     store
-        .put_raw(vcon_scitt::log::store::CF_INDEX, &key, &value)
+        .put_raw(vcon_scitt::log::store::CF_IDENTITIES, &key, &value)
         .unwrap();
     let e = vcon_scitt::log::fsck(&store, None).unwrap_err();
     assert!(e.to_string().contains("identity row"), "{e}");

@@ -8,12 +8,8 @@
 //! | `tiles` | level (u8) ‖ tile index (u64 BE) | [`Tile`] bytes (row 0 + interior rows) |
 //! | `heads` | tree size (u64 BE) | [`SignedTreeHead`] record |
 //! | `meta` | name | value (`size`: committed leaf count, u64 BE; `identities`: present once every entry has its identity row, see [`Store::backfill_identities`]) |
-//! | `index` | `\x00i` ‖ identity (32 B) | index (u64 BE) ‖ leaf (32 B): the entry registered under a caller-chosen identity, written by the sequencer in the entry's batch |
-//! | `index` | other secondary keys | written by the service layer in the same batch |
-//!
-//! The identity rows share the `index` family with the service's rows; their
-//! prefix starts with a zero byte, which no service prefix does (those are
-//! ASCII letters, see `src/vcon_index.rs`).
+//! | `identities` | identity (32 B) | index (u64 BE) ‖ leaf (32 B): the entry registered under a caller-chosen identity, written by the sequencer in the entry's batch |
+//! | `index` | secondary keys | written by the service layer in the same batch |
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,15 +32,21 @@ pub const CF_TILES: &str = "tiles";
 pub const CF_HEADS: &str = "heads";
 pub const CF_META: &str = "meta";
 pub const CF_INDEX: &str = "index";
-const ALL_CFS: [&str; 6] = [CF_ENTRIES, CF_LEAVES, CF_TILES, CF_HEADS, CF_META, CF_INDEX];
+pub const CF_IDENTITIES: &str = "identities";
+const ALL_CFS: [&str; 7] = [
+    CF_ENTRIES,
+    CF_LEAVES,
+    CF_TILES,
+    CF_HEADS,
+    CF_META,
+    CF_INDEX,
+    CF_IDENTITIES,
+];
 
 const META_SIZE: &[u8] = b"size";
 /// Present once every stored entry has its identity row (value: the number
 /// of entries the backfill covered, u64 BE).
 const META_IDENTITIES: &[u8] = b"identities";
-
-/// Key prefix of the identity rows in the `index` column family.
-pub const IDENTITY_PREFIX: &[u8] = b"\x00i";
 
 /// Rows per write batch while backfilling identity rows: bounds the
 /// memory a backfill of a large log holds at once.
@@ -60,10 +62,6 @@ pub struct Backfill {
     /// Entries whose identity an earlier entry already had (registered
     /// twice before identities existed; the earlier one keeps the row).
     pub shared: u64,
-}
-
-fn identity_key(identity: &Hash) -> Vec<u8> {
-    [IDENTITY_PREFIX, identity.as_slice()].concat()
 }
 
 fn identity_value(index: u64, leaf: &Hash) -> [u8; 40] {
@@ -114,17 +112,12 @@ impl Store {
             match *name {
                 // Statements and the vCon index rows (JSON) are compressible:
                 // measured 2.1x for statements, see BENCHMARKS.md (storage).
-                CF_ENTRIES => o.set_compression_type(DBCompressionType::Lz4),
-                CF_INDEX => {
-                    o.set_compression_type(DBCompressionType::Lz4);
-                    // Dedup reads an identity row per registration, and a
-                    // new statement's is absent: as for `leaves`, a bloom
-                    // filter (SSTs and memtable) makes the miss cheap.
-                    bbo.set_bloom_filter(10.0, false);
-                    o.set_memtable_prefix_bloom_ratio(0.05);
-                    o.set_memtable_whole_key_filtering(true);
-                }
-                CF_LEAVES => {
+                CF_ENTRIES | CF_INDEX => o.set_compression_type(DBCompressionType::Lz4),
+                // Dedup reads a leaf and an identity per new statement, both
+                // absent: the identities live in their own family (not among
+                // the vCon rows, which are never point-read on the write
+                // path) so that only these two carry bloom filters.
+                CF_LEAVES | CF_IDENTITIES => {
                     // Dedup looks up mostly-absent keys: a bloom filter makes a miss
                     // cost no disk read.
                     bbo.set_bloom_filter(10.0, false);
@@ -198,7 +191,7 @@ impl Store {
 
     /// The entry stored under a caller-chosen identity: (index, leaf).
     pub fn identity(&self, identity: &Hash) -> Result<Option<(u64, Hash)>, LogError> {
-        match self.get(CF_INDEX, &identity_key(identity))? {
+        match self.get(CF_IDENTITIES, identity)? {
             None => Ok(None),
             Some(v) => parse_identity_value(&v).map(Some).ok_or_else(|| {
                 LogError::Corrupt("an identity row is not index (8 B) ‖ leaf (32 B)".into())
@@ -214,8 +207,8 @@ impl Store {
         leaf: &Hash,
     ) -> Result<(), LogError> {
         batch.put_cf(
-            self.cf(CF_INDEX)?,
-            identity_key(identity),
+            self.cf(CF_IDENTITIES)?,
+            identity,
             identity_value(index, leaf),
         );
         Ok(())
@@ -225,23 +218,17 @@ impl Store {
     pub fn identities(
         &self,
     ) -> Result<impl Iterator<Item = Result<(Hash, u64, Hash), LogError>> + '_, LogError> {
-        Ok(self
-            .iter_from(CF_INDEX, IDENTITY_PREFIX)?
-            .take_while(|r| {
-                r.as_ref()
-                    .map_or(true, |(k, _)| k.starts_with(IDENTITY_PREFIX))
-            })
-            .map(|r| {
-                let (k, v) = r?;
-                let identity: Option<Hash> = k[IDENTITY_PREFIX.len()..].try_into().ok();
-                match (identity, parse_identity_value(&v)) {
-                    (Some(id), Some((index, leaf))) => Ok((id, index, leaf)),
-                    _ => Err(LogError::Corrupt(format!(
-                        "identity row {} is malformed",
-                        hex::encode(&k)
-                    ))),
-                }
-            }))
+        Ok(self.iter_cf(CF_IDENTITIES)?.map(|r| {
+            let (k, v) = r?;
+            let identity: Option<Hash> = k[..].try_into().ok();
+            match (identity, parse_identity_value(&v)) {
+                (Some(id), Some((index, leaf))) => Ok((id, index, leaf)),
+                _ => Err(LogError::Corrupt(format!(
+                    "identity row {} is malformed",
+                    hex::encode(&k)
+                ))),
+            }
+        }))
     }
 
     /// Gives every stored entry its identity row, once: databases written
@@ -469,7 +456,7 @@ impl Store {
         let mut b = WriteBatch::default();
         for row in self.identities()? {
             let (id, _, _) = row?;
-            b.delete_cf(self.cf(CF_INDEX)?, identity_key(&id));
+            b.delete_cf(self.cf(CF_IDENTITIES)?, id);
         }
         b.delete_cf(self.cf(CF_META)?, META_IDENTITIES);
         self.write_synced(b)
