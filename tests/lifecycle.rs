@@ -428,6 +428,18 @@ async fn every_policy_rule_rejects_with_its_name() {
             ),
         ),
         (
+            "occurred-at-range",
+            sign(
+                &sub,
+                lc,
+                with(
+                    base("vcon_created"),
+                    "occurred_at",
+                    "1969-12-31T23:59:59Z".into(),
+                ),
+            ),
+        ),
+        (
             "pii-subject",
             sign(
                 "tel:+12345678901",
