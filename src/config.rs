@@ -148,6 +148,9 @@ pub struct Config {
 pub struct Registration {
     /// How long POST /entries waits for the durable signed head before 202.
     pub wait_ms: u64,
+    /// The longest wait a client may ask for with RFC 7240 `Prefer: wait=N`
+    /// (seconds); longer requests are capped to it.
+    pub max_wait_ms: u64,
     /// Largest accepted statement (bytes); bigger bodies get 413.
     pub max_statement_bytes: usize,
     /// Retry-After (seconds) on 202, 204, 503.
@@ -229,6 +232,7 @@ impl Default for Registration {
     fn default() -> Self {
         Registration {
             wait_ms: 2000,
+            max_wait_ms: 30_000,
             max_statement_bytes: crate::statement::DEFAULT_MAX_BYTES,
             retry_after_secs: 1,
         }

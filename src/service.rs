@@ -299,9 +299,14 @@ impl Service {
     }
 
     /// Verifies, applies the policy, sequences; waits up to the budget for
-    /// the durable signed head.
-    pub async fn register(self: &Arc<Self>, body: &[u8]) -> Result<Registered, ServiceError> {
-        let result = self.register_inner(body).await;
+    /// the durable signed head (`wait`, when the client stated one, else the
+    /// configured `wait_ms`), then answers 202.
+    pub async fn register(
+        self: &Arc<Self>,
+        body: &[u8],
+        wait: Option<Duration>,
+    ) -> Result<Registered, ServiceError> {
+        let result = self.register_inner(body, wait).await;
         let c = &self.counters;
         let counter = match &result {
             Ok(Registered::Created {
@@ -321,7 +326,11 @@ impl Service {
         result
     }
 
-    async fn register_inner(self: &Arc<Self>, body: &[u8]) -> Result<Registered, ServiceError> {
+    async fn register_inner(
+        self: &Arc<Self>,
+        body: &[u8],
+        wait: Option<Duration>,
+    ) -> Result<Registered, ServiceError> {
         let now = crate::time::now_secs();
         let st = SignedStatement::parse(body, self.config.registration.max_statement_bytes)?;
         // Signature checks run here, on the request's worker thread, so they
@@ -349,7 +358,8 @@ impl Service {
         // no read here, so the request path never touches RocksDB.
         let pending = self.log.submit_with(entry, leaf, Some(identity), rows)?;
         self.pending.add(leaf);
-        let budget = Duration::from_millis(self.config.registration.wait_ms);
+        let budget =
+            wait.unwrap_or_else(|| Duration::from_millis(self.config.registration.wait_ms));
         let mut wait = Box::pin(pending.wait());
         match tokio::time::timeout(budget, &mut wait).await {
             Ok(result) => {
@@ -504,6 +514,23 @@ impl Service {
     }
 
     /// GET /entries/{id}/statement: the entry with its stable receipt in 394.
+    /// The Signed Statement as registered (the entry bytes: its unprotected
+    /// header emptied), once a signed head covers it.
+    pub fn signed_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
+        let Some(index) = self.log.index_of(leaf).map_err(internal)? else {
+            return Ok(None);
+        };
+        if self
+            .log
+            .first_head_covering(index)
+            .map_err(internal)?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        self.log.entry(index).map_err(internal)
+    }
+
     pub fn transparent_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
         let Some(index) = self.log.index_of(leaf).map_err(internal)? else {
             return Ok(None);

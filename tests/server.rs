@@ -807,3 +807,70 @@ async fn c2sp_tiles_rebuild_the_signed_root() {
     );
     srv.stop().await;
 }
+
+/// Issue 13 (interop): a client that prefers a synchronous answer says so
+/// with RFC 7240 `Prefer: wait=N` and gets the 201 where the configured
+/// budget alone would give a 202; a client that asks for RFC 9942's
+/// receipt media type gets it (same bytes), others get `application/cose`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefer_wait_the_receipt_media_type_and_signed_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = server_config(dir.path());
+    cfg.registration.wait_ms = 0;
+    // The sequencer lingers for company: with no wait, every POST is a 202.
+    cfg.sequencer.max_delay_us = 300_000;
+    cfg.registration.max_wait_ms = 5_000;
+    let srv = server(cfg).await;
+    let keys = fetch_keys(&srv.url()).await;
+    let mut c = Conn::connect(&srv.url()).await.unwrap();
+    let r = c
+        .post_statement(generic_statement("urn:example:no-wait", b"{}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", vcon_scitt_client::describe(&r));
+
+    let hyper_name = |n: &'static str| hyper::header::HeaderName::from_static(n);
+    c.headers = vec![
+        (hyper_name("prefer"), "respond-async, wait=60".into()),
+        (
+            hyper_name("accept"),
+            "application/scitt-receipt+cose".into(),
+        ),
+    ];
+    let st = generic_statement("urn:example:wait", b"{}");
+    let r = c.post_statement(st.clone()).await.unwrap();
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+    // Asked for 60 s, capped to the configured 5 s.
+    assert_eq!(r.header("preference-applied"), Some("wait=5"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/scitt-receipt+cose")
+    );
+    verify_receipt(&st, &r.body, &keys);
+    let location = r.header("location").unwrap().to_owned();
+    let g = c.get(&location).await.unwrap();
+    assert_eq!(
+        g.header("content-type"),
+        Some("application/scitt-receipt+cose")
+    );
+    assert_eq!(g.header("vary"), Some("Accept"));
+    let receipt = g.body.clone();
+    c.headers.clear();
+    let g = c.get(&location).await.unwrap();
+    assert_eq!(g.header("content-type"), Some("application/cose"));
+    assert_eq!(g.body, receipt, "the same receipt under either type");
+
+    // scittles' client path for the registered Signed Statement: the bytes
+    // it sent (their unprotected header was empty).
+    let id = location.rsplit('/').next().unwrap();
+    let got = c.get(&format!("/signed-statements/{id}")).await.unwrap();
+    assert_eq!(got.status, 200, "{}", vcon_scitt_client::describe(&got));
+    assert_eq!(got.body, st);
+    let missing = c
+        .get(&format!("/signed-statements/{}", "ab".repeat(32)))
+        .await
+        .unwrap();
+    assert_eq!(missing.status, 404);
+    assert_eq!(c.get("/signed-statements/zz").await.unwrap().status, 400);
+    srv.stop().await;
+}

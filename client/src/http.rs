@@ -62,6 +62,8 @@ pub struct Conn {
     base: String,
     sender: SendRequest<Full<Bytes>>,
     pub token: Option<String>,
+    /// Sent with every request (e.g. `Accept`, `Prefer`).
+    pub headers: Vec<(hyper::header::HeaderName, String)>,
 }
 
 impl Conn {
@@ -85,6 +87,7 @@ impl Conn {
             base,
             sender,
             token: None,
+            headers: Vec::new(),
         })
     }
 
@@ -109,6 +112,9 @@ impl Conn {
         }
         if let Some(t) = &self.token {
             b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        for (name, value) in &self.headers {
+            b = b.header(name, value);
         }
         let req = b.body(Full::new(Bytes::from(body)))?;
         self.sender.ready().await.map_err(self.http_error())?;

@@ -367,10 +367,12 @@ impl SignedStatement {
                 let preimage_content_type = map_get(h, ct_label)
                     .map(|v| ContentType::parse(v, "preimage content type"))
                     .transpose()?;
+                // A null location is "absent": the conserver SCITT link's
+                // statement tool sends -6801: null (issue 13, interop).
                 let payload_location = match map_get(h, loc_label) {
-                    None => None,
+                    None | Some(Value::Null) => None,
                     Some(Value::Text(t)) => Some(t.clone()),
-                    Some(_) => return malformed("payload-location must be a text string"),
+                    Some(_) => return malformed("payload-location must be a text string or null"),
                 };
                 Some(HashEnvelope {
                     payload_hash_alg,
@@ -672,5 +674,37 @@ impl<'a> Builder<'a> {
         // Round-trip through our own parser so a builder bug cannot go unseen.
         let _ = coset::CoseSign1::from_slice(&bytes[1..]).map_err(|e| e.to_string())?;
         Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod legacy_label_tests {
+    use super::*;
+    use crate::keys::{Alg, SigningKey};
+
+    /// The conserver SCITT link's standalone statement tool sends
+    /// `-6801: null` (issue 13): a null payload location is absent, not
+    /// malformed. Any other non-text value still is.
+    #[test]
+    fn a_null_legacy_payload_location_is_absent() {
+        let (key, _) = SigningKey::generate(Alg::P256).unwrap();
+        let sign = |location: Value| {
+            let mut b = Builder::new(&key, "https://conserver.test.example", "vcon://x");
+            b.extra = vec![
+                (LEGACY_PAYLOAD_HASH_ALG, Value::Integer((-16).into())),
+                (LEGACY_PAYLOAD_LOCATION, location),
+                (
+                    LEGACY_PREIMAGE_CONTENT_TYPE,
+                    Value::Text("application/vcon+json".into()),
+                ),
+            ];
+            b.sign(&[7u8; 32]).unwrap()
+        };
+        let st = SignedStatement::parse(&sign(Value::Null), usize::MAX).unwrap();
+        let env = st.hash_envelope.unwrap();
+        assert!(env.legacy_labels);
+        assert_eq!(env.payload_location, None);
+        let err = SignedStatement::parse(&sign(Value::Integer(1.into())), usize::MAX).unwrap_err();
+        assert!(err.to_string().contains("payload-location"), "{err}");
     }
 }

@@ -25,18 +25,28 @@ pub(super) async fn register(
 ) -> Result<Response<Body>, ApiError> {
     admission::admit(api, &req, peer)?;
     let svc = &api.svc;
+    let receipt_type = receipt_media_type(&req);
+    let wait = preferred_wait(&req, svc.config.registration.max_wait_ms);
     let body = read_statement(svc, req).await?;
     let location = |entry_id: &str| format!("/entries/{entry_id}");
-    Ok(match svc.register(&body).await? {
+    let applied = |r: &mut Response<Body>| {
+        if let Some(w) = wait {
+            set(r, PREFERENCE_APPLIED, &format!("wait={}", w.as_secs()));
+        }
+    };
+    Ok(match svc.register(&body, wait).await? {
         Registered::Created {
             entry_id, receipt, ..
         } => {
-            let mut r = respond(StatusCode::CREATED, COSE, receipt);
+            let mut r = respond(StatusCode::CREATED, receipt_type, receipt);
             set(&mut r, header::LOCATION, &location(&entry_id));
+            set(&mut r, header::VARY, "Accept");
+            applied(&mut r);
             r
         }
         Registered::Accepted { entry_id } => {
             let mut r = respond(StatusCode::ACCEPTED, COSE, Vec::new());
+            applied(&mut r);
             set(&mut r, header::LOCATION, &location(&entry_id));
             set(
                 &mut r,
@@ -46,6 +56,56 @@ pub(super) async fn register(
             r
         }
     })
+}
+
+/// RFC 9942's receipt media type, for clients that ask for it.
+const RECEIPT: &str = "application/scitt-receipt+cose";
+
+/// RFC 7240's response header naming the preferences honoured.
+const PREFERENCE_APPLIED: header::HeaderName =
+    header::HeaderName::from_static("preference-applied");
+
+/// A receipt is `application/cose` unless the client's `Accept` names
+/// `application/scitt-receipt+cose` (same bytes; some SCITT clients match
+/// the specific type).
+pub(super) fn receipt_media_type<B>(req: &Request<B>) -> &'static str {
+    let asks = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(RECEIPT)
+        });
+    if asks { RECEIPT } else { COSE }
+}
+
+/// RFC 7240 `Prefer: wait=N`: how long the client will wait for a
+/// synchronous answer (201 with the receipt) before a 202, in seconds,
+/// capped at the configured `max_wait_ms`. Malformed preferences are
+/// ignored, as RFC 7240 §2 says.
+fn preferred_wait<B>(req: &Request<B>, max_wait_ms: u64) -> Option<Duration> {
+    let secs = req
+        .headers()
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| {
+            let (name, value) = p.split(';').next()?.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("wait")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .next()?;
+    let ms = secs.saturating_mul(1000).min(max_wait_ms);
+    Some(Duration::from_millis(ms))
 }
 
 /// The statement bytes: a COSE media type, at most the configured size
@@ -104,13 +164,19 @@ fn parse_entry_id(id: &str) -> Result<merkle::Hash, ApiError> {
 }
 
 /// `GET /entries/{id}`: the stable receipt, or with `?fresh=1` one at the
-/// latest head.
-pub(super) fn entry(svc: &Service, id: &str, q: &Query) -> Result<Response<Body>, ApiError> {
+/// latest head; `application/cose`, or RFC 9942's receipt type when asked.
+pub(super) fn entry(
+    svc: &Service,
+    id: &str,
+    q: &Query,
+    receipt_type: &'static str,
+) -> Result<Response<Body>, ApiError> {
     let leaf = parse_entry_id(id)?;
     let fresh = matches!(q.get("fresh"), Some("1" | "true" | "yes"));
     match svc.lookup_receipt(&leaf, fresh)? {
         ReceiptLookup::Ready(receipt) => {
-            let mut r = respond(StatusCode::OK, COSE, receipt);
+            let mut r = respond(StatusCode::OK, receipt_type, receipt);
+            set(&mut r, header::VARY, "Accept");
             set(&mut r, header::LOCATION, &format!("/entries/{id}"));
             // The stable receipt never changes; a fresh one does.
             let cc = if fresh { "no-cache" } else { IMMUTABLE };
@@ -149,6 +215,24 @@ pub(super) fn statement(svc: &Service, id: &str) -> Result<Response<Body>, ApiEr
         }
         None => Err(ApiError::NotFound(format!(
             "no registered statement with entry ID {id} (or its receipt is not signed yet)"
+        ))),
+    }
+}
+
+/// `GET /signed-statements/{id}`: the Signed Statement as registered, for
+/// clients written against SCRAPI's optional "resolve Signed Statement"
+/// (scittles' example fetches it and compares it with what it sent; the
+/// bytes are the entry: the statement with its unprotected header emptied).
+pub(super) fn signed_statement(svc: &Service, id: &str) -> Result<Response<Body>, ApiError> {
+    let leaf = parse_entry_id(id)?;
+    match svc.signed_statement(&leaf)? {
+        Some(st) => {
+            let mut r = respond(StatusCode::OK, COSE, st);
+            set(&mut r, header::CACHE_CONTROL, IMMUTABLE);
+            Ok(r)
+        }
+        None => Err(ApiError::NotFound(format!(
+            "no registered statement with entry ID {id} (or it is not covered by a signed head yet)"
         ))),
     }
 }

@@ -16,6 +16,8 @@ enum Route<'a> {
     Register,
     Entry(&'a str),
     Statement(&'a str),
+    /// scittles' path for the registered Signed Statement.
+    SignedStatement(&'a str),
     Keys,
     Key(&'a str),
     TransparencyConfiguration,
@@ -38,6 +40,7 @@ impl<'a> Route<'a> {
         Some(match segments {
             ["entries"] => Route::Register,
             ["entries", id] => Route::Entry(id),
+            ["signed-statements", id] => Route::SignedStatement(id),
             ["entries", id, "statement"] => Route::Statement(id),
             [".well-known", "scitt-keys"] => Route::Keys,
             [".well-known", "scitt-keys", kid] => Route::Key(kid),
@@ -103,8 +106,9 @@ pub(super) async fn dispatch(
     let q = Query::of(&req);
     match route {
         Route::Register => entries::register(api, peer, req).await,
-        Route::Entry(id) => entries::entry(svc, id, &q),
+        Route::Entry(id) => entries::entry(svc, id, &q, entries::receipt_media_type(&req)),
         Route::Statement(id) => entries::statement(svc, id),
+        Route::SignedStatement(id) => entries::signed_statement(svc, id),
         Route::Keys => Ok(discovery::keyset(svc)),
         Route::Key(kid) => discovery::key_by_kid(svc, kid),
         Route::TransparencyConfiguration => Ok(discovery::transparency_configuration(svc)),
