@@ -228,7 +228,7 @@ async fn audit_row(
                         Ok(v) => derived = Some(v),
                         Err(e) => failures.push(e),
                     }
-                    let issuer = if trust.is_some() {
+                    let issuer = if rep.issuer_verified {
                         Verdict::Verified(rep.issuer_signature)
                     } else {
                         Verdict::NotChecked

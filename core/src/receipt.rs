@@ -171,6 +171,8 @@ pub enum ReceiptError {
     UnknownCritical(String),
     #[error("no trusted service key has kid {0}")]
     UnknownKey(String),
+    #[error("the receipt names no kid and no trusted service key is an {0} key")]
+    NoKeyForAlg(String),
     #[error("receipt proof: {0}")]
     Proof(String),
     #[error("receipt is for tree size {signed} but its proof says {proof}")]
@@ -181,6 +183,23 @@ pub enum ReceiptError {
         "the signature does not verify over the root the proof computes: the proof, the entry or the signature was altered, or another key signed"
     )]
     BadSignature,
+    #[error(
+        "the receipt names no kid and its signature verifies under none of the {tried} trusted {alg} key(s) over the root the proof computes: the proof, the entry or the signature was altered, or another service signed"
+    )]
+    NoKeyVerifies { alg: String, tried: usize },
+}
+
+impl ReceiptError {
+    /// A receipt that cannot be attributed to any trusted service key: one
+    /// naming an unknown kid, or one naming no kid whose algorithm no
+    /// trusted key has. RFC 9943 §7.1 lets a relying party skip receipts
+    /// from services it does not trust, so the verifier skips these.
+    pub fn is_untrusted_key(&self) -> bool {
+        matches!(
+            self,
+            ReceiptError::UnknownKey(_) | ReceiptError::NoKeyForAlg(_)
+        )
+    }
 }
 
 /// What a verified receipt says.
@@ -189,8 +208,13 @@ pub struct ReceiptInfo {
     pub issuer: Option<String>,
     pub subject: Option<String>,
     pub issued_at: Option<i64>,
+    /// The kid the receipt names; empty when it names none.
     #[serde(serialize_with = "ser_hex")]
     pub kid: Vec<u8>,
+    /// RFC 9679 thumbprint of the trusted key the signature verified under
+    /// (for a receipt without a kid, the only way to say which key that was).
+    #[serde(serialize_with = "ser_hex")]
+    pub key_thumbprint: Vec<u8>,
     pub alg: String,
     pub tree_size: u64,
     /// Leaf index (inclusion) or the older size (consistency).
@@ -233,10 +257,63 @@ const UNDERSTOOD: [i64; 5] = [
 
 struct Checked<'a> {
     alg: Alg,
-    key: &'a crate::keys::PublicKey,
-    kid: Vec<u8>,
+    /// The trusted keys the signature may be under: the one its kid names,
+    /// or every trusted key of its algorithm when it names no kid.
+    keys: Vec<&'a crate::keys::PublicKey>,
+    /// The kid as named; None when the receipt names none.
+    kid: Option<Vec<u8>>,
     signed_size: Option<u64>,
     claims: (Option<String>, Option<String>, Option<i64>),
+}
+
+/// The trusted keys a receipt's signature may be under.
+///
+/// With a kid (every receipt we sign): exactly the key with that kid, and it
+/// must have the receipt's algorithm — a receipt that names a key is held to
+/// it. Without a kid (the SCITT WG's vds-1 receipts, which hand the log key
+/// over out of band): every trusted key of the receipt's algorithm, tried in
+/// turn. Requiring a single key instead would make a kid-less receipt
+/// unverifiable against a service's published key set as soon as the
+/// service has rotated once (the set then holds every key it ever signed
+/// with), and buys nothing: each key in the set is one the relying party
+/// already trusts to sign this service's tree heads, so a signature under any
+/// of them is exactly the statement "a trusted key signed this root". The
+/// cost is one signature check per key of that algorithm, on a set the
+/// relying party chose.
+fn candidate_keys<'a>(
+    h: &[(Value, Value)],
+    alg: Alg,
+    keys: &'a KeySet,
+) -> Result<(Option<Vec<u8>>, Vec<&'a crate::keys::PublicKey>), ReceiptError> {
+    let kid = match map_get(h, LABEL_KID) {
+        Some(Value::Bytes(b)) => b.clone(),
+        Some(Value::Text(t)) => t.as_bytes().to_vec(),
+        Some(_) => return Err(ReceiptError::Header("kid is not a byte string".into())),
+        None => {
+            let mut same_alg: Vec<&crate::keys::PublicKey> = Vec::new();
+            // A key is listed under its thumbprint and maybe a kid alias: once.
+            for (_, k) in &keys.keys {
+                if k.alg == alg && !same_alg.contains(&k) {
+                    same_alg.push(k);
+                }
+            }
+            if same_alg.is_empty() {
+                return Err(ReceiptError::NoKeyForAlg(alg.name().into()));
+            }
+            return Ok((None, same_alg));
+        }
+    };
+    let key = keys
+        .get(&kid)
+        .ok_or_else(|| ReceiptError::UnknownKey(hex::encode(&kid)))?;
+    if key.alg != alg {
+        return Err(ReceiptError::Header(format!(
+            "kid names a {} key but alg is {}",
+            key.alg.name(),
+            alg.name()
+        )));
+    }
+    Ok((Some(kid), vec![key]))
 }
 
 fn check_header<'a>(p: &Parsed, keys: &'a KeySet) -> Result<Checked<'a>, ReceiptError> {
@@ -263,21 +340,7 @@ fn check_header<'a>(p: &Parsed, keys: &'a KeySet) -> Result<Checked<'a>, Receipt
             }
         }
     }
-    let kid = match map_get(h, LABEL_KID) {
-        Some(Value::Bytes(b)) => b.clone(),
-        Some(Value::Text(t)) => t.as_bytes().to_vec(),
-        _ => return Err(ReceiptError::Header("no kid".into())),
-    };
-    let key = keys
-        .get(&kid)
-        .ok_or_else(|| ReceiptError::UnknownKey(hex::encode(&kid)))?;
-    if key.alg != alg {
-        return Err(ReceiptError::Header(format!(
-            "kid names a {} key but alg is {}",
-            key.alg.name(),
-            alg.name()
-        )));
-    }
+    let (kid, candidates) = candidate_keys(h, alg, keys)?;
     let signed_size = match map_get(h, LABEL_TREE_SIZE) {
         None => None,
         Some(v) => Some(
@@ -296,15 +359,26 @@ fn check_header<'a>(p: &Parsed, keys: &'a KeySet) -> Result<Checked<'a>, Receipt
     };
     Ok(Checked {
         alg,
-        key,
+        keys: candidates,
         kid,
         signed_size,
         claims,
     })
 }
 
-/// Decodes the single proof under `396 / proof_label`.
-fn single_proof(p: &Parsed, proof_label: i64) -> Result<(u64, u64, Vec<Hash>), ReceiptError> {
+/// Most inclusion proofs one receipt may carry. RFC 9942 allows several
+/// (`[+ inclusion-proof]`; the WG's upstream vectors include a receipt with
+/// a decoy proof before the one for the entry). Each distinct root costs a
+/// signature check per candidate key before anything is authenticated, so
+/// the count is bounded; we issue one proof per receipt.
+pub const MAX_INCLUSION_PROOFS: usize = 16;
+
+/// Decodes the proofs under `396 / proof_label`: between 1 and `max`.
+fn proofs(
+    p: &Parsed,
+    proof_label: i64,
+    max: usize,
+) -> Result<Vec<(u64, u64, Vec<Hash>)>, ReceiptError> {
     let vdp = match map_get(&p.unprotected, LABEL_VDP) {
         Some(Value::Map(m)) => m,
         Some(_) => return Err(ReceiptError::Proof("vdp (396) is not a map".into())),
@@ -322,12 +396,18 @@ fn single_proof(p: &Parsed, proof_label: i64) -> Result<(u64, u64, Vec<Hash>), R
             )));
         }
     };
-    let [proof]: &[Value; 1] = proofs.as_slice().try_into().map_err(|_| {
-        ReceiptError::Proof(format!(
-            "expected exactly one proof, found {}",
-            proofs.len()
-        ))
-    })?;
+    if proofs.is_empty() || proofs.len() > max {
+        return Err(ReceiptError::Proof(if max == 1 {
+            format!("expected exactly one proof, found {}", proofs.len())
+        } else {
+            format!("expected 1 to {max} proofs, found {}", proofs.len())
+        }));
+    }
+    proofs.iter().map(decode_proof).collect()
+}
+
+/// One `bstr .cbor [a, b, [path]]`.
+fn decode_proof(proof: &Value) -> Result<(u64, u64, Vec<Hash>), ReceiptError> {
     let Value::Bytes(pb) = proof else {
         return Err(ReceiptError::Proof("proof is not a bstr".into()));
     };
@@ -359,46 +439,66 @@ fn single_proof(p: &Parsed, proof_label: i64) -> Result<(u64, u64, Vec<Hash>), R
     Ok((a, b, path))
 }
 
-fn finish(
-    p: &Parsed,
-    c: &Checked<'_>,
-    root: Hash,
-    tree_size: u64,
-    index: u64,
-) -> Result<ReceiptInfo, ReceiptError> {
-    if let Some(signed) = c.signed_size
-        && signed != tree_size
-    {
-        return Err(ReceiptError::SizeMismatch {
-            signed,
-            proof: tree_size,
-        });
+/// A root a proof computes: (root, tree size, leaf index or older size).
+type Candidate = (Hash, u64, u64);
+
+/// Checks the computed roots against the signed size and any attached
+/// payload (all before a signature is checked: a proof that disagrees with
+/// what is signed is a proof failure, not a signature one), then verifies
+/// the signature over each remaining root with each candidate key. The first
+/// (root, key) that verifies is the receipt's.
+fn finish(p: &Parsed, c: &Checked<'_>, roots: &[Candidate]) -> Result<ReceiptInfo, ReceiptError> {
+    for &(_, tree_size, _) in roots {
+        if let Some(signed) = c.signed_size
+            && signed != tree_size
+        {
+            return Err(ReceiptError::SizeMismatch {
+                signed,
+                proof: tree_size,
+            });
+        }
     }
-    if let Some(payload) = &p.payload
-        && payload.as_slice() != root.as_slice()
-    {
+    let mut remaining: Vec<Candidate> = Vec::with_capacity(roots.len());
+    for &r in roots {
+        let matches_payload = p.payload.as_ref().is_none_or(|pl| pl.as_slice() == r.0);
+        if matches_payload && !remaining.iter().any(|(root, _, _)| *root == r.0) {
+            remaining.push(r);
+        }
+    }
+    if remaining.is_empty() {
         return Err(ReceiptError::PayloadMismatch);
     }
-    if !c
-        .key
-        .verify(&sig_structure(&p.protected, &root), &p.signature)
-    {
-        return Err(ReceiptError::BadSignature);
+    for (root, tree_size, index) in remaining {
+        let tbs = sig_structure(&p.protected, &root);
+        if let Some(key) = c.keys.iter().find(|k| k.verify(&tbs, &p.signature)) {
+            return Ok(ReceiptInfo {
+                issuer: c.claims.0.clone(),
+                subject: c.claims.1.clone(),
+                issued_at: c.claims.2,
+                kid: c.kid.clone().unwrap_or_default(),
+                key_thumbprint: key.thumbprint(),
+                alg: c.alg.name().into(),
+                tree_size,
+                leaf_index: index,
+                root: root.to_vec(),
+            });
+        }
     }
-    Ok(ReceiptInfo {
-        issuer: c.claims.0.clone(),
-        subject: c.claims.1.clone(),
-        issued_at: c.claims.2,
-        kid: c.kid.clone(),
-        alg: c.alg.name().into(),
-        tree_size,
-        leaf_index: index,
-        root: root.to_vec(),
+    Err(match c.kid {
+        Some(_) => ReceiptError::BadSignature,
+        None => ReceiptError::NoKeyVerifies {
+            alg: c.alg.name().into(),
+            tried: c.keys.len(),
+        },
     })
 }
 
 /// Verifies an inclusion receipt for the entry whose leaf hash is `leaf`:
-/// recompute the root from the proof, then check the signature over it.
+/// recompute the root from each proof, then check the signature over it.
+/// Every proof must be well formed and compute a root (index < size, exact
+/// path length) before any signature is checked, so `[0, 0, []]` is a proof
+/// failure whatever the signature says; with several proofs, the receipt
+/// verifies if the signature covers the root one of them computes.
 pub fn verify_inclusion_receipt(
     receipt: &[u8],
     leaf: &Hash,
@@ -406,10 +506,15 @@ pub fn verify_inclusion_receipt(
 ) -> Result<ReceiptInfo, ReceiptError> {
     let p = parse_cose_sign1(receipt)?;
     let c = check_header(&p, keys)?;
-    let (size, index, path) = single_proof(&p, PROOF_INCLUSION)?;
-    let root = merkle::root_from_inclusion_proof(index, size, leaf, &path)
-        .map_err(|e| ReceiptError::Proof(e.to_string()))?;
-    finish(&p, &c, root, size, index)
+    let roots = proofs(&p, PROOF_INCLUSION, MAX_INCLUSION_PROOFS)?
+        .into_iter()
+        .map(|(size, index, path)| {
+            merkle::root_from_inclusion_proof(index, size, leaf, &path)
+                .map(|root| (root, size, index))
+                .map_err(|e| ReceiptError::Proof(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    finish(&p, &c, &roots)
 }
 
 /// Verifies a consistency receipt against a trusted older root (e.g. from a
@@ -422,7 +527,9 @@ pub fn verify_consistency_receipt(
 ) -> Result<ReceiptInfo, ReceiptError> {
     let p = parse_cose_sign1(receipt)?;
     let c = check_header(&p, keys)?;
-    let (s1, s2, path) = single_proof(&p, PROOF_CONSISTENCY)?;
+    let [(s1, s2, path)]: [(u64, u64, Vec<Hash>); 1] = proofs(&p, PROOF_CONSISTENCY, 1)?
+        .try_into()
+        .map_err(|_| ReceiptError::Proof("expected exactly one proof".into()))?;
     if s1 != size1 {
         return Err(ReceiptError::Proof(format!(
             "proof starts at size {s1}, the trusted root is for {size1}"
@@ -430,7 +537,7 @@ pub fn verify_consistency_receipt(
     }
     let root2 = merkle::root_from_consistency_proof(s1, s2, root1, &path)
         .map_err(|e| ReceiptError::Proof(e.to_string()))?;
-    finish(&p, &c, root2, s2, s1)
+    finish(&p, &c, &[(root2, s2, s1)])
 }
 
 /// Verifies a bare tree-head signature (a `/checkpoint`, or fsck).
@@ -441,7 +548,7 @@ pub fn verify_tree_head(
 ) -> Result<ReceiptInfo, ReceiptError> {
     let p = parse_cose_sign1(signed_head)?;
     let c = check_header(&p, keys)?;
-    finish(&p, &c, head.root, head.size, 0)
+    finish(&p, &c, &[(head.root, head.size, 0)])
 }
 
 /// Reads a tree head's size and time from its signature object (no checks).

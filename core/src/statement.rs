@@ -5,7 +5,11 @@
 //! payload bstr, signature bstr])`: the unprotected header emptied as RFC 9943
 //! requires, everything else byte-identical to what the issuer signed. The
 //! leaf hash is `SHA-256(0x00 ‖ entry)`; the entry id its lowercase hex. A
-//! verifier recomputes all three from a Transparent Statement alone.
+//! verifier recomputes all three from a Transparent Statement alone. Other
+//! logs hash other bytes: [`LeafRule`] is every rule a verifier can apply,
+//! ours included.
+
+use std::borrow::Cow;
 
 use ciborium::value::Value;
 
@@ -153,11 +157,44 @@ pub struct SignedStatement {
     pub meta: Option<Value>,
     /// Legacy encodings accepted for interop (recorded, never produced).
     pub legacy: Vec<&'static str>,
+    /// The identity parameters RFC 9943 §6 requires that this statement
+    /// lacks. Always empty under [`IdentityRule::Required`]; under
+    /// [`IdentityRule::Optional`] it names what is missing, and `issuer` /
+    /// `subject` are empty strings when the claims are.
+    pub missing_identity: Vec<&'static str>,
+}
+
+/// Whether [`SignedStatement::parse_with`] insists on the issuer identity
+/// RFC 9943 §6 requires (CWT claims with `iss` and `sub`, and `kid` unless
+/// `x5chain`/`x5t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityRule {
+    /// Registration and everything else that acts on the issuer's name.
+    Required,
+    /// Offline receipt checks only. Another log's statements need not follow
+    /// our profile (the SCITT WG's vds-1 vectors carry no `kid`, pyscitt's
+    /// no `sub`), yet their receipts can still be checked: what is missing
+    /// is recorded in `missing_identity`, and the issuer signature can then
+    /// only be checked against a key the relying party pins itself. Every
+    /// other rule (alg, crit, claim types, hash envelope) still applies.
+    Optional,
 }
 
 impl SignedStatement {
     /// Parses and checks every header rule that needs no key.
     pub fn parse(bytes: &[u8], max_bytes: usize) -> Result<SignedStatement, StatementError> {
+        Self::parse_with(bytes, max_bytes, IdentityRule::Required)
+    }
+
+    /// [`SignedStatement::parse`], with the identity parameters required or
+    /// only recorded (see [`IdentityRule`]).
+    pub fn parse_with(
+        bytes: &[u8],
+        max_bytes: usize,
+        identity: IdentityRule,
+    ) -> Result<SignedStatement, StatementError> {
+        let optional = identity == IdentityRule::Optional;
+        let mut missing_identity = Vec::new();
         if bytes.len() > max_bytes {
             return Err(StatementError::TooLarge {
                 size: bytes.len(),
@@ -238,28 +275,48 @@ impl SignedStatement {
             map_get(h, LABEL_CWT_CLAIMS),
             map_get(h, LABEL_CWT_CLAIMS_LEGACY),
         ) {
-            (Some(c), _) => c,
+            (Some(c), _) => Some(c),
             (None, Some(c)) => {
                 legacy.push("CWT claims under label 13 (conserver v0.3.0)");
-                c
+                Some(c)
+            }
+            (None, None) if optional => {
+                missing_identity.push("CWT claims (15)");
+                None
             }
             (None, None) => {
                 return malformed("the protected header has no CWT claims (15) with iss and sub");
             }
         };
-        let Value::Map(claims) = claims else {
-            return malformed("CWT claims (15) must be a map");
+        let claims: &[(Value, Value)] = match claims {
+            Some(Value::Map(m)) => m,
+            Some(_) => return malformed("CWT claims (15) must be a map"),
+            None => &[],
         };
+        // Absent claims are recorded once, as the map, not claim by claim.
+        let claims_absent = !missing_identity.is_empty();
         let issuer = match map_get(claims, 1) {
             Some(Value::Text(t)) if !t.is_empty() => t.clone(),
             Some(Value::Text(_)) => return malformed("CWT iss (1) is empty"),
             Some(_) => return malformed("CWT iss (1) must be a text string"),
+            None if optional => {
+                if !claims_absent {
+                    missing_identity.push("CWT iss (1)");
+                }
+                String::new()
+            }
             None => return malformed("CWT claims have no iss (1)"),
         };
         let subject = match map_get(claims, 2) {
             Some(Value::Text(t)) if !t.is_empty() => t.clone(),
             Some(Value::Text(_)) => return malformed("CWT sub (2) is empty"),
             Some(_) => return malformed("CWT sub (2) must be a text string"),
+            None if optional => {
+                if !claims_absent {
+                    missing_identity.push("CWT sub (2)");
+                }
+                String::new()
+            }
             None => return malformed("CWT claims have no sub (2)"),
         };
         let issued_at = match map_get(claims, 6) {
@@ -309,11 +366,15 @@ impl SignedStatement {
             (None, None) => Vec::new(),
         };
         if kid.is_none() && x5chain.is_empty() && x5t.is_none() {
-            return malformed(
-                "the protected header has neither kid (4) nor x5chain (33) / x5t (34)",
-            );
+            if !optional {
+                return malformed(
+                    "the protected header has neither kid (4) nor x5chain (33) / x5t (34)",
+                );
+            }
+            missing_identity.push("kid (4), x5chain (33) or x5t (34)");
         }
-        if !x5chain.is_empty() || x5t.is_some() {
+        // A missing iss is recorded above; the URI rule applies to one present.
+        if (!x5chain.is_empty() || x5t.is_some()) && !issuer.is_empty() {
             if issuer.chars().count() > 8192 {
                 return malformed("iss is longer than 8192 characters");
             }
@@ -424,6 +485,7 @@ impl SignedStatement {
             hash_envelope,
             meta,
             legacy,
+            missing_identity,
             parts,
         })
     }
@@ -482,7 +544,7 @@ impl SignedStatement {
     }
 }
 
-/// Entry bytes from split parts (see module docs).
+/// Entry bytes from split parts (see module docs): [`LeafRule::Entry`].
 pub fn entry_bytes(parts: &Sign1Parts) -> Vec<u8> {
     cose::encode_sign1(
         &parts.protected,
@@ -490,6 +552,109 @@ pub fn entry_bytes(parts: &Sign1Parts) -> Vec<u8> {
         parts.payload.as_deref(),
         &parts.signature,
     )
+}
+
+/// How a log turns a registered Signed Statement into its Merkle leaf entry
+/// (the leaf hash is then RFC 9162's `SHA-256(0x00 ‖ entry)` under either
+/// rule). RFC 9942 leaves the entry to the log ("a possible entry (set
+/// member) bytes") and a receipt carries nothing that names it, so a
+/// verifier must be told which rule the log used: under the wrong one every
+/// receipt fails its signature (the detached root differs). This is the one
+/// implementation of both; the service logs with [`LeafRule::Entry`], and
+/// `vcon-verify --leaf-rule` chooses for other logs. Byte-exact definitions:
+/// `proto/entry.cddl` and spec-notes/scitt-cose.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum LeafRule {
+    /// `entry` (ours): `#6.18([protected, {}, payload, signature])` with
+    /// the three byte strings as the issuer signed them and preferred
+    /// (shortest) argument encodings: the statement with its unprotected
+    /// header emptied, as RFC 9943 §6 requires before inclusion.
+    #[default]
+    #[serde(rename = "entry")]
+    Entry,
+    /// `statement-sha256` (the SCITT WG's vds-1 vectors, scitt-cose
+    /// test-vectors v1): the 32-byte SHA-256 of the complete COSE_Sign1
+    /// statement bytes as registered (see [`registered_statement_bytes`]).
+    #[serde(rename = "statement-sha256")]
+    StatementSha256,
+}
+
+impl LeafRule {
+    pub const ALL: [LeafRule; 2] = [LeafRule::Entry, LeafRule::StatementSha256];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeafRule::Entry => "entry",
+            LeafRule::StatementSha256 => "statement-sha256",
+        }
+    }
+
+    /// The leaf entry of the statement given as `bytes` (already split into
+    /// `parts`; a Transparent Statement is fine under either rule).
+    pub fn leaf_entry(self, bytes: &[u8], parts: &Sign1Parts) -> Vec<u8> {
+        match self {
+            LeafRule::Entry => entry_bytes(parts),
+            LeafRule::StatementSha256 => {
+                let registered = registered_statement_bytes(bytes, parts);
+                ring::digest::digest(&ring::digest::SHA256, &registered)
+                    .as_ref()
+                    .to_vec()
+            }
+        }
+    }
+
+    /// `SHA-256(0x00 ‖ leaf entry)`.
+    pub fn leaf_hash(self, bytes: &[u8], parts: &Sign1Parts) -> Hash {
+        merkle::leaf_hash(&self.leaf_entry(bytes, parts))
+    }
+}
+
+impl std::fmt::Display for LeafRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown leaf rule {0:?}: use entry or statement-sha256")]
+pub struct UnknownLeafRule(pub String);
+
+impl std::str::FromStr for LeafRule {
+    type Err = UnknownLeafRule;
+
+    fn from_str(s: &str) -> Result<LeafRule, UnknownLeafRule> {
+        LeafRule::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| UnknownLeafRule(s.to_owned()))
+    }
+}
+
+/// The statement bytes as they were registered, for
+/// [`LeafRule::StatementSha256`]: the bytes given, untouched, unless they
+/// carry receipts (394), which a Transparent Statement gained after
+/// registration. Then 394 is removed and the envelope re-encoded with the
+/// other unprotected parameters in their order and preferred (shortest)
+/// lengths, which is byte-exact for every issuer that encodes that way (all
+/// we have seen, the WG's vectors included) and cannot be made exact for one
+/// that does not: the original bytes are gone once 394 was spliced in.
+pub fn registered_statement_bytes<'a>(bytes: &'a [u8], parts: &Sign1Parts) -> Cow<'a, [u8]> {
+    if map_get(&parts.unprotected, LABEL_RECEIPTS).is_none() {
+        return Cow::Borrowed(bytes);
+    }
+    let unprotected = parts
+        .unprotected
+        .iter()
+        .filter(|(k, _)| as_i64(k) != Some(LABEL_RECEIPTS))
+        .cloned()
+        .collect();
+    Cow::Owned(cose::encode_sign1(
+        &parts.protected,
+        unprotected,
+        parts.payload.as_deref(),
+        &parts.signature,
+    ))
 }
 
 /// Registration identity: SHA-256 of the `Sig_structure` the issuer signed

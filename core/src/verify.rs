@@ -2,10 +2,18 @@
 //! with no network. Used by `vcon-verify` and by `vcon-scitt audit`.
 //!
 //! Steps: parse the statement (a Transparent Statement, or a Signed Statement
-//! plus receipt files); recompute the entry and its leaf hash; verify each
-//! receipt whose kid is a trusted service key (at least one must, and none of
-//! those may fail); optionally the issuer signature, the held vCon's hash and
-//! a consistency receipt to a newer tree head.
+//! plus receipt files); recompute the leaf entry under the log's leaf rule
+//! ([`LeafRule`]: ours by default) and its leaf hash; verify each receipt
+//! whose kid is a trusted service key (at least one must, and none of those
+//! may fail); optionally the issuer signature, the held vCon's hash and a
+//! consistency receipt to a newer tree head.
+//!
+//! Receipt-only mode: a statement without the identity our profile requires
+//! (no `kid`/`x5chain`/`x5t`, no CWT `iss`/`sub`: other logs' statements,
+//! like the SCITT WG's vectors) is still checked for its receipts. Its issuer
+//! signature is then checked only against issuer keys the relying party
+//! pinned (`--issuer-key`); without them the report says, in so many words,
+//! that the issuer signature was not checked.
 
 use serde::Serialize;
 
@@ -13,7 +21,7 @@ use crate::issuers::{IssuerTrust, KeySource};
 use crate::keys::KeySet;
 use crate::merkle::Hash;
 use crate::receipt::{self, ReceiptError, ReceiptInfo};
-use crate::statement::{SignedStatement, StatementError, entry_id};
+use crate::statement::{IdentityRule, LeafRule, SignedStatement, StatementError, entry_id};
 use crate::vcon;
 
 /// Failure classes; each has its own process exit code.
@@ -83,11 +91,15 @@ impl From<ReceiptError> for VerifyError {
             | ReceiptError::UnsupportedVds(_)
             | ReceiptError::UnsupportedAlg(_)
             | ReceiptError::UnknownCritical(_) => VerifyError::ReceiptMalformed(m),
-            ReceiptError::UnknownKey(_) => VerifyError::UnknownKey(m),
+            ReceiptError::UnknownKey(_) | ReceiptError::NoKeyForAlg(_) => {
+                VerifyError::UnknownKey(m)
+            }
             ReceiptError::Proof(_)
             | ReceiptError::SizeMismatch { .. }
             | ReceiptError::PayloadMismatch => VerifyError::Proof(m),
-            ReceiptError::BadSignature => VerifyError::Signature(m),
+            ReceiptError::BadSignature | ReceiptError::NoKeyVerifies { .. } => {
+                VerifyError::Signature(m)
+            }
         }
     }
 }
@@ -106,25 +118,42 @@ pub struct Request {
     pub consistency: Option<Vec<u8>>,
     /// Registration-time clock for certificate validity (Unix seconds).
     pub now: i64,
+    /// How the log that issued the receipts hashed the statement into its
+    /// leaf. Ours by default; a receipt verifies only under its log's rule.
+    pub leaf_rule: LeafRule,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub verdict: &'static str,
-    pub issuer: String,
-    pub subject: String,
+    /// The statement's CWT iss and sub; None when it has none.
+    pub issuer: Option<String>,
+    pub subject: Option<String>,
+    /// The leaf rule the receipts were checked under.
+    pub leaf_rule: LeafRule,
+    /// Lowercase hex of the leaf hash (our entry id under our rule).
     pub entry_id: String,
     pub leaf_index: u64,
     pub tree_size: u64,
     pub root: String,
+    /// The kid the verified receipt names; empty when it names none.
     pub kid: String,
+    /// RFC 9679 thumbprint of the service key the receipt verified under.
+    pub service_key: String,
     pub service: Option<String>,
     pub log: Option<String>,
     /// Tree-head time (CWT iat of the receipt), Unix seconds.
     pub time: Option<i64>,
     pub receipts_verified: usize,
     pub receipts_skipped: usize,
+    /// True when the issuer signature was verified; false when it was not
+    /// checked (receipt-only). A bad issuer signature is an error, not a
+    /// report.
+    pub issuer_verified: bool,
     pub issuer_signature: String,
+    /// What the statement lacks of the identity RFC 9943 §6 requires (kid or
+    /// x5chain/x5t, CWT iss and sub); empty for a statement of our profile.
+    pub missing_identity: Vec<&'static str>,
     pub vcon: Option<String>,
     pub consistent_to: Option<ConsistencyReport>,
     pub legacy: Vec<&'static str>,
@@ -138,11 +167,14 @@ pub struct ConsistencyReport {
 
 /// Runs every requested check; `Ok` only if all of them pass.
 pub fn verify(req: &Request) -> Result<Report, VerifyError> {
-    let st = SignedStatement::parse(&req.statement, usize::MAX).map_err(|e| match e {
-        StatementError::PayloadMissing => VerifyError::Statement("the payload is detached".into()),
-        other => VerifyError::Statement(other.to_string()),
-    })?;
-    let leaf = st.leaf_hash();
+    let st = SignedStatement::parse_with(&req.statement, usize::MAX, IdentityRule::Optional)
+        .map_err(|e| match e {
+            StatementError::PayloadMissing => {
+                VerifyError::Statement("the payload is detached".into())
+            }
+            other => VerifyError::Statement(other.to_string()),
+        })?;
+    let leaf = req.leaf_rule.leaf_hash(&req.statement, &st.parts);
     let mut receipts = st.embedded_receipts();
     receipts.extend(req.receipts.iter().cloned());
     if receipts.is_empty() {
@@ -154,37 +186,35 @@ pub fn verify(req: &Request) -> Result<Report, VerifyError> {
         return Err(VerifyError::Input("no service keys given".into()));
     }
     let (mut verified, mut skipped) = (Vec::<ReceiptInfo>::new(), 0usize);
-    let mut unknown = None;
+    let (mut untrusted, mut unattributed) = (None, None);
     for r in &receipts {
         match receipt::verify_inclusion_receipt(r, &leaf, &req.service_keys) {
             Ok(info) => verified.push(info),
             // A receipt from a service we do not trust is skipped (RFC 9943 §7.1).
-            Err(e @ ReceiptError::UnknownKey(_)) => {
+            Err(e) if e.is_untrusted_key() => {
                 skipped += 1;
-                unknown = Some(e);
+                untrusted.get_or_insert(e);
             }
-            Err(e) => return Err(e.into()),
+            // A receipt that names no kid and verifies under none of our keys
+            // cannot be told apart from another service's receipt, so it is
+            // skipped like one; one that names a trusted kid and fails is an
+            // error. If nothing verifies, this is the failure reported: it
+            // says more than "no trusted key".
+            Err(e @ ReceiptError::NoKeyVerifies { .. }) => {
+                skipped += 1;
+                unattributed.get_or_insert(e);
+            }
+            Err(e) => return Err(with_rule(e.into(), req.leaf_rule)),
         }
     }
     let Some(first) = verified.first().cloned() else {
-        return Err(unknown
-            .map(VerifyError::from)
-            .unwrap_or_else(|| VerifyError::NoReceipt("no receipt verified".into())));
+        return Err(match unattributed.or(untrusted) {
+            Some(e) => with_rule(e.into(), req.leaf_rule),
+            None => VerifyError::NoReceipt("no receipt verified".into()),
+        });
     };
 
-    let issuer_signature = match &req.issuer_trust {
-        None => "not checked".to_string(),
-        Some(trust) => match trust.verify(&st, req.now) {
-            Ok(KeySource::Registry { kid }) => format!("verified (issuer key {kid})"),
-            Ok(KeySource::X509 {
-                leaf_subject,
-                anchor_subject,
-            }) => {
-                format!("verified (certificate {leaf_subject} under {anchor_subject})")
-            }
-            Err(e) => return Err(VerifyError::Issuer(e.to_string())),
-        },
-    };
+    let (issuer_verified, issuer_signature) = issuer_check(&st, req)?;
 
     let vcon = match &req.vcon {
         None => None,
@@ -209,25 +239,113 @@ pub fn verify(req: &Request) -> Result<Report, VerifyError> {
         }
     };
 
+    let present = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Ok(Report {
         verdict: "OK",
-        issuer: st.issuer.clone(),
-        subject: st.subject.clone(),
+        issuer: present(&st.issuer),
+        subject: present(&st.subject),
+        leaf_rule: req.leaf_rule,
         entry_id: entry_id(&leaf),
         leaf_index: first.leaf_index,
         tree_size: first.tree_size,
         root: hex::encode(&first.root),
         kid: hex::encode(&first.kid),
+        service_key: hex::encode(&first.key_thumbprint),
         service: first.issuer.clone(),
         log: first.subject.clone(),
         time: first.issued_at,
         receipts_verified: verified.len(),
         receipts_skipped: skipped,
+        issuer_verified,
         issuer_signature,
+        missing_identity: st.missing_identity.clone(),
         vcon,
         consistent_to,
         legacy: st.legacy.clone(),
     })
+}
+
+/// A receipt signature that fails under the wrong leaf rule looks exactly
+/// like a forged one (the root is detached), so the failure names the rule
+/// it was checked under.
+fn with_rule(e: VerifyError, rule: LeafRule) -> VerifyError {
+    match e {
+        VerifyError::Signature(m) => VerifyError::Signature(format!(
+            "{m} (checked under leaf rule {rule}; a receipt from a log with another rule fails here too: see --leaf-rule)"
+        )),
+        other => other,
+    }
+}
+
+/// The issuer signature: (verified?, what the report says about it).
+///
+/// - No issuer trust given: not checked (receipt-only).
+/// - A statement naming a kid or carrying x5chain/x5t: as the service
+///   checks it ([`IssuerTrust::verify`]), unchanged.
+/// - A statement naming none of them (receipt-only mode): checked against
+///   the pinned issuer keys of its algorithm, any of which may verify it, as
+///   for a receipt without a kid (see `receipt::candidate_keys`). Keys given
+///   on the command line are pinned for whatever issuer the statement
+///   names, so the one `--issuer-key` of the WG vectors is simply tried.
+fn issuer_check(st: &SignedStatement, req: &Request) -> Result<(bool, String), VerifyError> {
+    let Some(trust) = &req.issuer_trust else {
+        let why = if st.missing_identity.is_empty() {
+            "no issuer key or trust anchor was given".to_string()
+        } else {
+            format!(
+                "the statement has no {}, and no issuer key was given",
+                st.missing_identity.join(", no ")
+            )
+        };
+        return Ok((false, format!("not checked (receipt only: {why})")));
+    };
+    let names_a_key = st.kid.is_some() || !st.x5chain.is_empty() || st.x5t.is_some();
+    if names_a_key {
+        return match trust.verify(st, req.now) {
+            Ok(KeySource::Registry { kid }) => Ok((true, format!("verified (issuer key {kid})"))),
+            Ok(KeySource::X509 {
+                leaf_subject,
+                anchor_subject,
+            }) => Ok((
+                true,
+                format!("verified (certificate {leaf_subject} under {anchor_subject})"),
+            )),
+            Err(e) => Err(VerifyError::Issuer(e.to_string())),
+        };
+    }
+    let keys = trust.keys_for(&st.issuer).ok_or_else(|| {
+        VerifyError::Issuer(
+            "the statement names no kid, x5chain or x5t, and no issuer key was pinned for it"
+                .into(),
+        )
+    })?;
+    let mut tried = 0usize;
+    for (_, key) in &keys.keys {
+        if key.alg != st.alg {
+            continue;
+        }
+        tried += 1;
+        if st.verify_signature(key).is_ok() {
+            return Ok((
+                true,
+                format!(
+                    "verified (pinned issuer key {}; the statement names no kid)",
+                    hex::encode(key.thumbprint())
+                ),
+            ));
+        }
+    }
+    Err(VerifyError::Issuer(if tried == 0 {
+        format!(
+            "the statement names no kid and no given issuer key is an {} key",
+            st.alg.name()
+        )
+    } else {
+        format!(
+            "the issuer signature verifies under none of the {tried} given {} issuer key(s) (the statement names no kid)",
+            st.alg.name()
+        )
+    }))
 }
 
 /// Checks that a held vCon file is the one a statement registered. Returns
@@ -304,17 +422,29 @@ fn short_hex(hex: &str) -> &str {
 pub fn verdict_line(r: &Result<Report, VerifyError>) -> String {
     match r {
         Ok(rep) => format!(
-            "OK: entry {} (index {}) is in log {} at tree size {} (root {}), receipt signed by kid {}{}; issuer {} (signature {}){}{}",
+            "OK: entry {} (index {}) is in log {} at tree size {} (root {}), receipt signed by {}{}{}; issuer {} (signature {}){}{}",
             rep.entry_id,
             rep.leaf_index,
             rep.log.as_deref().unwrap_or("?"),
             rep.tree_size,
             short_hex(&rep.root),
-            short_hex(&rep.kid),
+            if rep.kid.is_empty() {
+                format!(
+                    "key {} (the receipt names no kid)",
+                    short_hex(&rep.service_key)
+                )
+            } else {
+                format!("kid {}", short_hex(&rep.kid))
+            },
             rep.time
                 .map(|t| format!(" at {}", crate::time::format_secs(t)))
                 .unwrap_or_default(),
-            rep.issuer,
+            if rep.leaf_rule == LeafRule::Entry {
+                String::new()
+            } else {
+                format!(", leaf rule {}", rep.leaf_rule)
+            },
+            rep.issuer.as_deref().unwrap_or("?"),
             rep.issuer_signature,
             rep.vcon
                 .as_ref()

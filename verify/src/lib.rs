@@ -12,18 +12,20 @@ use clap::Parser;
 
 use vcon_scitt_core::issuers::{IssuerTrust, read_anchors};
 use vcon_scitt_core::keys::KeySet;
-use vcon_scitt_core::statement::SignedStatement;
+use vcon_scitt_core::statement::LeafRule;
 use vcon_scitt_core::verify::{self, Request, VerifyError};
 
 /// Verify a vcon-scitt registration offline: receipt(s), optionally the issuer
-/// signature, the held vCon file and append-only consistency.
+/// signature, the held vCon file and append-only consistency. Receipts from
+/// other vds-1 logs verify too, under their leaf rule (--leaf-rule).
 ///
 /// Exit codes: 0 everything checked verifies; 2 bad input (files, keys);
 /// 3 statement malformed; 4 no receipt; 5 receipt malformed (incl. unknown
-/// vds, alg or critical header); 6 no trusted key for the receipt's kid;
-/// 7 inclusion proof or tree size wrong; 8 receipt signature bad; 9 issuer
-/// signature or certificate chain bad; 10 vCon file does not match;
-/// 11 consistency receipt bad.
+/// vds, alg or critical header); 6 no trusted key for the receipt's kid (or,
+/// for a receipt naming no kid, none of its algorithm); 7 inclusion proof
+/// malformed or tree size wrong; 8 receipt signature bad; 9 issuer signature
+/// or certificate chain bad; 10 vCon file does not match; 11 consistency
+/// receipt bad.
 #[derive(Parser, Debug)]
 #[command(name = "vcon-verify", version)]
 pub struct Args {
@@ -34,13 +36,21 @@ pub struct Args {
     #[arg(long = "receipt")]
     pub receipts: Vec<PathBuf>,
     /// The service's public keys: COSE_KeySet (from /.well-known/scitt-keys),
-    /// COSE_Key, PEM or JWK Set.
+    /// COSE_Key, PEM or JWK Set. A receipt naming a kid is checked with that
+    /// key only; one naming none, with each key of its algorithm.
     #[arg(long)]
     pub keys: PathBuf,
     /// Issuer public key(s) to also verify the issuer signature (any format
-    /// --keys takes), trusted for the statement's iss.
+    /// --keys takes), pinned for the statement's iss. A statement naming no
+    /// kid is checked with each of them of its algorithm.
     #[arg(long = "issuer-key")]
     pub issuer_keys: Vec<PathBuf>,
+    /// How the receipts' log hashed the statement into its Merkle leaf:
+    /// `entry` (this service: the statement with its unprotected header
+    /// emptied) or `statement-sha256` (the SCITT WG vds-1 vectors: SHA-256 of
+    /// the statement bytes as registered). Applies to every receipt.
+    #[arg(long = "leaf-rule", default_value = "entry", value_parser = parse_leaf_rule)]
+    pub leaf_rule: LeafRule,
     /// Trust-anchor certificate(s) (PEM or DER) for x5chain statements.
     #[arg(long = "trust-anchor")]
     pub trust_anchors: Vec<PathBuf>,
@@ -56,6 +66,11 @@ pub struct Args {
     /// Print a JSON report instead of the verdict line.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_leaf_rule(s: &str) -> Result<LeafRule, String> {
+    s.parse()
+        .map_err(|e: vcon_scitt_core::statement::UnknownLeafRule| e.to_string())
 }
 
 fn read(p: &PathBuf) -> Result<Vec<u8>, VerifyError> {
@@ -74,14 +89,15 @@ pub fn build_request(args: &Args) -> Result<Request, VerifyError> {
     let issuer_trust = if args.issuer_keys.is_empty() && args.trust_anchors.is_empty() {
         None
     } else {
-        let st = SignedStatement::parse(&statement, usize::MAX)
-            .map_err(|e| VerifyError::Statement(e.to_string()))?;
         let mut trust = IssuerTrust::default();
+        // Pinned under "*": the relying party vouches for these keys itself,
+        // for whatever iss the statement names (or for a statement with none,
+        // as in receipt-only mode). Reading the statement is verify's job.
         for p in &args.issuer_keys {
             let ks = KeySet::parse_any(&read(p)?)
                 .map_err(|e| VerifyError::Input(format!("{}: {e}", p.display())))?;
             for (kid, key) in ks.keys {
-                trust.add_issuer_key(&st.issuer, key, Some(kid));
+                trust.add_issuer_key("*", key, Some(kid));
             }
         }
         for p in &args.trust_anchors {
@@ -102,6 +118,7 @@ pub fn build_request(args: &Args) -> Result<Request, VerifyError> {
         vcon: args.vcon.as_ref().map(read).transpose()?,
         consistency: args.consistency.as_ref().map(read).transpose()?,
         now,
+        leaf_rule: args.leaf_rule,
     })
 }
 
