@@ -77,8 +77,10 @@ pub(super) fn lineage(svc: &Service, uuid: &str, q: &Query) -> Result<Response<B
 /// `GET /events[?type=&iss=&after=&limit=&since=&until=]`: the lifecycle
 /// event feed.
 pub(super) fn events(svc: &Service, q: &Query) -> Result<Response<Body>, ApiError> {
+    // An empty filter (`type=&iss=`, as forms send) is no filter.
     let event = q
         .get("type")
+        .filter(|t| !t.is_empty())
         .map(|t| {
             crate::vcon::Event::parse(t)
                 .ok_or_else(|| ApiError::malformed(format!("type={t:?} is not a lifecycle event")))
@@ -86,7 +88,7 @@ pub(super) fn events(svc: &Service, q: &Query) -> Result<Response<Body>, ApiErro
         .transpose()?;
     let fq = FeedQuery {
         event,
-        iss: q.get("iss").map(str::to_owned),
+        iss: q.get("iss").filter(|i| !i.is_empty()).map(str::to_owned),
         after: q.u64("after")?,
         limit: page_limit(q, 1000)?,
         since_ms: q.time_ms("since")?,
