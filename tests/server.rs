@@ -559,6 +559,12 @@ async fn key_discovery_checkpoint_and_consistency() {
     assert!(m.iter().any(
         |(k, v)| k.as_text() == Some("jwks_uri") && v.as_text() == Some(&format!("{url}/jwks"))
     ));
+    // The log says which vds-1 leaf its receipts prove (issue 13).
+    assert!(
+        m.iter()
+            .any(|(k, v)| k.as_text() == Some("leaf_rule") && v.as_text() == Some("entry")),
+        "{m:?}"
+    );
 
     // Two batches, then a consistency receipt from the first head to the latest.
     let st1 = generic_statement("urn:example:c1", b"{}");

@@ -54,6 +54,13 @@ pub(super) fn transparency_configuration(svc: &Service) -> Response<Body> {
             Value::Text("jwks_uri".into()),
             Value::Text(format!("{url}/jwks")),
         ),
+        // Which vds-1 leaf this log's receipts prove (two conventions are in
+        // use, spec-notes/scitt-cose.md): a verifier applies this one, e.g.
+        // `vcon-verify --leaf-rule entry`.
+        (
+            Value::Text("leaf_rule".into()),
+            Value::Text(crate::statement::LeafRule::Entry.name().into()),
+        ),
     ]));
     respond(StatusCode::OK, CBOR, body)
 }
