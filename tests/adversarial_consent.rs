@@ -61,6 +61,21 @@ async fn register(c: &mut Conn, st: Vec<u8>) -> String {
         .to_owned()
 }
 
+/// The controller registers the vCon: `vcon_created` by `ISSUER`.
+async fn create_vcon(c: &mut Conn, key: &SigningKey) -> String {
+    register(
+        c,
+        lifecycle(
+            key,
+            ISSUER,
+            "vcon_created",
+            "2026-01-01T00:00:00Z",
+            json!({}),
+        ),
+    )
+    .await
+}
+
 async fn json_at(c: &mut Conn, path: &str) -> Value {
     let r = c.get(path).await.unwrap();
     assert_eq!(r.status, 200, "{path}: {}", vcon_scitt_client::describe(&r));
@@ -124,17 +139,7 @@ async fn a_flood_of_events_cannot_hide_a_withdrawal() {
     let url = srv.url();
     let mut c = Conn::connect(&url).await.unwrap();
     let controller = issuer_key();
-    register(
-        &mut c,
-        lifecycle(
-            &controller,
-            ISSUER,
-            "vcon_created",
-            "2026-01-01T00:00:00Z",
-            json!({}),
-        ),
-    )
-    .await;
+    create_vcon(&mut c, &controller).await;
     register(
         &mut c,
         lifecycle(
@@ -364,17 +369,7 @@ async fn the_withdrawal_feed_and_consent_agree() {
     let srv = start(server_config(data.path()), None).await.unwrap();
     let mut c = Conn::connect(&srv.url()).await.unwrap();
     let key = issuer_key();
-    register(
-        &mut c,
-        lifecycle(
-            &key,
-            ISSUER,
-            "vcon_created",
-            "2026-01-01T00:00:00Z",
-            json!({}),
-        ),
-    )
-    .await;
+    create_vcon(&mut c, &key).await;
     register(
         &mut c,
         lifecycle(
@@ -444,17 +439,7 @@ async fn crowded_views_are_paged_by_count_and_bytes() {
     let srv = start(server_config(data.path()), None).await.unwrap();
     let mut c = Conn::connect(&srv.url()).await.unwrap();
     let key = issuer_key();
-    register(
-        &mut c,
-        lifecycle(
-            &key,
-            ISSUER,
-            "vcon_created",
-            "2026-01-01T00:00:00Z",
-            json!({}),
-        ),
-    )
-    .await;
+    create_vcon(&mut c, &key).await;
     // 20 statements of ~60 KB each: ~1.2 MB of history.
     let reason = "r".repeat(60_000);
     for i in 0..20 {
