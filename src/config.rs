@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::statement::LeafRule;
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_DATA_DIR: &str = "./vcon-scitt-data";
@@ -115,6 +116,12 @@ pub struct Config {
     pub service_url: Option<String>,
     /// `sub` of receipts: the log's identity (default: service URL host + "/log").
     pub log_id: Option<String>,
+    /// How a new log hashes its entries into Merkle leaves: `statement-sha256`
+    /// (the default: the SCITT WG's vds-1 convention) or `entry`
+    /// (@transmute/cose's). Fixed when the log is created and published in
+    /// transparency-configuration; setting it to anything else for an
+    /// existing log is refused at start (spec-notes/interop.md, "Leaf rules").
+    pub leaf_rule: Option<LeafRule>,
     /// human | json
     pub log_format: LogFormat,
     /// Service signing key (PKCS#8). Default `<data_dir>/keys/service-key.pk8`,
@@ -211,6 +218,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             service_url: None,
             log_id: None,
+            leaf_rule: None,
             log_format: LogFormat::Human,
             key_file: None,
             service_key_pkcs8: None,
@@ -331,6 +339,9 @@ impl Config {
         if let Some(v) = get("VCON_SCITT_LOG_ID") {
             self.log_id = Some(v);
         }
+        if let Some(v) = get("VCON_SCITT_LEAF_RULE") {
+            self.leaf_rule = Some(parse("VCON_SCITT_LEAF_RULE", v)?);
+        }
         if let Some(v) = get("VCON_SCITT_LOG_FORMAT") {
             self.log_format = parse("VCON_SCITT_LOG_FORMAT", v)?;
         }
@@ -362,6 +373,11 @@ impl Config {
         self.service_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The leaf rule a log created now gets.
+    pub fn new_log_leaf_rule(&self) -> LeafRule {
+        self.leaf_rule.unwrap_or(LeafRule::StatementSha256)
     }
 
     pub fn log_id(&self) -> String {

@@ -183,7 +183,21 @@ impl Service {
             rollback_guard: Some(config.rollback_guard()),
             ..LogConfig::default()
         };
-        let store = Store::open(&config.data_dir.join("db")).map_err(|e| e.to_string())?;
+        if config.leaf_rule == Some(statement::LeafRule::PayloadSha256)
+            && !config.policy.legacy_compat
+        {
+            return Err("leaf_rule payload-sha256 binds only the payload (not the issuer's header or signature): it is allowed only in the conserver compatibility profile, with policy.legacy_compat = true (spec-notes/interop.md)".into());
+        }
+        let store = Store::open_log(&config.data_dir.join("db"), config.new_log_leaf_rule())
+            .map_err(|e| e.to_string())?;
+        if let Some(asked) = config.leaf_rule
+            && asked != store.leaf_rule()
+        {
+            return Err(format!(
+                "leaf_rule is {asked}, but this log was created with leaf rule {}: a log's rule is fixed at creation (its receipts prove leaves made under it). Remove the setting, or start a new log in another data dir",
+                store.leaf_rule()
+            ));
+        }
         backfill_identities(&store)?;
         let log = Log::with_store(store, log_config, signer).map_err(|e| e.to_string())?;
         let trust = build_trust(&config)?;
@@ -277,7 +291,7 @@ impl Service {
         let st = b.sign(&bytes)?;
         let parsed = SignedStatement::parse(&st, usize::MAX).map_err(|e| e.to_string())?;
         let entry = parsed.entry_bytes();
-        let leaf = merkle::leaf_hash(&entry);
+        let leaf = self.log.store().leaf_hash(&entry);
         let entry_id = statement::entry_id(&leaf);
         let rows = crate::vcon_index::policy_row(&hash, &entry_id);
         let identity = Some(parsed.registration_identity());
@@ -338,7 +352,7 @@ impl Service {
         self.trust.verify(&st, now)?;
         let profile = crate::vcon::profile::check(&self.config.policy, &st, now)?;
         let entry = st.entry_bytes();
-        let leaf = merkle::leaf_hash(&entry);
+        let leaf = self.log.store().leaf_hash(&entry);
         let entry_id = statement::entry_id(&leaf);
         // The index rows go into the entry's own WriteBatch (as durable as
         // it), built and encoded here so the single writer only copies them.

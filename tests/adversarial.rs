@@ -214,7 +214,10 @@ async fn malleated_and_resigned_statements_are_the_first_registration() {
     let mauled = malleate(&created);
     let m = SignedStatement::parse(&mauled, usize::MAX).unwrap();
     m.verify_signature(&issuer_key().public()).unwrap();
-    assert_ne!(m.leaf_hash(), original.leaf_hash());
+    assert_ne!(
+        m.leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256),
+        original.leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256)
+    );
     assert_same_registration(&mut c, &srv, mauled, &location, &receipt, "n − s").await;
 
     let resigned = resign(&created);
@@ -254,13 +257,18 @@ async fn malleated_and_resigned_statements_are_the_first_registration() {
 
     // The receipt covers the first registration's bytes, which the service
     // serves; the malleated entry id never became an entry.
-    let leaf = original.leaf_hash();
+    let leaf = original.leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256);
     vcon_scitt::receipt::verify_inclusion_receipt(&receipt, &leaf, &service_keys()).unwrap();
     let ts = c.get(&format!("{location}/statement")).await.unwrap();
     assert_eq!(ts.status, 200);
     let ts = SignedStatement::parse(&ts.body, usize::MAX).unwrap();
-    assert_eq!(ts.leaf_hash(), leaf);
-    let mauled_id = vcon_scitt::statement::entry_id(&m.leaf_hash());
+    assert_eq!(
+        ts.leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256),
+        leaf
+    );
+    let mauled_id = vcon_scitt::statement::entry_id(
+        &m.leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256),
+    );
     let g = c.get(&format!("/entries/{mauled_id}")).await.unwrap();
     assert_eq!(g.status, 404);
 

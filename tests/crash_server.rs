@@ -144,7 +144,9 @@ fn sigkill_the_server_at_random_moments() {
             let mut c = Conn::connect(&url2).await.unwrap();
             let acked = acked.lock().unwrap().clone();
             for (st, index, receipt) in &acked {
-                let leaf = SignedStatement::parse(st, usize::MAX).unwrap().leaf_hash();
+                let leaf = SignedStatement::parse(st, usize::MAX)
+                    .unwrap()
+                    .leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256);
                 let g = c
                     .get(&format!("/entries/{}", hex::encode(leaf)))
                     .await

@@ -30,7 +30,7 @@ async fn failed_writes_are_503_and_the_retry_succeeds() {
     assert_eq!(log.latest().head.size, before, "nothing was acknowledged");
     let leaf = vcon_scitt::statement::SignedStatement::parse(&st, usize::MAX)
         .unwrap()
-        .leaf_hash();
+        .leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256);
     assert!(
         log.index_of(&leaf).unwrap().is_none(),
         "nothing half-written"
@@ -65,7 +65,7 @@ async fn failed_writes_are_503_and_the_retry_succeeds() {
     for s in [&st, &st2] {
         let leaf = vcon_scitt::statement::SignedStatement::parse(s, usize::MAX)
             .unwrap()
-            .leaf_hash();
+            .leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256);
         let g = c
             .get(&format!("/entries/{}", hex::encode(leaf)))
             .await
@@ -132,7 +132,7 @@ async fn a_corrupted_node_halts_signing_but_reads_continue() {
     // refuses to hand out a receipt that does not match its signed root.
     let good_leaf = vcon_scitt::statement::SignedStatement::parse(&good, usize::MAX)
         .unwrap()
-        .leaf_hash();
+        .leaf_hash(vcon_scitt::statement::LeafRule::StatementSha256);
     let good_index = srv.service.log.index_of(&good_leaf).unwrap().unwrap();
     // Its sibling leaf: the proof's first hash (its own leaf is never read).
     let (tile_id, _, offset) = vcon_scitt::merkle::tile::TileId::locate(0, good_index ^ 1);

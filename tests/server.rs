@@ -65,15 +65,19 @@ async fn register_then_verify_offline_with_the_published_keys() {
     assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
     assert_eq!(r.header("content-type"), Some("application/cose"));
     let location = r.header("location").unwrap().to_owned();
-    let leaf = merkle::leaf_hash(
-        &vcon_scitt::statement::SignedStatement::parse(&st, 1 << 20)
-            .unwrap()
-            .entry_bytes(),
-    );
+    // A new log follows the SCITT WG's vds-1 rule: the leaf is
+    // SHA-256(0x00 ‖ SHA-256(statement as registered)), here the very bytes
+    // sent (tagged, empty unprotected header, preferred encoding).
+    let digest = ring::digest::digest(&ring::digest::SHA256, &st);
+    let leaf = merkle::leaf_hash(digest.as_ref());
     assert_eq!(location, format!("/entries/{}", hex::encode(leaf)));
 
     let keys = fetch_keys(&url).await;
     let report = verify_receipt(&st, &r.body, &keys);
+    assert_eq!(
+        report.leaf_rule,
+        vcon_scitt::statement::LeafRule::StatementSha256
+    );
     assert_eq!(report.leaf_index, POLICY_ENTRIES);
     assert_eq!(report.service.as_deref(), Some(url.as_str()));
 
@@ -559,10 +563,12 @@ async fn key_discovery_checkpoint_and_consistency() {
     assert!(m.iter().any(
         |(k, v)| k.as_text() == Some("jwks_uri") && v.as_text() == Some(&format!("{url}/jwks"))
     ));
-    // The log says which vds-1 leaf its receipts prove (issue 13).
+    // The log says which vds-1 leaf its receipts prove (issue 13): a new
+    // log's is the SCITT WG's.
     assert!(
         m.iter()
-            .any(|(k, v)| k.as_text() == Some("leaf_rule") && v.as_text() == Some("entry")),
+            .any(|(k, v)| k.as_text() == Some("leaf_rule")
+                && v.as_text() == Some("statement-sha256")),
         "{m:?}"
     );
 
@@ -878,5 +884,97 @@ async fn prefer_wait_the_receipt_media_type_and_signed_statements() {
         .unwrap();
     assert_eq!(missing.status, 404);
     assert_eq!(c.get("/signed-statements/zz").await.unwrap().status, 400);
+    srv.stop().await;
+}
+
+/// The leaf rule is a per-log setting fixed at creation (issue 13): a log
+/// created with `entry` keeps it across restarts, publishes it, and its
+/// receipts verify under it (and only it); asking an existing log for
+/// another rule is refused at start with both names; a store written before
+/// the setting existed (entries, no recorded rule) is an `entry` log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaf_rule_is_fixed_when_the_log_is_created() {
+    use vcon_scitt::statement::LeafRule;
+    let leaf_rule_published = |body: &[u8]| -> String {
+        let Value::Map(m) = vcon_scitt::cbor::decode(body).unwrap() else {
+            panic!()
+        };
+        m.iter()
+            .find(|(k, _)| k.as_text() == Some("leaf_rule"))
+            .and_then(|(_, v)| v.as_text().map(str::to_owned))
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = server_config(dir.path());
+    cfg.leaf_rule = Some(LeafRule::Entry);
+    let srv = server(cfg).await;
+    let url = srv.url();
+    let st = generic_statement("urn:example:entry-log", b"{}");
+    let r = Conn::connect(&url)
+        .await
+        .unwrap()
+        .post_statement(st.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+    let entry = vcon_scitt::statement::SignedStatement::parse(&st, 1 << 20)
+        .unwrap()
+        .entry_bytes();
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/entries/{}", hex::encode(merkle::leaf_hash(&entry))).as_str())
+    );
+    let keys = fetch_keys(&url).await;
+    assert_eq!(
+        verify_receipt(&st, &r.body, &keys).leaf_rule,
+        LeafRule::Entry
+    );
+    // Told the wrong rule, the verifier fails (class 8) and names the rule.
+    let wrong = verify::verify(&Request {
+        statement: st.clone(),
+        receipts: vec![r.body.clone()],
+        service_keys: keys.clone(),
+        now: vcon_scitt::time::now_secs(),
+        leaf_rule: Some(LeafRule::StatementSha256),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(wrong.exit_code(), 8, "{wrong}");
+    assert!(wrong.to_string().contains("statement-sha256"), "{wrong}");
+    srv.stop().await;
+
+    // Restarted with no setting: still an entry log.
+    let srv = server(server_config(dir.path())).await;
+    let tc = vcon_scitt_client::get(&srv.url(), "/.well-known/transparency-configuration")
+        .await
+        .unwrap();
+    assert_eq!(leaf_rule_published(&tc.body), "entry");
+    srv.stop().await;
+
+    // Asked for the other rule: refused, naming both.
+    let mut cfg = server_config(dir.path());
+    cfg.leaf_rule = Some(LeafRule::StatementSha256);
+    let err = start(cfg, None).await.err().expect("refused");
+    assert!(
+        err.contains("leaf_rule is statement-sha256")
+            && err.contains("created with leaf rule entry"),
+        "{err}"
+    );
+
+    // A store from before the setting: entries and no recorded rule.
+    let old = tempfile::tempdir().unwrap();
+    let db = old.path().join("db");
+    tokio::task::spawn_blocking(move || {
+        let log = open_log(&db, Default::default());
+        log.append_blocking(b"an entry written before leaf rules".to_vec())
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let srv = server(server_config(old.path())).await;
+    let tc = vcon_scitt_client::get(&srv.url(), "/.well-known/transparency-configuration")
+        .await
+        .unwrap();
+    assert_eq!(leaf_rule_published(&tc.body), "entry");
     srv.stop().await;
 }

@@ -10,7 +10,7 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use vcon_scitt_core::problem::Problem;
 use vcon_scitt_core::statement::{
-    SignedStatement, StatementError, entry_id, transparent_statement,
+    LeafRule, SignedStatement, StatementError, entry_id, transparent_statement,
 };
 
 use crate::ClientError;
@@ -258,9 +258,15 @@ pub async fn registered_transparent_statement(
 ) -> Result<(Vec<u8>, bool), ClientError> {
     let input = |e: StatementError| ClientError::Input(e.to_string());
     let ours = SignedStatement::parse(statement, usize::MAX).map_err(input)?;
-    let id = entry_id(&ours.leaf_hash());
-    if location.is_empty() || location.rsplit('/').next() == Some(id.as_str()) {
-        let ts = transparent_statement(statement, &[receipt]).map_err(input)?;
+    let last = location.rsplit('/').next();
+    let is_ours = LeafRule::ALL
+        .iter()
+        .any(|rule| last == Some(entry_id(&ours.leaf_hash(*rule)).as_str()));
+    if location.is_empty() || is_ours {
+        // Built from the entry (the statement as registered: unprotected
+        // header emptied, preferred encoding), so the Transparent Statement
+        // verifies under either leaf rule whatever else `statement` carried.
+        let ts = transparent_statement(&ours.entry_bytes(), &[receipt]).map_err(input)?;
         return Ok((ts, false));
     }
     let path = format!("{location}/statement");

@@ -82,7 +82,7 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, ClientError> {
 
 /// Builds, signs and writes the statement; returns the output path and the
 /// entry id it will have once registered.
-pub fn create(spec: &StatementSpec) -> Result<(PathBuf, String), ClientError> {
+pub fn create(spec: &StatementSpec) -> Result<(PathBuf, SignedStatement), ClientError> {
     let bytes = std::fs::read(&spec.vcon).map_err(ClientError::file(&spec.vcon))?;
     let event = spec.event;
     let (file_uuid, file_derived) = describe_vcon(&bytes);
@@ -146,5 +146,5 @@ pub fn create(spec: &StatementSpec) -> Result<(PathBuf, String), ClientError> {
     std::fs::write(&out, &st).map_err(ClientError::file(&out))?;
     let parsed = SignedStatement::parse(&st, usize::MAX)
         .map_err(|e| ClientError::Input(format!("the statement just signed: {e}")))?;
-    Ok((out, hex::encode(parsed.leaf_hash())))
+    Ok((out, parsed))
 }

@@ -447,8 +447,25 @@ impl KeySet {
         }
     }
 
+    /// The key a kid names: the kid as given, else the same kid in its
+    /// other spelling. A kid is bytes in COSE and text in JOSE; this
+    /// service's kid is the RFC 9679 thumbprint, 32 bytes in COSE (receipts,
+    /// COSE_KeySet) and their base64url without padding in JOSE (`/jwks`)
+    /// and URLs. A client that carries the text form as the kid bytes (as
+    /// the conserver link and @transmute/cose's examples do with text kids)
+    /// names the same key: bytes that are base64url text are also looked up
+    /// decoded, and other bytes also base64url-encoded.
     pub fn get(&self, kid: &[u8]) -> Option<&PublicKey> {
-        self.keys.iter().find(|(k, _)| k == kid).map(|(_, v)| v)
+        use base64::Engine;
+        let find = |k: &[u8]| self.keys.iter().find(|(x, _)| x == k).map(|(_, v)| v);
+        find(kid).or_else(|| {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            std::str::from_utf8(kid)
+                .ok()
+                .and_then(|t| b64.decode(t).ok())
+                .and_then(|raw| find(&raw))
+                .or_else(|| find(b64.encode(kid).as_bytes()))
+        })
     }
 
     pub fn is_empty(&self) -> bool {

@@ -4,10 +4,11 @@
 //! Entry = deterministic CBOR of `#6.18([protected bstr as received, {},
 //! payload bstr, signature bstr])`: the unprotected header emptied as RFC 9943
 //! requires, everything else byte-identical to what the issuer signed. The
-//! leaf hash is `SHA-256(0x00 ‖ entry)`; the entry id its lowercase hex. A
-//! verifier recomputes all three from a Transparent Statement alone. Other
-//! logs hash other bytes: [`LeafRule`] is every rule a verifier can apply,
-//! ours included.
+//! leaf hash is `SHA-256(0x00 ‖ entry)` or `SHA-256(0x00 ‖ SHA-256(entry))`,
+//! by the log's [`LeafRule`], fixed when the log is created; the entry id is
+//! the leaf hash's lowercase hex. A verifier recomputes all three from a
+//! Transparent Statement alone. [`LeafRule`] is every rule a verifier can
+//! apply.
 
 use std::borrow::Cow;
 
@@ -122,6 +123,12 @@ pub struct HashEnvelope {
     pub payload_location: Option<String>,
     /// True when the private pre-assignment labels -6800.. were used.
     pub legacy_labels: bool,
+    /// The conserver SCITT link v0.3.0's shape: under the legacy labels, a
+    /// payload that is not a digest of the algorithm's length but the text
+    /// `<sha256 hex>:<operation>[:<tel>]`. Parsed (so the policy can name
+    /// it), admitted only by `policy.legacy_compat` (vcon/profile.rs);
+    /// under the standard labels the same mismatch is malformed.
+    pub text_payload: bool,
 }
 
 impl HashEnvelope {
@@ -440,6 +447,7 @@ impl SignedStatement {
                     preimage_content_type,
                     payload_location,
                     legacy_labels,
+                    text_payload: false,
                 })
             }
             (None, None) => None,
@@ -452,13 +460,18 @@ impl SignedStatement {
         let Some(payload) = parts.payload.as_ref() else {
             return Err(StatementError::PayloadMissing);
         };
-        if let Some(env) = &hash_envelope {
+        let mut hash_envelope = hash_envelope;
+        if let Some(env) = &mut hash_envelope {
             match HashEnvelope::digest_len(env.payload_hash_alg) {
                 None => {
                     return Err(StatementError::Rejected(format!(
                         "payload-hash-alg {} is not supported (use SHA-256 -16, SHA-384 -43 or SHA-512 -44)",
                         env.payload_hash_alg
                     )));
+                }
+                Some(n) if n != payload.len() && env.legacy_labels => {
+                    env.text_payload = true;
+                    legacy.push("conserver v0.3.0 text payload under hash-envelope labels");
                 }
                 Some(n) if n != payload.len() => {
                     return malformed(format!(
@@ -499,8 +512,10 @@ impl SignedStatement {
         entry_bytes(&self.parts)
     }
 
-    pub fn leaf_hash(&self) -> Hash {
-        merkle::leaf_hash(&self.entry_bytes())
+    /// The leaf this statement gets in a log that follows `rule`: the same
+    /// function the log applies to its stored entry ([`LeafRule::hash_entry`]).
+    pub fn leaf_hash(&self, rule: LeafRule) -> Hash {
+        rule.hash_entry(&self.entry_bytes())
     }
 
     /// The registration identity (see [`registration_identity`]).
@@ -528,7 +543,7 @@ impl SignedStatement {
     }
 
     /// Receipts already embedded under 394 (bstr-wrapped, or bare tag 18 as
-    /// RFC 9943's CDDL shows).
+    /// RFC 9943's CDDL shows, or a bstr in tag 64 as @transmute/cose writes).
     pub fn embedded_receipts(&self) -> Vec<Vec<u8>> {
         match map_get(&self.parts.unprotected, LABEL_RECEIPTS) {
             Some(Value::Array(a)) => a
@@ -536,6 +551,14 @@ impl SignedStatement {
                 .filter_map(|r| match r {
                     Value::Bytes(b) => Some(b.clone()),
                     tagged @ Value::Tag(18, _) => Some(cbor::encode(tagged)),
+                    // RFC 8746 tag 64 (uint8 typed array) around the bstr:
+                    // how @transmute/cose 0.2.11's CBOR library writes a
+                    // JavaScript Uint8Array, so its Transparent Statements
+                    // carry receipts this way. The bytes are the same.
+                    Value::Tag(64, inner) => match inner.as_ref() {
+                        Value::Bytes(b) => Some(b.clone()),
+                        _ => None,
+                    },
                     _ => None,
                 })
                 .collect(),
@@ -554,42 +577,11 @@ pub fn entry_bytes(parts: &Sign1Parts) -> Vec<u8> {
     )
 }
 
-/// How a log turns a registered Signed Statement into its Merkle leaf entry
-/// (the leaf hash is then RFC 9162's `SHA-256(0x00 ‖ entry)` under either
-/// rule). RFC 9942 leaves the entry to the log ("a possible entry (set
-/// member) bytes") and a receipt carries nothing that names it, so a
-/// verifier must be told which rule the log used: under the wrong one every
-/// receipt fails its signature (the detached root differs). This is the one
-/// implementation of both; the service logs with [`LeafRule::Entry`], and
-/// `vcon-verify --leaf-rule` chooses for other logs. Byte-exact definitions:
-/// `proto/entry.cddl` and spec-notes/scitt-cose.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub enum LeafRule {
-    /// `entry` (ours): `#6.18([protected, {}, payload, signature])` with
-    /// the three byte strings as the issuer signed them and preferred
-    /// (shortest) argument encodings: the statement with its unprotected
-    /// header emptied, as RFC 9943 §6 requires before inclusion.
-    #[default]
-    #[serde(rename = "entry")]
-    Entry,
-    /// `statement-sha256` (the SCITT WG's vds-1 vectors, scitt-cose
-    /// test-vectors v1): the 32-byte SHA-256 of the complete COSE_Sign1
-    /// statement bytes as registered (see [`registered_statement_bytes`]).
-    #[serde(rename = "statement-sha256")]
-    StatementSha256,
-}
+pub use crate::merkle::leaf_rule::{LeafRule, UnknownLeafRule};
 
+/// The statement-level half of [`LeafRule`] (the rule itself, and what
+/// the log applies to stored entries, is in [`crate::merkle::leaf_rule`]).
 impl LeafRule {
-    pub const ALL: [LeafRule; 2] = [LeafRule::Entry, LeafRule::StatementSha256];
-
-    /// The name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            LeafRule::Entry => "entry",
-            LeafRule::StatementSha256 => "statement-sha256",
-        }
-    }
-
     /// The leaf entry of the statement given as `bytes` (already split into
     /// `parts`; a Transparent Statement is fine under either rule).
     pub fn leaf_entry(self, bytes: &[u8], parts: &Sign1Parts) -> Vec<u8> {
@@ -601,33 +593,18 @@ impl LeafRule {
                     .as_ref()
                     .to_vec()
             }
+            LeafRule::PayloadSha256 => ring::digest::digest(
+                &ring::digest::SHA256,
+                parts.payload.as_deref().unwrap_or_default(),
+            )
+            .as_ref()
+            .to_vec(),
         }
     }
 
     /// `SHA-256(0x00 ‖ leaf entry)`.
     pub fn leaf_hash(self, bytes: &[u8], parts: &Sign1Parts) -> Hash {
         merkle::leaf_hash(&self.leaf_entry(bytes, parts))
-    }
-}
-
-impl std::fmt::Display for LeafRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown leaf rule {0:?}: use entry or statement-sha256")]
-pub struct UnknownLeafRule(pub String);
-
-impl std::str::FromStr for LeafRule {
-    type Err = UnknownLeafRule;
-
-    fn from_str(s: &str) -> Result<LeafRule, UnknownLeafRule> {
-        LeafRule::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| UnknownLeafRule(s.to_owned()))
     }
 }
 

@@ -119,8 +119,11 @@ pub struct Request {
     /// Registration-time clock for certificate validity (Unix seconds).
     pub now: i64,
     /// How the log that issued the receipts hashed the statement into its
-    /// leaf. Ours by default; a receipt verifies only under its log's rule.
-    pub leaf_rule: LeafRule,
+    /// leaf (a receipt verifies only under its log's rule). None: each rule
+    /// in [`LeafRule::BINDING_THE_STATEMENT`] is tried, per receipt (sound:
+    /// see `verify_under_rules`), and the report names the one that
+    /// verified; `payload-sha256` only when asked for.
+    pub leaf_rule: Option<LeafRule>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,7 +177,14 @@ pub fn verify(req: &Request) -> Result<Report, VerifyError> {
             }
             other => VerifyError::Statement(other.to_string()),
         })?;
-    let leaf = req.leaf_rule.leaf_hash(&req.statement, &st.parts);
+    let rules: &[LeafRule] = match &req.leaf_rule {
+        Some(rule) => std::slice::from_ref(rule),
+        None => &LeafRule::BINDING_THE_STATEMENT,
+    };
+    let leaves: Vec<(LeafRule, Hash)> = rules
+        .iter()
+        .map(|r| (*r, r.leaf_hash(&req.statement, &st.parts)))
+        .collect();
     let mut receipts = st.embedded_receipts();
     receipts.extend(req.receipts.iter().cloned());
     if receipts.is_empty() {
@@ -185,11 +195,11 @@ pub fn verify(req: &Request) -> Result<Report, VerifyError> {
     if req.service_keys.is_empty() {
         return Err(VerifyError::Input("no service keys given".into()));
     }
-    let (mut verified, mut skipped) = (Vec::<ReceiptInfo>::new(), 0usize);
+    let (mut verified, mut skipped) = (Vec::<(ReceiptInfo, LeafRule, Hash)>::new(), 0usize);
     let (mut untrusted, mut unattributed) = (None, None);
     for r in &receipts {
-        match receipt::verify_inclusion_receipt(r, &leaf, &req.service_keys) {
-            Ok(info) => verified.push(info),
+        match verify_under_rules(r, &leaves, &req.service_keys) {
+            Ok(found) => verified.push(found),
             // A receipt from a service we do not trust is skipped (RFC 9943 §7.1).
             Err(e) if e.is_untrusted_key() => {
                 skipped += 1;
@@ -204,12 +214,12 @@ pub fn verify(req: &Request) -> Result<Report, VerifyError> {
                 skipped += 1;
                 unattributed.get_or_insert(e);
             }
-            Err(e) => return Err(with_rule(e.into(), req.leaf_rule)),
+            Err(e) => return Err(with_rules(e.into(), rules)),
         }
     }
-    let Some(first) = verified.first().cloned() else {
+    let Some((first, leaf_rule, leaf)) = verified.first().cloned() else {
         return Err(match unattributed.or(untrusted) {
-            Some(e) => with_rule(e.into(), req.leaf_rule),
+            Some(e) => with_rules(e.into(), rules),
             None => VerifyError::NoReceipt("no receipt verified".into()),
         });
     };
@@ -244,7 +254,7 @@ pub fn verify(req: &Request) -> Result<Report, VerifyError> {
         verdict: "OK",
         issuer: present(&st.issuer),
         subject: present(&st.subject),
-        leaf_rule: req.leaf_rule,
+        leaf_rule,
         entry_id: entry_id(&leaf),
         leaf_index: first.leaf_index,
         tree_size: first.tree_size,
@@ -265,14 +275,49 @@ pub fn verify(req: &Request) -> Result<Report, VerifyError> {
     })
 }
 
+/// Verifies one receipt under each candidate leaf rule in turn; the first
+/// that verifies wins. Trying both rules is sound: a leaf under `entry`
+/// hashes a COSE_Sign1 (it parsed), a leaf under `statement-sha256` hashes
+/// 32 bytes, which no COSE_Sign1 is, so one leaf hash cannot stand for two
+/// statements across the rules without a SHA-256 collision. Only a failure
+/// that depends on the leaf (the signature over the recomputed root) moves
+/// on to the next rule; anything else about the receipt (its kid, vds,
+/// proof shape) is the same under every rule and is returned at once.
+fn verify_under_rules(
+    receipt_bytes: &[u8],
+    leaves: &[(LeafRule, Hash)],
+    keys: &KeySet,
+) -> Result<(ReceiptInfo, LeafRule, Hash), ReceiptError> {
+    let mut last = None;
+    for (rule, leaf) in leaves {
+        match receipt::verify_inclusion_receipt(receipt_bytes, leaf, keys) {
+            Ok(info) => return Ok((info, *rule, *leaf)),
+            Err(e @ (ReceiptError::BadSignature | ReceiptError::NoKeyVerifies { .. })) => {
+                last = Some(e)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(ReceiptError::BadSignature))
+}
+
 /// A receipt signature that fails under the wrong leaf rule looks exactly
-/// like a forged one (the root is detached), so the failure names the rule
-/// it was checked under.
-fn with_rule(e: VerifyError, rule: LeafRule) -> VerifyError {
+/// like a forged one (the root is detached), so the failure names the
+/// rule(s) it was checked under.
+fn with_rules(e: VerifyError, rules: &[LeafRule]) -> VerifyError {
     match e {
-        VerifyError::Signature(m) => VerifyError::Signature(format!(
-            "{m} (checked under leaf rule {rule}; a receipt from a log with another rule fails here too: see --leaf-rule)"
-        )),
+        VerifyError::Signature(m) => {
+            let names: Vec<&str> = rules.iter().map(|r| r.name()).collect();
+            let hint = if rules.len() == 1 {
+                "; a receipt from a log with another rule fails here too: see --leaf-rule"
+            } else {
+                ""
+            };
+            VerifyError::Signature(format!(
+                "{m} (checked under leaf rule {}{hint})",
+                names.join(" and ")
+            ))
+        }
         other => other,
     }
 }
@@ -439,10 +484,13 @@ pub fn verdict_line(r: &Result<Report, VerifyError>) -> String {
             rep.time
                 .map(|t| format!(" at {}", crate::time::format_secs(t)))
                 .unwrap_or_default(),
-            if rep.leaf_rule == LeafRule::Entry {
-                String::new()
-            } else {
+            if rep.leaf_rule.binds_the_statement() {
                 format!(", leaf rule {}", rep.leaf_rule)
+            } else {
+                format!(
+                    ", leaf rule {} (WEAK: the receipt proves the payload only, not the issuer's header or signature)",
+                    rep.leaf_rule
+                )
             },
             rep.issuer.as_deref().unwrap_or("?"),
             rep.issuer_signature,

@@ -80,7 +80,7 @@ fn statement_bytes() -> Vec<u8> {
 fn leaf() -> Hash {
     SignedStatement::parse(&statement_bytes(), usize::MAX)
         .unwrap()
-        .leaf_hash()
+        .leaf_hash(vcon_scitt_core::statement::LeafRule::Entry)
 }
 
 fn keys() -> KeySet {
@@ -225,7 +225,9 @@ fn regenerate() {
     let mut ks = KeySet::new();
     ks.insert(service_key().public(), None);
     std::fs::write(dir().join("service-keys.cbor"), ks.to_cose_keyset()).unwrap();
-    let leaf = SignedStatement::parse(&st, usize::MAX).unwrap().leaf_hash();
+    let leaf = SignedStatement::parse(&st, usize::MAX)
+        .unwrap()
+        .leaf_hash(vcon_scitt_core::statement::LeafRule::Entry);
     for (size, index) in SIZES {
         let (r, _) = receipt_for(&service_key(), size, index, leaf);
         std::fs::write(dir().join(format!("receipt-size-{size}.cbor")), r).unwrap();

@@ -96,7 +96,11 @@ fn a_malleated_es256_signature_verifies_but_keeps_the_registration_identity() {
     let original = SignedStatement::parse(&golden, usize::MAX).unwrap();
     let mauled = malleate(&golden);
     let m = SignedStatement::parse(&mauled, usize::MAX).unwrap();
-    assert_ne!(m.leaf_hash(), original.leaf_hash(), "different entry bytes");
+    assert_ne!(
+        m.leaf_hash(vcon_scitt_core::statement::LeafRule::Entry),
+        original.leaf_hash(vcon_scitt_core::statement::LeafRule::Entry),
+        "different entry bytes"
+    );
     assert_eq!(
         exercise_statement(&mauled),
         Some(original.registration_identity()),
@@ -117,7 +121,7 @@ fn exercise_receipt(bytes: &[u8], leaf: &[u8; 32]) {
 fn the_seed_corpus_replays_without_panics() {
     let golden = std::fs::read(repo("tests/vectors/cose/statement.cose")).unwrap();
     let parsed = SignedStatement::parse(&golden, usize::MAX).unwrap();
-    let leaf = parsed.leaf_hash();
+    let leaf = parsed.leaf_hash(vcon_scitt_core::statement::LeafRule::Entry);
     let statements = corpus("statement");
     let receipts = corpus("receipt");
     assert!(statements.len() >= 4 && receipts.len() >= 10);
@@ -240,7 +244,7 @@ proptest! {
     fn mutated_receipts_never_panic_and_never_verify_wrongly(muts in proptest::collection::vec(mutation(), 1..4)) {
         let golden = std::fs::read(repo("tests/vectors/cose/receipt-size-5.cbor")).unwrap();
         let st = std::fs::read(repo("tests/vectors/cose/statement.cose")).unwrap();
-        let leaf = SignedStatement::parse(&st, usize::MAX).unwrap().leaf_hash();
+        let leaf = SignedStatement::parse(&st, usize::MAX).unwrap().leaf_hash(vcon_scitt_core::statement::LeafRule::Entry);
         let good = receipt::verify_inclusion_receipt(&golden, &leaf, &service_keyset()).unwrap();
         let m = apply(golden, &muts);
         if let Ok(info) = receipt::verify_inclusion_receipt(&m, &leaf, &service_keyset()) {

@@ -44,9 +44,12 @@ fn the_two_leaf_rules_byte_for_byte() {
     );
     assert_eq!(
         LeafRule::Entry.leaf_hash(&st, &parsed.parts),
-        parsed.leaf_hash()
+        parsed.leaf_hash(vcon_scitt_core::statement::LeafRule::Entry)
     );
-    assert_eq!(LeafRule::default(), LeafRule::Entry);
+    assert_eq!(
+        LeafRule::Entry.hash_entry(&parsed.entry_bytes()),
+        parsed.leaf_hash(LeafRule::Entry)
+    );
     // statement-sha256: the 32 raw octets of SHA-256(statement as registered).
     let digest = LeafRule::StatementSha256.leaf_entry(&st, &parsed.parts);
     assert_eq!(digest, sha256(&st));
@@ -77,11 +80,19 @@ fn leaf_rule_names_round_trip() {
     }
     assert_eq!(LeafRule::Entry.name(), "entry");
     assert_eq!(LeafRule::StatementSha256.name(), "statement-sha256");
-    let err = "payload-sha256".parse::<LeafRule>().unwrap_err();
+    assert_eq!(LeafRule::PayloadSha256.name(), "payload-sha256");
+    let err = "payload".parse::<LeafRule>().unwrap_err();
     assert!(
-        err.to_string().contains("entry or statement-sha256"),
+        err.to_string()
+            .contains("statement-sha256, entry or payload-sha256"),
         "{err}"
     );
+    // `any` tries only the rules that bind the whole statement.
+    assert_eq!(
+        LeafRule::BINDING_THE_STATEMENT,
+        [LeafRule::Entry, LeafRule::StatementSha256]
+    );
+    assert!(!LeafRule::PayloadSha256.binds_the_statement());
 }
 
 /// Registration stays strict; only the verifier's optional rule records
@@ -143,7 +154,12 @@ fn identity_is_required_for_registration_and_recorded_for_verification() {
 fn kidless_receipt(root_override: Option<Hash>) -> Vec<u8> {
     let st = SignedStatement::parse(&golden("statement.cose"), usize::MAX).unwrap();
     let good = golden("receipt-size-5.cbor");
-    let info = receipt::verify_inclusion_receipt(&good, &st.leaf_hash(), &keys()).unwrap();
+    let info = receipt::verify_inclusion_receipt(
+        &good,
+        &st.leaf_hash(vcon_scitt_core::statement::LeafRule::Entry),
+        &keys(),
+    )
+    .unwrap();
     let root: Hash = info.root.as_slice().try_into().unwrap();
     let p = cose::split(&good).unwrap();
     let header: Vec<(Value, Value)> = p
@@ -163,7 +179,7 @@ fn kidless_receipt(root_override: Option<Hash>) -> Vec<u8> {
 fn receipts_without_a_kid_are_tried_with_each_key_of_their_algorithm() {
     let leaf = SignedStatement::parse(&golden("statement.cose"), usize::MAX)
         .unwrap()
-        .leaf_hash();
+        .leaf_hash(vcon_scitt_core::statement::LeafRule::Entry);
     let r = kidless_receipt(None);
     // Another Ed25519 key and a P-256 key beside ours: still found.
     let mut set = KeySet::new();
@@ -240,7 +256,7 @@ fn an_unattributable_receipt_is_skipped_beside_a_good_one() {
 #[test]
 fn several_proofs_in_one_receipt() {
     let st = SignedStatement::parse(&golden("statement.cose"), usize::MAX).unwrap();
-    let leaf = st.leaf_hash();
+    let leaf = st.leaf_hash(vcon_scitt_core::statement::LeafRule::Entry);
     let good = golden("receipt-size-5.cbor");
     let p = cose::split(&good).unwrap();
     let Some(Value::Map(vdp)) = cbor::map_get(&p.unprotected, 396) else {
@@ -311,4 +327,38 @@ fn registered_statements_match_the_published_cddl() {
     assert!(cddl::validate_cbor_from_slice(&schema, &ours.entry_bytes(), None).is_ok());
     // Not vacuous: an untagged array is not a registered statement.
     assert!(cddl::validate_cbor_from_slice(&schema, &ours.entry_bytes()[1..], None).is_err());
+}
+
+/// `payload-sha256` against the known answer of a statement the conserver
+/// link v0.3.0's own code made (tests/vectors/conserver-link-v0.3.0): the
+/// leaf is SHA-256(0x00 ‖ SHA-256(payload)), the same from the statement,
+/// from its stored entry, and for any other header or signature.
+#[test]
+fn the_payload_rule_has_the_conserver_links_known_answer() {
+    let st = std::fs::read(repo(
+        "tests/vectors/conserver-link-v0.3.0/statement-tel.cose",
+    ))
+    .unwrap();
+    let parts = cose::split(&st).unwrap();
+    let want = "dafa95a8f920a3cf4581c4200bd549c6d0de79e5c517d40e044b4ea6733266a4";
+    assert_eq!(
+        hex::encode(LeafRule::PayloadSha256.leaf_hash(&st, &parts)),
+        want
+    );
+    assert_eq!(hex::encode(LeafRule::PayloadSha256.hash_entry(&st)), want);
+    let other = cose::encode_sign1(
+        &parts.protected,
+        Vec::new(),
+        parts.payload.as_deref(),
+        &[0u8; 64],
+    );
+    assert_eq!(
+        hex::encode(LeafRule::PayloadSha256.hash_entry(&other)),
+        want
+    );
+    // The two binding rules differ for those two.
+    assert_ne!(
+        LeafRule::Entry.hash_entry(&st),
+        LeafRule::Entry.hash_entry(&other)
+    );
 }

@@ -55,11 +55,12 @@ pub(super) fn transparency_configuration(svc: &Service) -> Response<Body> {
             Value::Text(format!("{url}/jwks")),
         ),
         // Which vds-1 leaf this log's receipts prove (two conventions are in
-        // use, spec-notes/scitt-cose.md): a verifier applies this one, e.g.
-        // `vcon-verify --leaf-rule entry`.
+        // use, spec-notes/interop.md): fixed when the log was created, so a
+        // verifier applies this one, e.g. `vcon-verify --leaf-rule
+        // statement-sha256`.
         (
             Value::Text("leaf_rule".into()),
-            Value::Text(crate::statement::LeafRule::Entry.name().into()),
+            Value::Text(svc.log.store().leaf_rule().name().into()),
         ),
     ]));
     respond(StatusCode::OK, CBOR, body)

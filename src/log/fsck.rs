@@ -87,7 +87,7 @@ fn check_entries(store: &Store, nodes: &mut StoreNodes, size: u64) -> Result<u64
                 "entry {index} is stored beyond the committed size {size}"
             ));
         }
-        let leaf = merkle::leaf_hash(&v);
+        let leaf = store.leaf_hash(&v);
         if nodes.perfect_node(0, index)? != leaf {
             return bad(format!("entry {index} does not hash to its stored leaf"));
         }

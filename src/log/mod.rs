@@ -228,7 +228,7 @@ impl Log {
     /// Hands an entry to the sequencer. Fails at once with
     /// [`LogError::QueueFull`] when the queue is full (back-pressure).
     pub fn submit(&self, entry: Vec<u8>) -> Result<Pending, LogError> {
-        let leaf = merkle::leaf_hash(&entry);
+        let leaf = self.store.leaf_hash(&entry);
         self.submit_with(entry, leaf, None, IndexRows::default())
     }
 

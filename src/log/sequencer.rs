@@ -514,7 +514,7 @@ impl Sequencer {
         }
         for (index, entry) in entries {
             let stored = nodes.perfect_node(0, *index).map_err(|e| e.to_string())?;
-            if stored != merkle::leaf_hash(entry) {
+            if stored != self.store.leaf_hash(entry) {
                 return Err(format!("stored leaf {index} does not hash its entry"));
             }
         }

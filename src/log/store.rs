@@ -7,7 +7,7 @@
 //! | `leaves` | leaf hash (32 B) | index (u64 BE) — dedup and entry-id lookup |
 //! | `tiles` | level (u8) ‖ tile index (u64 BE) | [`Tile`] bytes (row 0 + interior rows) |
 //! | `heads` | tree size (u64 BE) | [`SignedTreeHead`] record |
-//! | `meta` | name | value (`size`: committed leaf count, u64 BE; `identities`: present once every entry has its identity row, see [`Store::backfill_identities`]) |
+//! | `meta` | name | value (`size`: committed leaf count, u64 BE; `identities`: present once every entry has its identity row, see [`Store::backfill_identities`]; `leaf_rule`: the [`LeafRule`] name, fixed when the first entry's log was created, see [`Store::open_log`]) |
 //! | `identities` | identity (32 B) | index (u64 BE) ‖ leaf (32 B): the entry registered under a caller-chosen identity, written by the sequencer in the entry's batch |
 //! | `index` | secondary keys | written by the service layer in the same batch |
 
@@ -20,6 +20,7 @@ use rocksdb::{
 };
 
 use super::{LogError, SignedTreeHead};
+use crate::merkle::LeafRule;
 use crate::merkle::tile::{Tile, TileId};
 use crate::merkle::{Hash, NodeSource};
 
@@ -47,6 +48,9 @@ const META_SIZE: &[u8] = b"size";
 /// Present once every stored entry has its identity row (value: the number
 /// of entries the backfill covered, u64 BE).
 const META_IDENTITIES: &[u8] = b"identities";
+/// How an entry becomes its leaf hash ([`LeafRule`] name). Absent in stores
+/// written before the rule was a setting, all of which used `entry`.
+const META_LEAF_RULE: &[u8] = b"leaf_rule";
 
 /// Rows per write batch while backfilling identity rows: bounds the
 /// memory a backfill of a large log holds at once.
@@ -85,19 +89,50 @@ pub(crate) fn parse_identity_value(v: &[u8]) -> Option<(u64, Hash)> {
 /// and any number of readers.
 pub struct Store {
     db: DB,
+    /// Read once at open: every component that hashes a stored entry (the
+    /// sequencer's check before signing, fsck, backfills) asks the store, so
+    /// one log never mixes rules.
+    leaf_rule: LeafRule,
 }
 
 impl Store {
+    /// Opens (creating if missing) a store whose leaf rule is the recorded
+    /// one, or `entry` (RFC 9162's plain `SHA-256(0x00 ‖ entry)`, what the
+    /// generic log and older stores use) if none is recorded.
     pub fn open(path: &Path) -> Result<Arc<Store>, LogError> {
-        Self::open_inner(path, false)
+        Self::open_inner(path, false, None)
+    }
+
+    /// Opens the store of a log, fixing its leaf rule on first use: a store
+    /// with no entries and no recorded rule takes `new_log_rule` (recorded
+    /// durably before any entry); a store with entries but no recorded rule
+    /// predates the setting and is recorded as `entry`, the rule it was
+    /// written under; a recorded rule is kept. The caller compares the
+    /// result with what its configuration asked for.
+    pub fn open_log(path: &Path, new_log_rule: LeafRule) -> Result<Arc<Store>, LogError> {
+        Self::open_inner(path, false, Some(new_log_rule))
     }
 
     /// Opens without write access, for fsck against a live data dir.
     pub fn open_read_only(path: &Path) -> Result<Arc<Store>, LogError> {
-        Self::open_inner(path, true)
+        Self::open_inner(path, true, None)
     }
 
-    fn open_inner(path: &Path, read_only: bool) -> Result<Arc<Store>, LogError> {
+    /// The rule this log hashes its entries into leaves with.
+    pub fn leaf_rule(&self) -> LeafRule {
+        self.leaf_rule
+    }
+
+    /// The leaf hash of a stored entry under this log's rule.
+    pub fn leaf_hash(&self, entry: &[u8]) -> Hash {
+        self.leaf_rule.hash_entry(entry)
+    }
+
+    fn open_inner(
+        path: &Path,
+        read_only: bool,
+        new_log_rule: Option<LeafRule>,
+    ) -> Result<Arc<Store>, LogError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -140,7 +175,37 @@ impl Store {
             DB::open_cf_descriptors(&opts, path, cfs)
         }
         .map_err(|e| LogError::Storage(format!("opening {}: {e}", path.display())))?;
-        Ok(Arc::new(Store { db }))
+        let mut store = Store {
+            db,
+            leaf_rule: LeafRule::Entry,
+        };
+        match store.get(CF_META, META_LEAF_RULE)? {
+            Some(name) => {
+                store.leaf_rule = std::str::from_utf8(&name)
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        LogError::Corrupt(format!(
+                            "meta leaf_rule {:?} names no known leaf rule",
+                            String::from_utf8_lossy(&name)
+                        ))
+                    })?;
+            }
+            None => {
+                if let Some(rule) = new_log_rule {
+                    let fresh = store.data_size()? == 0;
+                    store.leaf_rule = if fresh { rule } else { LeafRule::Entry };
+                    let mut wb = WriteBatch::default();
+                    wb.put_cf(
+                        store.cf(CF_META)?,
+                        META_LEAF_RULE,
+                        store.leaf_rule.name().as_bytes(),
+                    );
+                    store.write_synced(wb)?;
+                }
+            }
+        }
+        Ok(Arc::new(store))
     }
 
     pub fn cf(&self, name: &str) -> Result<&ColumnFamily, LogError> {
@@ -268,7 +333,7 @@ impl Store {
                 if earlier {
                     done.shared += 1;
                 } else {
-                    let leaf = crate::merkle::leaf_hash(&entry);
+                    let leaf = self.leaf_hash(&entry);
                     self.put_identity(&mut wb, &id, index, &leaf)?;
                     in_batch.insert(id);
                     done.rows += 1;

@@ -45,12 +45,17 @@ pub struct Args {
     /// kid is checked with each of them of its algorithm.
     #[arg(long = "issuer-key")]
     pub issuer_keys: Vec<PathBuf>,
-    /// How the receipts' log hashed the statement into its Merkle leaf:
-    /// `entry` (this service: the statement with its unprotected header
-    /// emptied) or `statement-sha256` (the SCITT WG vds-1 vectors: SHA-256 of
-    /// the statement bytes as registered). Applies to every receipt.
-    #[arg(long = "leaf-rule", default_value = "entry", value_parser = parse_leaf_rule)]
-    pub leaf_rule: LeafRule,
+    /// How the receipts' log hashed the statement into its Merkle leaf, as
+    /// its /.well-known/transparency-configuration `leaf_rule` says:
+    /// `statement-sha256` (the SCITT WG vds-1 vectors and new logs of this
+    /// service: SHA-256 of the statement as registered), `entry`
+    /// (@transmute/cose, and logs of this service created before the rule
+    /// was a setting: the statement with its unprotected header emptied), or
+    /// `any` (default): each receipt is checked under both, which is sound
+    /// (no leaf can stand for two statements across the rules), and the
+    /// verdict names the rule that verified.
+    #[arg(long = "leaf-rule", default_value = "any", value_parser = parse_leaf_rule)]
+    pub leaf_rule: LeafRuleArg,
     /// Trust-anchor certificate(s) (PEM or DER) for x5chain statements.
     #[arg(long = "trust-anchor")]
     pub trust_anchors: Vec<PathBuf>,
@@ -68,9 +73,18 @@ pub struct Args {
     pub json: bool,
 }
 
-fn parse_leaf_rule(s: &str) -> Result<LeafRule, String> {
+/// `--leaf-rule`: one rule, or None for `any` (a newtype, because clap
+/// reads an `Option` field as "flag may be absent").
+#[derive(Debug, Clone, Copy)]
+pub struct LeafRuleArg(pub Option<LeafRule>);
+
+fn parse_leaf_rule(s: &str) -> Result<LeafRuleArg, String> {
+    if s == "any" {
+        return Ok(LeafRuleArg(None));
+    }
     s.parse()
-        .map_err(|e: vcon_scitt_core::statement::UnknownLeafRule| e.to_string())
+        .map(|r| LeafRuleArg(Some(r)))
+        .map_err(|e: vcon_scitt_core::statement::UnknownLeafRule| format!("{e}, or any"))
 }
 
 fn read(p: &PathBuf) -> Result<Vec<u8>, VerifyError> {
@@ -118,7 +132,7 @@ pub fn build_request(args: &Args) -> Result<Request, VerifyError> {
         vcon: args.vcon.as_ref().map(read).transpose()?,
         consistency: args.consistency.as_ref().map(read).transpose()?,
         now,
-        leaf_rule: args.leaf_rule,
+        leaf_rule: args.leaf_rule.0,
     })
 }
 

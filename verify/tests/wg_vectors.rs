@@ -109,7 +109,7 @@ fn request(id: &str, rule: LeafRule) -> Request {
         receipts: vec![read(id, "receipt.cose")],
         service_keys: keys(id, "log-key.pub"),
         issuer_trust: Some(pinned_issuer(id)),
-        leaf_rule: rule,
+        leaf_rule: Some(rule),
         ..Default::default()
     }
 }
@@ -273,17 +273,28 @@ fn every_vector_through_the_binary() {
     }
 }
 
-/// The leaf rule is not a detail: under ours (the default) every WG receipt
-/// fails its signature, and our own receipts fail under theirs.
+/// The leaf rule is not a detail: told `entry`, every WG receipt fails its
+/// signature, and our golden receipts (an `entry` log's) fail under
+/// `statement-sha256`. The default, `any`, tries both and names the one
+/// that verified; a receipt no rule verifies fails naming both.
 #[test]
 fn the_leaf_rule_decides() {
-    for id in ["valid-eddsa", "valid-es256", "fail-tampered-path"] {
-        let (code, out) = run_vector(id, &[]);
+    for id in ["valid-eddsa", "valid-es256"] {
+        let (code, out) = run_vector(id, &["--leaf-rule", "entry"]);
         assert_eq!(code, 8, "{id}: {out}");
         assert!(out.contains("leaf rule entry"), "{out}");
         let err = verify::verify(&request(id, LeafRule::Entry)).unwrap_err();
         assert_eq!(err.exit_code(), 8, "{id}: {err}");
+        let (code, out) = run_vector(id, &["--leaf-rule", "any"]);
+        assert_eq!(code, 0, "{id}: {out}");
+        assert!(out.contains("leaf rule statement-sha256"), "{out}");
     }
+    let (code, out) = run_vector("fail-tampered-path", &["--leaf-rule", "any"]);
+    assert_eq!(code, 8, "{out}");
+    assert!(
+        out.contains("leaf rule entry and statement-sha256"),
+        "{out}"
+    );
     let ours = manifest_dir().join("../tests/vectors/cose");
     let base = vec![
         os(ours.join("statement.cose")),
@@ -296,8 +307,8 @@ fn the_leaf_rule_decides() {
     let (code, out) = run(&base);
     assert_eq!(code, 0, "{out}");
     assert!(
-        !out.contains("leaf rule"),
-        "ours is the default, not named: {out}"
+        out.contains("leaf rule entry"),
+        "the rule that verified is named: {out}"
     );
     let (code, out) = run(&with_rule("statement-sha256"));
     assert_eq!(code, 8, "{out}");
@@ -375,7 +386,7 @@ fn a_transparent_statement_with_their_receipt_verifies() {
         statement: ts,
         service_keys: keys(id, "log-key.pub"),
         issuer_trust: Some(pinned_issuer(id)),
-        leaf_rule: LeafRule::StatementSha256,
+        leaf_rule: Some(LeafRule::StatementSha256),
         ..Default::default()
     };
     let rep = verify::verify(&req).unwrap();
@@ -444,7 +455,7 @@ fn upstream_multi_proof_and_zero_size_cases_derived_from_valid_eddsa() {
             receipts: vec![r],
             service_keys: keys(id, "log-key.pub"),
             issuer_trust: Some(pinned_issuer(id)),
-            leaf_rule: LeafRule::StatementSha256,
+            leaf_rule: Some(LeafRule::StatementSha256),
             ..Default::default()
         })
     };

@@ -9,7 +9,10 @@
 //!   from size 0 it is rejected (meaningless), as transparency-dev does;
 //! - proof lengths are checked exactly before any hashing.
 
+pub mod leaf_rule;
 pub mod tile;
+
+pub use leaf_rule::LeafRule;
 
 use ring::digest;
 

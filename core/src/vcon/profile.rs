@@ -262,6 +262,26 @@ pub fn check(
     if !cfg.legacy_compat {
         super::pii::check(st)?;
     }
+    // The conserver link v0.3.0 signs the text `<hex>:<op>[:<tel>]` under
+    // the legacy hash-envelope labels: not a digest, so not a hash
+    // registration. Logged as generic in the compatibility profile, refused
+    // otherwise with what a digest would have been.
+    if let Some(env) = &st.hash_envelope
+        && env.text_payload
+    {
+        if !cfg.legacy_compat {
+            return reject(
+                "hash-envelope-length",
+                format!(
+                    "the hash-envelope payload is {} bytes but payload-hash-alg {} makes {} (conserver v0.3.0's text payload is admitted only with policy.legacy_compat)",
+                    st.payload().len(),
+                    env.payload_hash_alg,
+                    crate::statement::HashEnvelope::digest_len(env.payload_hash_alg).unwrap_or(0)
+                ),
+            );
+        }
+        return legacy_conserver(st);
+    }
     let sub = st.subject.as_str();
     let lower = sub.to_ascii_lowercase();
     if ["tel:", "mailto:", "sip:", "sips:"]

@@ -274,6 +274,10 @@ pub struct ServeArgs {
     /// human | json
     #[arg(long)]
     pub log_format: Option<LogFormat>,
+    /// Leaf rule of a log created by this start: statement-sha256 (default)
+    /// or entry. An existing log keeps the rule it was created with.
+    #[arg(long, value_parser = parse_leaf_rule)]
+    pub leaf_rule: Option<vcon_scitt::statement::LeafRule>,
     /// Registration wait budget before answering 202 (ms).
     #[arg(long)]
     pub wait_ms: Option<u64>,
@@ -285,6 +289,11 @@ pub enum IssuerMix {
     Es256,
     Ed25519,
     Both,
+}
+
+fn parse_leaf_rule(s: &str) -> Result<vcon_scitt::statement::LeafRule, String> {
+    s.parse()
+        .map_err(|e: vcon_scitt::statement::UnknownLeafRule| e.to_string())
 }
 
 fn parse_event(s: &str) -> Result<Event, String> {
@@ -333,6 +342,9 @@ pub fn effective_config(a: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.log_format {
         c.log_format = v;
+    }
+    if let Some(v) = a.leaf_rule {
+        c.leaf_rule = Some(v);
     }
     if let Some(v) = a.wait_ms {
         c.registration.wait_ms = v;

@@ -9,7 +9,7 @@ use vcon_scitt_client::audit::{self, AuditOptions};
 use vcon_scitt_client::statement::{read_signing_key, with_suffix};
 use vcon_scitt_client::{describe, register_and_wait, registered_transparent_statement};
 use vcon_scitt_core::keys::KeySet;
-use vcon_scitt_core::statement::{Builder, SignedStatement};
+use vcon_scitt_core::statement::{Builder, LeafRule, SignedStatement};
 
 use crate::args::CreateArgs;
 use crate::serve::runtime;
@@ -108,16 +108,26 @@ pub fn sign(
     let st = b.sign(&body).map_err(anyhow::Error::msg)?;
     let out = out.unwrap_or_else(|| with_suffix(payload, "cose"));
     write(&out, &st)?;
-    let entry_id = hex::encode(SignedStatement::parse(&st, usize::MAX)?.leaf_hash());
-    println!("wrote {} (entry id {entry_id})", out.display());
+    print_written(&out, &SignedStatement::parse(&st, usize::MAX)?);
     Ok(0)
 }
 
 /// Builds and signs a vCon lifecycle statement.
 pub fn create(a: &CreateArgs) -> anyhow::Result<u8> {
-    let (out, entry_id) = vcon_scitt_client::statement::create(&a.spec())?;
-    println!("wrote {} (entry id {entry_id})", out.display());
+    let (out, parsed) = vcon_scitt_client::statement::create(&a.spec())?;
+    print_written(&out, &parsed);
     Ok(0)
+}
+
+/// The entry id is the leaf hash, which depends on the log's leaf rule (its
+/// transparency-configuration says which), so both are printed.
+fn print_written(out: &Path, st: &SignedStatement) {
+    println!(
+        "wrote {} (entry id {} in a statement-sha256 log, {} in an entry log)",
+        out.display(),
+        hex::encode(st.leaf_hash(LeafRule::StatementSha256)),
+        hex::encode(st.leaf_hash(LeafRule::Entry)),
+    );
 }
 
 /// Audits one vCon; exit 1 when anything failed to verify.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the third-party SCITT tools tests/third_party.rs drives, pinned,
+# into $VCON_SCITT_INTEROP_DIR (default ~/.cache/vcon-scitt/interop), never
+# into this repository: scitt-cose and schemathesis (PyPI, in a venv) and
+# @transmute/cose (npm). Idempotent: a stamp file records what is installed.
+# On a fresh Debian 12 it first installs python3-venv and npm with apt.
+set -euo pipefail
+dir="${VCON_SCITT_INTEROP_DIR:-$HOME/.cache/vcon-scitt/interop}"
+want="scitt-cose==0.5.0 schemathesis==4.32.5 @transmute/cose@0.2.11"
+if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$want" ]; then
+  echo "third-party tools present in $dir"
+  exit 0
+fi
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null || ! command -v npm >/dev/null; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3-venv npm
+fi
+rm -rf "$dir"
+mkdir -p "$dir/node"
+python3 -m venv "$dir/venv"
+"$dir/venv/bin/pip" install -q --disable-pip-version-check \
+  scitt-cose==0.5.0 schemathesis==4.32.5
+(cd "$dir/node" && echo '{"name":"vcon-scitt-interop","private":true}' >package.json \
+  && npm install --silent --no-audit --no-fund @transmute/cose@0.2.11)
+echo "$want" >"$dir/stamp"
+echo "third-party tools installed in $dir"
