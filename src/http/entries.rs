@@ -163,7 +163,7 @@ fn parse_entry_id(id: &str) -> Result<merkle::Hash, ApiError> {
         .ok_or_else(|| ApiError::InvalidLocator(id.to_owned()))
 }
 
-/// `GET /entries/{id}`: the stable receipt, or with `?fresh=1` one at the
+/// `GET /entries/{id}`: the stable receipt, or with `?fresh=true` one at the
 /// latest head; `application/cose`, or RFC 9942's receipt type when asked.
 pub(super) fn entry(
     svc: &Service,
@@ -172,7 +172,7 @@ pub(super) fn entry(
     receipt_type: &'static str,
 ) -> Result<Response<Body>, ApiError> {
     let leaf = parse_entry_id(id)?;
-    let fresh = matches!(q.get("fresh"), Some("1" | "true" | "yes"));
+    let fresh = q.bool("fresh")?;
     match svc.lookup_receipt(&leaf, fresh)? {
         ReceiptLookup::Ready(receipt) => {
             let mut r = respond(StatusCode::OK, receipt_type, receipt);

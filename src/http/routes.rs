@@ -157,6 +157,18 @@ impl Query {
             .transpose()
     }
 
+    /// An optional boolean: `true` or `false` (the contract's `boolean`),
+    /// anything else a 400 like every other malformed parameter.
+    pub(super) fn bool(&self, name: &str) -> Result<bool, ApiError> {
+        match self.get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err(ApiError::malformed(format!(
+                "{name}={v:?} is not a boolean (true or false)"
+            ))),
+        }
+    }
+
     /// An optional RFC 3339 time, as Unix milliseconds.
     pub(super) fn time_ms(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.get(name)

@@ -6,7 +6,7 @@
 # On a fresh Debian 12 it first installs python3-venv and npm with apt.
 set -euo pipefail
 dir="${VCON_SCITT_INTEROP_DIR:-$HOME/.cache/vcon-scitt/interop}"
-want="scitt-cose==0.5.0 schemathesis==4.32.5 @transmute/cose@0.2.11"
+want="scitt-cose==0.5.0 schemathesis==4.32.5 cbor2==6.3.0 cryptography==50.0.2 @transmute/cose@0.2.11"
 if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$want" ]; then
   echo "third-party tools present in $dir"
   exit 0
@@ -19,7 +19,7 @@ rm -rf "$dir"
 mkdir -p "$dir/node"
 python3 -m venv "$dir/venv"
 "$dir/venv/bin/pip" install -q --disable-pip-version-check \
-  scitt-cose==0.5.0 schemathesis==4.32.5
+  scitt-cose==0.5.0 schemathesis==4.32.5 cbor2==6.3.0 cryptography==50.0.2
 (cd "$dir/node" && echo '{"name":"vcon-scitt-interop","private":true}' >package.json \
   && npm install --silent --no-audit --no-fund @transmute/cose@0.2.11)
 echo "$want" >"$dir/stamp"
