@@ -220,10 +220,16 @@ async fn receipts_survive_a_restart() {
     // `fresh` is a boolean: anything but true/false is a 400 (schemathesis
     // found `?fresh=null` read silently as false).
     for bad in ["null", "1", "yes", "TRUE", ""] {
-        let r = c.get(&format!("{}?fresh={bad}", issued[0].1)).await.unwrap();
+        let r = c
+            .get(&format!("{}?fresh={bad}", issued[0].1))
+            .await
+            .unwrap();
         assert_problem(&r, 400, "Malformed request", "not a boolean");
     }
-    let stable = c.get(&format!("{}?fresh=false", issued[0].1)).await.unwrap();
+    let stable = c
+        .get(&format!("{}?fresh=false", issued[0].1))
+        .await
+        .unwrap();
     assert_eq!(stable.status, 200);
     srv.stop().await;
 }

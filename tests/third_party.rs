@@ -50,10 +50,11 @@ fn run(cmd: &mut Command) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-fn scitt_cose(files: &Path, receipt: &str, extra: &[&str]) -> (i32, String) {
-    run(Command::new(interop_dir().join("venv/bin/python"))
-        .arg(repo("tests/interop/verify_scitt_cose.py"))
-        .arg("--statement")
+/// Runs a verifier driver on the files a client would hold (the statement,
+/// a receipt, the service's /jwks, the issuer's keys); both drivers take
+/// the same arguments.
+fn driver(mut cmd: Command, files: &Path, receipt: &str, extra: &[&str]) -> (i32, String) {
+    cmd.arg("--statement")
         .arg(files.join("statement.cose"))
         .arg("--receipt")
         .arg(files.join(receipt))
@@ -61,20 +62,20 @@ fn scitt_cose(files: &Path, receipt: &str, extra: &[&str]) -> (i32, String) {
         .arg(files.join("jwks.json"))
         .arg("--issuer-key")
         .arg(files.join("issuer-jwks.json"))
-        .args(extra))
+        .args(extra);
+    run(&mut cmd)
+}
+
+fn scitt_cose(files: &Path, receipt: &str, extra: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(interop_dir().join("venv/bin/python"));
+    cmd.arg(repo("tests/interop/verify_scitt_cose.py"));
+    driver(cmd, files, receipt, extra)
 }
 
 fn transmute(files: &Path, receipt: &str) -> (i32, String) {
-    run(Command::new("node")
-        .arg(repo("tests/interop/verify_transmute.mjs"))
-        .arg("--statement")
-        .arg(files.join("statement.cose"))
-        .arg("--receipt")
-        .arg(files.join(receipt))
-        .arg("--key")
-        .arg(files.join("jwks.json"))
-        .arg("--issuer-key")
-        .arg(files.join("issuer-jwks.json")))
+    let mut cmd = Command::new("node");
+    cmd.arg(repo("tests/interop/verify_transmute.mjs"));
+    driver(cmd, files, receipt, &[])
 }
 
 /// Registers `statement` on a fresh server whose log follows `rule`;
