@@ -11,6 +11,7 @@
 //! - [`issuers`]: issuer key registry and X.509 chain validation.
 //! - [`tree_head`], [`receipt`]: tree-head signatures and COSE Receipts.
 //! - [`vcon`]: the vCon profile and the registration policy.
+//! - [`map`]: the verifiable map (torchwood `mpt` prefix tree), its proofs and verifier.
 //! - [`problem`]: RFC 9290 problem details; [`time`]: the clock and RFC 3339.
 //! - [`verify`]: offline verification (the `vcon-verify` crate is its command line).
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub use ciborium;
 pub mod cose;
 pub mod issuers;
 pub mod keys;
+pub mod map;
 pub mod merkle;
 pub mod problem;
 pub mod receipt;
