@@ -9,6 +9,8 @@
 //!   sequencer, crash recovery and fsck; [`backup`]: checkpoints of it;
 //! - [`vcon_index`]: the per-vCon index rows written with each entry, and
 //!   the views read from them;
+//! - [`vcon_map`]: the verifiable vCon map the sequencer closes every batch
+//!   with (a map-root entry per batch);
 //! - [`service`]: registration (checks, policy, sequencing, receipts) and
 //!   the reads the API serves;
 //! - [`metrics`]: Prometheus text; [`http`]: the SCRAPI API on hyper.
@@ -17,7 +19,8 @@
 /// The formats, re-exported for users of this crate; inside it, modules
 /// name `vcon_scitt_core` directly so a reader finds the file.
 pub use vcon_scitt_core::{
-    cbor, cose, issuers, keys, merkle, problem, receipt, statement, time, tree_head, vcon, verify,
+    cbor, cose, issuers, keys, map, merkle, problem, receipt, statement, time, tree_head, vcon,
+    verify,
 };
 
 pub mod backup;
@@ -29,3 +32,4 @@ pub mod metrics;
 pub mod service;
 pub(crate) mod sync;
 pub mod vcon_index;
+pub mod vcon_map;

@@ -132,6 +132,8 @@ pub struct Counters {
 pub struct Service {
     pub config: Config,
     pub log: Log,
+    /// The verifiable vCon map, shared with the sequencer (its closer).
+    pub map: Arc<Mutex<crate::vcon_map::VconMap>>,
     identity: ServiceIdentity,
     /// Every service public key (current and retired), by kid.
     public_keys: KeySet,
@@ -199,6 +201,19 @@ impl Service {
             ));
         }
         backfill_identities(&store)?;
+        // The vCon map closes every batch with a map-root entry (vcon_map.rs).
+        let map = Arc::new(Mutex::new(
+            crate::vcon_map::VconMap::open(
+                &store,
+                signer.clone(),
+                config.policy.consent_delegates.clone(),
+            )
+            .map_err(|e| format!("opening the vCon map: {e}"))?,
+        ));
+        let log_config = LogConfig {
+            closer: Some(map.clone()),
+            ..log_config
+        };
         let log = Log::with_store(store, log_config, signer).map_err(|e| e.to_string())?;
         let trust = build_trust(&config)?;
         let migrated = crate::vcon_index::migrate(log.store()).map_err(|e| e.to_string())?;
@@ -212,6 +227,7 @@ impl Service {
             tracing::info!(path = %config.key_file().display(), kid = %hex::encode(&current_kid), "generated a new service key");
         }
         let svc = Arc::new(Service {
+            map,
             policy_entry: std::sync::RwLock::new(None),
             service_key,
             config,
@@ -356,11 +372,13 @@ impl Service {
         let entry_id = statement::entry_id(&leaf);
         // The index rows go into the entry's own WriteBatch (as durable as
         // it), built and encoded here so the single writer only copies them.
-        let rows = match profile {
-            crate::vcon::Profile::Generic => crate::log::IndexRows::default(),
-            crate::vcon::Profile::Vcon(record) => {
-                crate::vcon_index::rows(&record, &entry_id, self.policy_entry().as_deref())
-            }
+        let (rows, map_input) = match profile {
+            crate::vcon::Profile::Generic => (crate::log::IndexRows::default(), None),
+            crate::vcon::Profile::Vcon(record) => (
+                crate::vcon_index::rows(&record, &entry_id, self.policy_entry().as_deref()),
+                crate::vcon_map::MapInput::new(&record)
+                    .map(|m| Arc::new(m) as crate::log::CloserInput),
+            ),
         };
 
         // What the issuer signed identifies the registration, not the
@@ -370,7 +388,9 @@ impl Service {
 
         // Duplicates are found by the sequencer (in-batch and in storage);
         // no read here, so the request path never touches RocksDB.
-        let pending = self.log.submit_with(entry, leaf, Some(identity), rows)?;
+        let pending = self
+            .log
+            .submit_for_closer(entry, leaf, Some(identity), rows, map_input)?;
         self.pending.add(leaf);
         let budget =
             wait.unwrap_or_else(|| Duration::from_millis(self.config.registration.wait_ms));

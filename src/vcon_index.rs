@@ -227,6 +227,28 @@ pub fn migrate(store: &Store) -> Result<u64, LogError> {
     Ok(written)
 }
 
+/// Every history row in (uuid, index) order: (index, record, entry id).
+/// Rows that do not decode are skipped, as the views skip them.
+pub fn history_rows(
+    store: &Store,
+) -> Result<impl Iterator<Item = Result<(u64, LifecycleRecord, String), LogError>> + '_, LogError> {
+    Ok(store
+        .iter_from(CF_INDEX, b"h")?
+        .map_while(|row| match row {
+            Ok((k, v)) if k.starts_with(b"h") => Some(Ok((k, v))),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .filter_map(|row| match row {
+            Err(e) => Some(Err(e)),
+            Ok((k, v)) => {
+                let index = k.get(17..).and_then(be_u64)?;
+                let row = serde_json::from_slice::<Indexed>(&v).ok()?;
+                Some(Ok((index, row.record, row.entry_id)))
+            }
+        }))
+}
+
 fn first_fact(store: &Store, uuid: &[u8; 16], fact: u8) -> Result<Option<KeyValue>, LogError> {
     let prefix = key(&[b"v", uuid, &[fact]]);
     store.first_index_row(&prefix, &prefix)

@@ -6,6 +6,7 @@
 //! fsync'd *and* covered by a signed, persisted tree head. Reads (entries,
 //! proofs, heads) go straight to RocksDB and never wait for the sequencer.
 
+pub mod closer;
 mod faults;
 mod frontier;
 mod fsck;
@@ -20,6 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use closer::{BatchCloser, CloserInput, Closing, Fresh};
 pub use faults::Faults;
 pub use fsck::{FsckReport, fsck};
 pub use store::Store;
@@ -54,7 +56,7 @@ pub enum LogError {
 
 /// Tuning for the sequencer; defaults come from the measurements in
 /// BENCHMARKS.md.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LogConfig {
     /// Most entries in one commit.
     pub max_batch: usize,
@@ -67,6 +69,20 @@ pub struct LogConfig {
     pub faults: Arc<Faults>,
     /// Rollback guard file (outside the RocksDB directory); None = off.
     pub rollback_guard: Option<std::path::PathBuf>,
+    /// Closes every batch with fresh entries (the vCon map); None = off.
+    pub closer: Option<Arc<std::sync::Mutex<dyn BatchCloser>>>,
+}
+
+impl std::fmt::Debug for LogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogConfig")
+            .field("max_batch", &self.max_batch)
+            .field("max_delay", &self.max_delay)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("rollback_guard", &self.rollback_guard)
+            .field("closer", &self.closer.is_some())
+            .finish()
+    }
 }
 
 impl Default for LogConfig {
@@ -77,6 +93,7 @@ impl Default for LogConfig {
             queue_capacity: 65_536,
             faults: Arc::new(Faults::default()),
             rollback_guard: None,
+            closer: None,
         }
     }
 }
@@ -115,6 +132,7 @@ pub(crate) struct Request {
     pub leaf: Hash,
     pub identity: Option<Hash>,
     pub index_rows: IndexRows,
+    pub closer_input: Option<CloserInput>,
     pub reply: tokio::sync::oneshot::Sender<Result<Appended, LogError>>,
 }
 
@@ -248,6 +266,19 @@ impl Log {
         identity: Option<Hash>,
         index_rows: IndexRows,
     ) -> Result<Pending, LogError> {
+        self.submit_for_closer(entry, leaf, identity, index_rows, None)
+    }
+
+    /// As [`Log::submit_with`], with an input for the log's
+    /// [`BatchCloser`] (ignored when there is none).
+    pub fn submit_for_closer(
+        &self,
+        entry: Vec<u8>,
+        leaf: Hash,
+        identity: Option<Hash>,
+        index_rows: IndexRows,
+        closer_input: Option<CloserInput>,
+    ) -> Result<Pending, LogError> {
         if let Some(why) = self.halted() {
             return Err(LogError::Halted(why));
         }
@@ -257,6 +288,7 @@ impl Log {
             leaf,
             identity,
             index_rows,
+            closer_input,
             reply,
         };
         match self.tx.try_send(sequencer::Msg::Append(req)) {

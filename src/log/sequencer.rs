@@ -31,7 +31,7 @@ use rocksdb::WriteBatch;
 use super::frontier::{Frontier, MAX_LEVELS, MemoryNodes};
 use super::store::{CF_INDEX, Store, StoreNodes};
 use super::{
-    Appended, LogConfig, LogError, Request, Shared, SignedTreeHead, TreeHead, TreeHeadSigner,
+    Appended, Fresh, LogConfig, LogError, Request, Shared, SignedTreeHead, TreeHead, TreeHeadSigner,
 };
 use crate::merkle::tile::{Tile, TileId};
 use crate::merkle::{self, Hash, NodeSource};
@@ -387,6 +387,22 @@ impl Sequencer {
             }
             self.frontier.push(req.leaf, &mut done, &mut touched);
         }
+        // The closer (the vCon map) sees the batch's fresh entries and adds
+        // its rows and the batch's last entry (closer.rs).
+        let closing_entry = match self.close_batch(batch, fresh, base_size, &mut wb, index_cf) {
+            Ok(e) => e,
+            Err(e) => {
+                self.closer_done(false);
+                self.frontier = Frontier::load(&self.store, base_size)?;
+                return Err(e);
+            }
+        };
+        if let Some(entry) = &closing_entry {
+            let index = self.frontier.size;
+            let leaf = self.store.leaf_hash(entry);
+            self.store.put_entry(&mut wb, index, &leaf, entry)?;
+            self.frontier.push(leaf, &mut done, &mut touched);
+        }
         let new_size = self.frontier.size;
         let mut written: Vec<TileId> = Vec::new();
         for (id, tile) in &done {
@@ -412,18 +428,67 @@ impl Sequencer {
             .and_then(|()| self.store.write_synced(wb));
         if let Err(e) = write {
             // Nothing of this batch is durable: forget it.
+            self.closer_done(false);
             self.frontier = Frontier::load(&self.store, base_size)?;
             return Err(e);
         }
+        self.closer_done(true);
         self.config
             .faults
             .after_data_write(&self.store, self.frontier.size)?;
-        let entries: Vec<(u64, &[u8])> = fresh
+        let mut entries: Vec<(u64, &[u8])> = fresh
             .iter()
             .enumerate()
             .map(|(k, &i)| (base_size + k as u64, batch[i].entry.as_slice()))
             .collect();
+        if let Some(entry) = &closing_entry {
+            entries.push((base_size + fresh.len() as u64, entry.as_slice()));
+        }
         self.verify_and_sign_written(&entries, &written)
+    }
+
+    /// Step 3b: the closer's rows and closing entry for this batch (None
+    /// without a closer).
+    fn close_batch(
+        &self,
+        batch: &[Request],
+        fresh: &[usize],
+        base_size: u64,
+        wb: &mut WriteBatch,
+        index_cf: &rocksdb::ColumnFamily,
+    ) -> Result<Option<Vec<u8>>, LogError> {
+        let Some(closer) = self.config.closer.clone() else {
+            return Ok(None);
+        };
+        let items: Vec<Fresh<'_>> = fresh
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| Fresh {
+                index: base_size + k as u64,
+                leaf: batch[i].leaf,
+                input: batch[i].closer_input.as_ref(),
+            })
+            .collect();
+        let next_index = base_size + fresh.len() as u64;
+        let closing = crate::sync::lock(&closer)
+            .close(&self.store, &items, next_index)
+            .map_err(|e| LogError::BatchFailed(format!("closing the batch: {e}")))?;
+        for (key, value) in &closing.rows {
+            wb.put_cf(index_cf, key, value);
+        }
+        Ok(closing.entry)
+    }
+
+    /// Tells the closer whether its staged batch became durable.
+    fn closer_done(&self, committed: bool) {
+        if let Some(closer) = &self.config.closer {
+            let mut c = crate::sync::lock(closer);
+            if committed {
+                c.committed();
+            } else {
+                c.rolled_back();
+            }
+        }
     }
 
     /// Recovery path: verify the stored right edge and sign the durable size.
@@ -591,6 +656,7 @@ mod tests {
             leaf: merkle::leaf_hash(entry),
             identity,
             index_rows: IndexRows::default(),
+            closer_input: None,
             reply,
         };
         (req, rx)

@@ -1,0 +1,330 @@
+//! The verifiable vCon map, kept by the sequencer (issue 14,
+//! spec-notes/vcon-map.md). Every batch with fresh entries is closed by a
+//! **map-root entry**: a COSE_Sign1 the service signs, appended as the
+//! batch's last leaf, whose payload says "the map of everything before my
+//! own index has this root". So every head the sequencer signs commits to
+//! an exact map of a prefix of itself, and a 201 means "in the log and in
+//! the map".
+//!
+//! State: the map tree in memory (core `map::MapTree`, rebuilt at start
+//! from the state rows), one state row per vCon in the `index` column family
+//! (`M` ‖ key → the deterministic CBOR of its `VconState`), and the last
+//! map root (`m/map-last` → index ‖ root ‖ vCon count), all written in the
+//! batch's one `WriteBatch`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ciborium::value::Value;
+
+use crate::cbor::{self, int};
+use crate::log::{BatchCloser, Closing, Fresh, LogError, Store};
+use crate::map::{Key, MapTree, Undo};
+use crate::merkle::Hash;
+use crate::receipt::CoseTreeHeadSigner;
+use crate::statement::{self, SignedStatement};
+use crate::vcon::LifecycleRecord;
+use crate::vcon::consent::Delegates;
+use crate::vcon::state::{VconState, map_key};
+
+/// Subject of the map-root entries.
+pub const MAP_ROOT_SUBJECT: &str = "urn:vcon-scitt:map-root";
+/// Content type of their payload (`proto/vcon-map.cddl`, `map-root`).
+pub const MAP_ROOT_CONTENT_TYPE: &str = "application/vnd.vcon-scitt.map-root+cbor";
+/// The map's profile: tree format (torchwood mpt, SHA-256) and MapFn v1.
+pub const MAP_PROFILE: &str = "vcon-scitt/map/v1";
+/// Key function 1: `state::map_key`.
+pub const KEYFN_SHA256: u64 = 1;
+
+const STATE_PREFIX: &[u8] = b"M";
+const LAST_ROW: &[u8] = b"m/map-last";
+/// Present once the state rows of a database older than the map were
+/// derived (written after the last of them, so an interrupted derivation
+/// runs again and rewrites the same rows).
+const DERIVED_ROW: &[u8] = b"m/map-derived";
+
+/// What an appender attaches to a vCon statement for the map.
+pub struct MapInput {
+    pub key: Key,
+    pub record: LifecycleRecord,
+}
+
+impl MapInput {
+    pub fn new(record: &LifecycleRecord) -> Option<MapInput> {
+        Some(MapInput {
+            key: map_key(&record.vcon_uuid)?,
+            record: record.clone(),
+        })
+    }
+}
+
+fn state_row_key(key: &Key) -> Vec<u8> {
+    [STATE_PREFIX, key.as_slice()].concat()
+}
+
+/// The last map root: (its entry's index, root, number of vCons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapRoot {
+    pub index: u64,
+    pub root: Hash,
+    pub vcons: u64,
+}
+
+impl MapRoot {
+    fn to_row(self) -> Vec<u8> {
+        [
+            self.index.to_be_bytes().as_slice(),
+            &self.root,
+            &self.vcons.to_be_bytes(),
+        ]
+        .concat()
+    }
+
+    fn from_row(v: &[u8]) -> Option<MapRoot> {
+        if v.len() != 48 {
+            return None;
+        }
+        Some(MapRoot {
+            index: u64::from_be_bytes(v[..8].try_into().ok()?),
+            root: v[8..40].try_into().ok()?,
+            vcons: u64::from_be_bytes(v[40..].try_into().ok()?),
+        })
+    }
+}
+
+/// The payload of a map-root entry (`proto/vcon-map.cddl`).
+pub fn map_root_payload(p: u64, root: &Hash, prev: Option<u64>, ts_ms: u64, vcons: u64) -> Vec<u8> {
+    cbor::encode(&Value::Map(vec![
+        (int(1), Value::Text(MAP_PROFILE.into())),
+        (int(2), Value::Integer(p.into())),
+        (int(3), Value::Bytes(root.to_vec())),
+        (int(4), Value::Integer(KEYFN_SHA256.into())),
+        (
+            int(5),
+            prev.map_or(Value::Null, |i| Value::Integer(i.into())),
+        ),
+        (int(6), Value::Integer(ts_ms.into())),
+        (int(7), Value::Integer(vcons.into())),
+    ]))
+}
+
+struct Staged {
+    undo: Undo,
+    last: MapRoot,
+}
+
+pub struct VconMap {
+    tree: MapTree,
+    last: Option<MapRoot>,
+    staged: Option<Staged>,
+    signer: Arc<CoseTreeHeadSigner>,
+    delegates: Delegates,
+}
+
+impl VconMap {
+    /// Rebuilds the tree from the state rows (deriving them once from the
+    /// per-vCon history rows of a database written before the map) and
+    /// checks it against the last map root the store recorded.
+    pub fn open(
+        store: &Store,
+        signer: Arc<CoseTreeHeadSigner>,
+        delegates: Delegates,
+    ) -> Result<VconMap, LogError> {
+        let last = match store.get_index(LAST_ROW)? {
+            Some(v) => Some(MapRoot::from_row(&v).ok_or_else(|| {
+                LogError::Corrupt("m/map-last is not index ‖ root ‖ count".into())
+            })?),
+            None => None,
+        };
+        if last.is_none() && store.get_index(DERIVED_ROW)?.is_none() {
+            let rows = derive_states(store, &delegates)?;
+            store.put_index_rows(&[(DERIVED_ROW.to_vec(), rows.to_be_bytes().to_vec())])?;
+            if rows > 0 {
+                tracing::info!(
+                    vcons = rows,
+                    "derived the vCon map's state rows of an older database"
+                );
+            }
+        }
+        let mut items: Vec<(Key, Hash)> = Vec::new();
+        for row in store.iter_from(crate::log::store::CF_INDEX, STATE_PREFIX)? {
+            let (k, v) = row?;
+            if !k.starts_with(STATE_PREFIX) {
+                break;
+            }
+            let key: Key = k[STATE_PREFIX.len()..]
+                .try_into()
+                .map_err(|_| LogError::Corrupt("a map state row key is not 32 bytes".into()))?;
+            let state = VconState::from_cbor(&v).map_err(|e| LogError::Corrupt(e.to_string()))?;
+            items.push((key, state.value()));
+        }
+        let mut tree = MapTree::with_capacity(items.len());
+        tree.apply_batch(&items)
+            .map_err(|e| LogError::Corrupt(format!("rebuilding the vCon map: {e}")))?;
+        if let Some(l) = last
+            && l.root != tree.root()
+        {
+            return Err(LogError::Corrupt(format!(
+                "the vCon map rebuilt from its state rows has root {}, but the map-root entry at index {} says {}",
+                hex::encode(tree.root()),
+                l.index,
+                hex::encode(l.root)
+            )));
+        }
+        Ok(VconMap {
+            tree,
+            last,
+            staged: None,
+            signer,
+            delegates,
+        })
+    }
+
+    pub fn tree(&self) -> &MapTree {
+        &self.tree
+    }
+
+    /// The last committed map root.
+    pub fn last(&self) -> Option<MapRoot> {
+        self.last
+    }
+
+    fn state(
+        store: &Store,
+        overlay: &BTreeMap<Key, VconState>,
+        key: &Key,
+    ) -> Result<VconState, String> {
+        if let Some(s) = overlay.get(key) {
+            return Ok(s.clone());
+        }
+        match store
+            .get_index(&state_row_key(key))
+            .map_err(|e| e.to_string())?
+        {
+            Some(v) => VconState::from_cbor(&v).map_err(|e| e.to_string()),
+            None => Ok(VconState::default()),
+        }
+    }
+
+    /// The signed map-root entry, in the stored (entry) form.
+    fn map_root_entry(&self, p: u64, root: &Hash, vcons: u64) -> Result<Vec<u8>, String> {
+        let now = crate::time::now_ms();
+        let payload = map_root_payload(p, root, self.last.map(|l| l.index), now, vcons);
+        let id = &self.signer.identity;
+        let mut b = statement::Builder::new(&self.signer.key, &id.issuer, MAP_ROOT_SUBJECT);
+        b.content_type = Some(MAP_ROOT_CONTENT_TYPE.into());
+        b.issued_at = i64::try_from(now / 1000).ok();
+        let st = b.sign(&payload)?;
+        let parsed = SignedStatement::parse(&st, usize::MAX).map_err(|e| e.to_string())?;
+        Ok(parsed.entry_bytes())
+    }
+}
+
+impl BatchCloser for VconMap {
+    fn close(
+        &mut self,
+        store: &Store,
+        fresh: &[Fresh<'_>],
+        next_index: u64,
+    ) -> Result<Closing, String> {
+        if self.staged.is_some() {
+            // A batch must be committed or rolled back before the next.
+            self.rolled_back();
+        }
+        let mut overlay: BTreeMap<Key, VconState> = BTreeMap::new();
+        for f in fresh {
+            let Some(input) = f.input.and_then(|i| i.downcast_ref::<MapInput>()) else {
+                continue;
+            };
+            let mut state = Self::state(store, &overlay, &input.key)?;
+            state.fold(f.index, &f.leaf, &input.record, &self.delegates);
+            overlay.insert(input.key, state);
+        }
+        let items: Vec<(Key, Hash)> = overlay.iter().map(|(k, s)| (*k, s.value())).collect();
+        let undo = self.tree.apply_batch(&items).map_err(|e| e.to_string())?;
+        let root = self.tree.root();
+        let vcons = self.tree.len() as u64;
+        let last = MapRoot {
+            index: next_index,
+            root,
+            vcons,
+        };
+        let entry = match self.map_root_entry(next_index, &root, vcons) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = self.tree.rollback(undo);
+                return Err(e);
+            }
+        };
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = overlay
+            .iter()
+            .map(|(k, s)| (state_row_key(k), s.to_cbor()))
+            .collect();
+        rows.push((LAST_ROW.to_vec(), last.to_row()));
+        self.staged = Some(Staged { undo, last });
+        Ok(Closing {
+            rows,
+            entry: Some(entry),
+        })
+    }
+
+    fn committed(&mut self) {
+        if let Some(s) = self.staged.take() {
+            self.last = Some(s.last);
+        }
+    }
+
+    fn rolled_back(&mut self) {
+        if let Some(s) = self.staged.take()
+            && let Err(e) = self.tree.rollback(s.undo)
+        {
+            // Cannot happen (the undo is the tree's own, taken just now);
+            // if it did, the next batch's map root would be wrong, which
+            // verify-before-sign cannot see, so say so loudly.
+            tracing::error!(alarm = true, error = %e, "rolling back the vCon map failed");
+        }
+    }
+}
+
+/// Derives the state rows of a database written before the map existed,
+/// once, from its per-vCon history rows (`h`: uuid ‖ index → the record and
+/// entry id), which are in (uuid, index) order: each vCon is folded in log
+/// order, as the sequencer would have.
+fn derive_states(store: &Store, delegates: &Delegates) -> Result<u64, LogError> {
+    let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut current: Option<(Key, VconState)> = None;
+    let mut written = 0u64;
+    let mut flush = |rows: &mut Vec<(Vec<u8>, Vec<u8>)>, force: bool| -> Result<(), LogError> {
+        if force || rows.len() >= 10_000 {
+            written += rows.len() as u64;
+            store.put_index_rows(&std::mem::take(rows))?;
+        }
+        Ok(())
+    };
+    for item in crate::vcon_index::history_rows(store)? {
+        let (index, record, entry_id) = item?;
+        let Some(key) = map_key(&record.vcon_uuid) else {
+            continue;
+        };
+        let Some(leaf) = crate::merkle::from_hex(&entry_id) else {
+            continue;
+        };
+        match &mut current {
+            Some((k, s)) if *k == key => s.fold(index, &leaf, &record, delegates),
+            _ => {
+                if let Some((k, s)) = current.take() {
+                    rows.push((state_row_key(&k), s.to_cbor()));
+                    flush(&mut rows, false)?;
+                }
+                let mut s = VconState::default();
+                s.fold(index, &leaf, &record, delegates);
+                current = Some((key, s));
+            }
+        }
+    }
+    if let Some((k, s)) = current {
+        rows.push((state_row_key(&k), s.to_cbor()));
+    }
+    flush(&mut rows, true)?;
+    Ok(written)
+}
