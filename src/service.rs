@@ -519,6 +519,94 @@ impl Service {
 
     /// GET /entries/{id}: the stable receipt (first covering head), or a
     /// fresh one at the latest head.
+    /// `GET /vcons/{uuid}/proof`: the proof bundle of a vCon's complete
+    /// history (or its absence) as of the last map root, every receipt at
+    /// one signed head (core `vcon::proof`, spec-notes/vcon-map.md).
+    pub async fn vcon_proof(&self, uuid: &str) -> Result<crate::vcon::proof::Bundle, ServiceError> {
+        use crate::vcon::proof::{Bundle, BundleEntry, MAX_BUNDLE_ENTRIES};
+        let key = crate::vcon::state::map_key(uuid)
+            .ok_or_else(|| ServiceError::Internal(format!("{uuid:?} is not a uuid")))?;
+        // 1. A consistent snapshot: the map between batches (its rows are
+        //    then exactly those of its last root). A batch holds the
+        //    staged state for one fsync: wait it out, bounded.
+        let mut snapshot = None;
+        for _ in 0..2_000 {
+            {
+                let m = crate::sync::lock(&self.map);
+                if !m.is_staged() {
+                    let state = crate::vcon_map::VconMap::state_row(self.log.store(), &key)
+                        .map_err(internal)?;
+                    snapshot = Some((m.last(), m.tree().prove(&key), state));
+                }
+            }
+            if snapshot.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (last, proof, state) =
+            snapshot.ok_or_else(|| ServiceError::Unavailable("the vCon map stayed busy".into()))?;
+        let last = last.ok_or_else(|| {
+            ServiceError::Unavailable("no map root has been committed yet".into())
+        })?;
+        // 2. A signed head that covers the map-root entry (one batch away
+        //    at most: the entry is signed right after it is written).
+        let mut head = self.log.latest();
+        for _ in 0..2_000 {
+            if head.head.size > last.index {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            head = self.log.latest();
+        }
+        if head.head.size <= last.index {
+            return Err(ServiceError::Unavailable(
+                "no signed head covers the last map root yet".into(),
+            ));
+        }
+        // 3. The entries, all at that head.
+        let store = self.log.store();
+        let read = |index: u64| -> Result<(Vec<u8>, Hash), ServiceError> {
+            let entry = store
+                .entry(index)
+                .map_err(internal)?
+                .ok_or_else(|| ServiceError::Internal(format!("entry {index} is missing")))?;
+            let leaf = store.leaf_hash(&entry);
+            Ok((entry, leaf))
+        };
+        let (map_root_entry, mr_leaf) = read(last.index)?;
+        let map_root_receipt = self.receipt_at(last.index, &head, &mr_leaf)?;
+        let mut entries = Vec::new();
+        if state.is_some() {
+            let uuid_bytes = crate::vcon::profile::uuid_bytes(uuid)
+                .ok_or_else(|| ServiceError::Internal(format!("{uuid:?} is not a uuid")))?;
+            let rows = crate::vcon_index::history_below(store, &uuid_bytes, last.index, MAX_BUNDLE_ENTRIES)
+                .map_err(internal)?
+                .ok_or_else(|| {
+                    ServiceError::TooLarge(format!(
+                        "this vCon has more than {MAX_BUNDLE_ENTRIES} entries; one bundle lists at most that many"
+                    ))
+                })?;
+            for (index, _) in rows {
+                let (statement, leaf) = read(index)?;
+                let receipt = self.receipt_at(index, &head, &leaf)?;
+                entries.push(BundleEntry {
+                    index,
+                    statement,
+                    receipt,
+                });
+            }
+        }
+        Ok(Bundle {
+            uuid: uuid.to_owned(),
+            map_root_entry,
+            map_root_receipt,
+            state,
+            map_proof: proof.bytes,
+            entries,
+        })
+    }
+
     pub fn lookup_receipt(&self, leaf: &Hash, fresh: bool) -> Result<ReceiptLookup, ServiceError> {
         if let Some(index) = self.log.index_of(leaf).map_err(internal)? {
             let head = if fresh {

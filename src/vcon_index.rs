@@ -227,6 +227,36 @@ pub fn migrate(store: &Store) -> Result<u64, LogError> {
     Ok(written)
 }
 
+/// The (index, entry id) of a vCon's history rows below `below`, in log
+/// order; None when there are more than `max`.
+pub fn history_below(
+    store: &Store,
+    uuid: &[u8; 16],
+    below: u64,
+    max: u64,
+) -> Result<Option<Vec<(u64, String)>>, LogError> {
+    let prefix = key(&[b"h", uuid]);
+    let mut out = Vec::new();
+    for row in store.iter_from(CF_INDEX, &prefix)? {
+        let (k, v) = row?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        let Some(index) = row_index(&k) else { continue };
+        if index >= below {
+            break;
+        }
+        let Ok(row) = serde_json::from_slice::<Indexed>(&v) else {
+            continue;
+        };
+        if out.len() as u64 >= max {
+            return Ok(None);
+        }
+        out.push((index, row.entry_id));
+    }
+    Ok(Some(out))
+}
+
 /// Every history row in (uuid, index) order: (index, record, entry id).
 /// Rows that do not decode are skipped, as the views skip them.
 pub fn history_rows(

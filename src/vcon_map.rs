@@ -15,9 +15,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ciborium::value::Value;
-
-use crate::cbor::{self, int};
 use crate::log::{BatchCloser, Closing, Fresh, LogError, Store};
 use crate::map::{Key, MapTree, Undo};
 use crate::merkle::Hash;
@@ -27,14 +24,7 @@ use crate::vcon::LifecycleRecord;
 use crate::vcon::consent::Delegates;
 use crate::vcon::state::{VconState, map_key};
 
-/// Subject of the map-root entries.
-pub const MAP_ROOT_SUBJECT: &str = "urn:vcon-scitt:map-root";
-/// Content type of their payload (`proto/vcon-map.cddl`, `map-root`).
-pub const MAP_ROOT_CONTENT_TYPE: &str = "application/vnd.vcon-scitt.map-root+cbor";
-/// The map's profile: tree format (torchwood mpt, SHA-256) and MapFn v1.
-pub const MAP_PROFILE: &str = "vcon-scitt/map/v1";
-/// Key function 1: `state::map_key`.
-pub const KEYFN_SHA256: u64 = 1;
+pub use crate::vcon::proof::{MAP_PROFILE, MAP_ROOT_CONTENT_TYPE, MAP_ROOT_SUBJECT};
 
 const STATE_PREFIX: &[u8] = b"M";
 const LAST_ROW: &[u8] = b"m/map-last";
@@ -90,22 +80,6 @@ impl MapRoot {
             vcons: u64::from_be_bytes(v[40..].try_into().ok()?),
         })
     }
-}
-
-/// The payload of a map-root entry (`proto/vcon-map.cddl`).
-pub fn map_root_payload(p: u64, root: &Hash, prev: Option<u64>, ts_ms: u64, vcons: u64) -> Vec<u8> {
-    cbor::encode(&Value::Map(vec![
-        (int(1), Value::Text(MAP_PROFILE.into())),
-        (int(2), Value::Integer(p.into())),
-        (int(3), Value::Bytes(root.to_vec())),
-        (int(4), Value::Integer(KEYFN_SHA256.into())),
-        (
-            int(5),
-            prev.map_or(Value::Null, |i| Value::Integer(i.into())),
-        ),
-        (int(6), Value::Integer(ts_ms.into())),
-        (int(7), Value::Integer(vcons.into())),
-    ]))
 }
 
 struct Staged {
@@ -189,13 +163,31 @@ impl VconMap {
         self.last
     }
 
+    /// True between a batch's `close` and its `committed`/`rolled_back`:
+    /// the tree is then ahead of the stored rows and of any signed head.
+    pub fn is_staged(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// The stored state record of a vCon (None: not in the map). Consistent
+    /// with [`Self::last`] and the tree when read while not staged.
+    pub fn state_row(store: &Store, key: &Key) -> Result<Option<Vec<u8>>, LogError> {
+        store.get_index(&state_row_key(key))
+    }
+
     fn state(
+        &self,
         store: &Store,
         overlay: &BTreeMap<Key, VconState>,
         key: &Key,
     ) -> Result<VconState, String> {
         if let Some(s) = overlay.get(key) {
             return Ok(s.clone());
+        }
+        // A vCon the tree does not hold has no row: no read (most
+        // `vcon_created` statements name a new vCon).
+        if self.tree.get(key).is_none() {
+            return Ok(VconState::default());
         }
         match store
             .get_index(&state_row_key(key))
@@ -209,7 +201,14 @@ impl VconMap {
     /// The signed map-root entry, in the stored (entry) form.
     fn map_root_entry(&self, p: u64, root: &Hash, vcons: u64) -> Result<Vec<u8>, String> {
         let now = crate::time::now_ms();
-        let payload = map_root_payload(p, root, self.last.map(|l| l.index), now, vcons);
+        let payload = crate::vcon::proof::MapRootPayload {
+            p,
+            root: *root,
+            prev: self.last.map(|l| l.index),
+            time_ms: now,
+            vcons,
+        }
+        .to_cbor();
         let id = &self.signer.identity;
         let mut b = statement::Builder::new(&self.signer.key, &id.issuer, MAP_ROOT_SUBJECT);
         b.content_type = Some(MAP_ROOT_CONTENT_TYPE.into());
@@ -236,11 +235,17 @@ impl BatchCloser for VconMap {
             let Some(input) = f.input.and_then(|i| i.downcast_ref::<MapInput>()) else {
                 continue;
             };
-            let mut state = Self::state(store, &overlay, &input.key)?;
+            let mut state = self.state(store, &overlay, &input.key)?;
             state.fold(f.index, &f.leaf, &input.record, &self.delegates);
             overlay.insert(input.key, state);
         }
-        let items: Vec<(Key, Hash)> = overlay.iter().map(|(k, s)| (*k, s.value())).collect();
+        // Each changed state encoded once: its row, and the hash of it the
+        // tree holds.
+        let encoded: Vec<(Key, Vec<u8>)> = overlay.iter().map(|(k, s)| (*k, s.to_cbor())).collect();
+        let items: Vec<(Key, Hash)> = encoded
+            .iter()
+            .map(|(k, cbor)| (*k, crate::vcon::state::state_value(cbor)))
+            .collect();
         let undo = self.tree.apply_batch(&items).map_err(|e| e.to_string())?;
         let root = self.tree.root();
         let vcons = self.tree.len() as u64;
@@ -256,9 +261,9 @@ impl BatchCloser for VconMap {
                 return Err(e);
             }
         };
-        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = overlay
-            .iter()
-            .map(|(k, s)| (state_row_key(k), s.to_cbor()))
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = encoded
+            .into_iter()
+            .map(|(k, cbor)| (state_row_key(&k), cbor))
             .collect();
         rows.push((LAST_ROW.to_vec(), last.to_row()));
         self.staged = Some(Staged { undo, last });

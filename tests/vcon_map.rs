@@ -45,12 +45,22 @@ fn statement(dir: &std::path::Path, uuid: &str, event: &str, minute: u32) -> Vec
     std::fs::read(out).unwrap()
 }
 
+/// Checks CBOR bytes against a rule of proto/vcon-map.cddl.
+fn validate(rule: &str, bytes: &[u8]) {
+    let schema = std::fs::read_to_string(repo("proto/vcon-map.cddl")).unwrap();
+    let text = format!("root = {rule}\n{schema}");
+    if let Err(e) = cddl::validate_cbor_from_slice(&text, bytes, None) {
+        panic!("{rule}: {e}");
+    }
+}
+
 /// A map-root entry's payload: (p, root, prev).
 fn map_root(entry: &[u8]) -> Option<(u64, Hash, Option<u64>)> {
     let st = SignedStatement::parse(entry, usize::MAX).ok()?;
     if st.subject != MAP_ROOT_SUBJECT {
         return None;
     }
+    validate("map-root", st.payload());
     let Value::Map(m) = vcon_scitt::cbor::decode(st.payload()).ok()? else {
         return None;
     };
@@ -223,6 +233,9 @@ async fn every_acknowledged_vcon_entry_is_in_the_signed_map() {
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect();
     assert_eq!(rows.len(), UUIDS.len());
+    for (_, v) in &rows {
+        validate("vcon-state", v);
+    }
     drop(store);
     {
         let store = vcon_scitt::log::Store::open(&dir.path().join("db")).unwrap();
@@ -271,4 +284,121 @@ async fn every_acknowledged_vcon_entry_is_in_the_signed_map() {
         .err()
         .expect("refused");
     assert!(err.contains("vCon map"), "{err}");
+}
+
+/// `vcon-scitt verify --bundle` (the vcon-verify code) on a bundle file.
+fn verify_bundle_cli(bundle: &[u8], uuid: &str, keys: &[u8]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, k) = (dir.path().join("bundle.cbor"), dir.path().join("keys.cbor"));
+    std::fs::write(&b, bundle).unwrap();
+    std::fs::write(&k, keys).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .arg("verify")
+        .arg(&b)
+        .args(["--bundle", "--uuid", uuid, "--keys"])
+        .arg(&k)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The proof bundle over HTTP, checked offline: a complete history (and
+/// the consent it gives), a vCon never seen (absent), and every way a
+/// server could shorten or fake an answer refused with the "incomplete"
+/// class, including a server whose own index lost a row (the omission a
+/// list view could never show).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_bundles_show_complete_histories_and_catch_omissions() {
+    use vcon_scitt::vcon::proof::{Bundle, verify_bundle};
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let srv = start(server_config(dir.path()), None).await.unwrap();
+    let url = srv.url();
+    let uuid = UUIDS[0];
+    let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
+    for (j, event) in [
+        "vcon_created",
+        "vcon_consent_accepted",
+        "vcon_accessed",
+        "vcon_consent_revoked",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = c
+            .post_statement(statement(files.path(), uuid, event, j as u32))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201);
+    }
+    let keys_bytes = c.get_ok("/.well-known/scitt-keys").await.unwrap();
+    let keys = KeySet::parse_any(&keys_bytes).unwrap();
+    let r = c.get(&format!("/vcons/{uuid}/proof")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", vcon_scitt_client::describe(&r));
+    assert_eq!(r.header("content-type"), Some("application/cbor"));
+    let bundle = Bundle::from_cbor(&r.body).unwrap();
+    let report = verify_bundle(&bundle, uuid, &keys, &Default::default()).unwrap();
+    assert!(report.present);
+    assert_eq!(report.indices.len(), 4);
+    assert_eq!(
+        report.consent.purposes["analysis"].status.as_str(),
+        "revoked"
+    );
+    let (code, out) = verify_bundle_cli(&r.body, uuid, &keys_bytes);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("exactly 4 entries") && out.contains("analysis: revoked"),
+        "{out}"
+    );
+
+    // Never seen: proved absent.
+    let other = "0190c2f2-6d4e-7a45-9b1e-2f0d7c9e4aff";
+    let absent = c.get(&format!("/vcons/{other}/proof")).await.unwrap();
+    assert_eq!(absent.status, 200);
+    let (code, out) = verify_bundle_cli(&absent.body, other, &keys_bytes);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("has no entry"), "{out}");
+
+    // Faked answers: each refused as incomplete (12).
+    let mut dropped = bundle.clone();
+    dropped.entries.remove(3); // the withdrawal
+    let mut reordered = bundle.clone();
+    reordered.entries.swap(1, 2);
+    let mut denied = Bundle::from_cbor(&absent.body).unwrap();
+    denied.uuid = uuid.into(); // "no such vCon" for one that exists
+    let mut stateless = bundle.clone();
+    stateless.state = None;
+    stateless.entries.clear();
+    for (name, fake) in [
+        ("an entry left out", dropped),
+        ("entries reordered", reordered),
+        ("absence claimed for a present vCon", denied),
+        ("state withheld", stateless),
+    ] {
+        let (code, out) = verify_bundle_cli(&fake.to_cbor(), uuid, &keys_bytes);
+        assert_eq!(code, 12, "{name}: {out}");
+    }
+
+    // A server whose index lost the withdrawal's row serves a bundle
+    // without it: the map, committed when the row was written, says so.
+    let revoked_index = *report.indices.last().unwrap();
+    let uuid_bytes = hex::decode(uuid.replace('-', "")).unwrap();
+    let mut row = b"h".to_vec();
+    row.extend(&uuid_bytes);
+    row.extend(revoked_index.to_be_bytes());
+    {
+        let store = srv.service.log.store();
+        let mut wb = rocksdb::WriteBatch::default();
+        wb.delete_cf(store.cf(vcon_scitt::log::store::CF_INDEX).unwrap(), &row);
+        store.write_synced(wb).unwrap();
+    }
+    let r = c.get(&format!("/vcons/{uuid}/proof")).await.unwrap();
+    assert_eq!(r.status, 200);
+    let (code, out) = verify_bundle_cli(&r.body, uuid, &keys_bytes);
+    assert_eq!(code, 12, "{out}");
+    assert!(out.contains("left out"), "{out}");
+    srv.stop().await;
 }

@@ -6,7 +6,7 @@ use hyper::Response;
 
 use super::error::ApiError;
 use super::routes::Query;
-use super::{Body, json_response};
+use super::{Body, CBOR, json_response, respond};
 use crate::service::Service;
 use crate::vcon_index::FeedQuery;
 
@@ -107,4 +107,15 @@ pub(super) fn policy(svc: &Service) -> Response<Body> {
     json_response(
         &serde_json::json!({"entry_id": svc.policy_entry(), "policy": svc.policy_document()}),
     )
+}
+
+/// `GET /vcons/{uuid}/proof`: the proof bundle (`proto/vcon-map.cddl`,
+/// `vcon-proof`): the vCon's complete history as of the last map root, or
+/// the proof that it has none, checkable offline (`vcon-verify --bundle`).
+pub(super) async fn proof(svc: &Service, uuid: &str) -> Result<Response<Body>, ApiError> {
+    let uuid = parse_uuid(uuid)?;
+    let bundle = svc.vcon_proof(&uuid).await?;
+    let mut r = respond(hyper::StatusCode::OK, CBOR, bundle.to_cbor());
+    super::set(&mut r, hyper::header::CACHE_CONTROL, "no-cache");
+    Ok(r)
 }

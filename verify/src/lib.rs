@@ -25,7 +25,7 @@ use vcon_scitt_core::verify::{self, Request, VerifyError};
 /// for a receipt naming no kid, none of its algorithm); 7 inclusion proof
 /// malformed or tree size wrong; 8 receipt signature bad; 9 issuer signature
 /// or certificate chain bad; 10 vCon file does not match; 11 consistency
-/// receipt bad.
+/// receipt bad; 12 (with --bundle) history incomplete or map proof invalid.
 #[derive(Parser, Debug)]
 #[command(name = "vcon-verify", version)]
 pub struct Args {
@@ -71,6 +71,78 @@ pub struct Args {
     /// Print a JSON report instead of the verdict line.
     #[arg(long)]
     pub json: bool,
+    /// The file is a vCon proof bundle (`GET /vcons/{uuid}/proof`): check
+    /// that it shows the vCon's complete history as of its map root (or
+    /// proves the vCon absent), and print the consent state it gives.
+    #[arg(long, requires = "uuid")]
+    pub bundle: bool,
+    /// The vCon the bundle must be about (with --bundle).
+    #[arg(long)]
+    pub uuid: Option<String>,
+}
+
+/// Exit code: the bundle does not prove a complete history.
+pub const EXIT_INCOMPLETE: i32 = 12;
+
+/// `--bundle`: returns the exit code.
+fn run_bundle(args: &Args) -> i32 {
+    use vcon_scitt_core::vcon::proof::{Bundle, verify_bundle};
+    let fail = |code: i32, class: &str, msg: String| {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"verdict": "FAIL", "class": class, "error": msg, "exit_code": code})
+            );
+        } else {
+            println!("FAIL ({class}): {msg}");
+        }
+        code
+    };
+    let uuid = args.uuid.clone().unwrap_or_default();
+    let (bytes, keys) = match read(&args.statement).and_then(|b| {
+        let keys = KeySet::parse_any(&read(&args.keys)?)
+            .map_err(|e| VerifyError::Input(format!("{}: {e}", args.keys.display())))?;
+        Ok((b, keys))
+    }) {
+        Ok(x) => x,
+        Err(e) => return fail(2, "input", e.to_string()),
+    };
+    let report = Bundle::from_cbor(&bytes)
+        .and_then(|b| verify_bundle(&b, &uuid, &keys, &Default::default()));
+    match report {
+        Err(e) => fail(EXIT_INCOMPLETE, "incomplete", e.to_string()),
+        Ok(r) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else if r.present {
+                let purposes: Vec<String> = r
+                    .consent
+                    .purposes
+                    .iter()
+                    .map(|(p, s)| format!("{p}: {}", s.status.as_str()))
+                    .collect();
+                println!(
+                    "OK: vCon {} has exactly {} entries in the log before index {} (map root at that index, tree size {}); consent {} [{}] (as registered up to index {}){}",
+                    r.uuid,
+                    r.indices.len(),
+                    r.as_of_size,
+                    r.tree_size,
+                    r.consent.state.as_str(),
+                    purposes.join(", "),
+                    r.as_of_size,
+                    r.deleted_at
+                        .map(|i| format!("; deleted at index {i}"))
+                        .unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "OK: vCon {} has no entry in the log before index {} (map root at that index, tree size {})",
+                    r.uuid, r.as_of_size, r.tree_size
+                );
+            }
+            0
+        }
+    }
 }
 
 /// `--leaf-rule`: one rule, or None for `any` (a newtype, because clap
@@ -149,6 +221,9 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 pub fn run(args: &Args) -> i32 {
+    if args.bundle {
+        return run_bundle(args);
+    }
     let result = build_request(args).and_then(|req| verify::verify(&req));
     if args.json {
         let v = match &result {

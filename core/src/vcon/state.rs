@@ -62,6 +62,11 @@ pub fn map_key(uuid: &str) -> Option<Hash> {
     Some(sha256(&[KEY_TAG, &bytes]))
 }
 
+/// The map value of an encoded state record: its SHA-256.
+pub fn state_value(encoded: &[u8]) -> Hash {
+    sha256(&[encoded])
+}
+
 /// One link of the history chain.
 pub fn chain_link(chain: &Hash, index: u64, leaf: &Hash) -> Hash {
     sha256(&[CHAIN_TAG, chain, &index.to_be_bytes(), leaf])
@@ -236,7 +241,7 @@ impl VconState {
 
     /// The map value: `SHA-256(to_cbor())`.
     pub fn value(&self) -> Hash {
-        sha256(&[&self.to_cbor()])
+        state_value(&self.to_cbor())
     }
 
     /// Reads a state record; only the exact encoding [`Self::to_cbor`]
