@@ -482,6 +482,14 @@ async fn every_policy_rule_rejects_with_its_name() {
             sign(&sub, Some("application/json"), base("vcon_created")),
         ),
         (
+            "reserved-subject",
+            sign(
+                "urn:vcon-scitt:map-root",
+                Some("application/json"),
+                serde_json::json!({}),
+            ),
+        ),
+        (
             "consent-block",
             sign(&sub, lc, base("vcon_consent_revoked")),
         ),

@@ -286,6 +286,18 @@ async fn every_acknowledged_vcon_entry_is_in_the_signed_map() {
     assert!(err.contains("vCon map"), "{err}");
 }
 
+/// `vcon-scitt audit` (the real binary) on one vCon.
+fn audit(url: &str, uuid: &str) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(["audit", "--vcon", uuid, "--url", url])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// `vcon-scitt verify --bundle` (the vcon-verify code) on a bundle file.
 fn verify_bundle_cli(bundle: &[u8], uuid: &str, keys: &[u8]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -400,5 +412,13 @@ async fn proof_bundles_show_complete_histories_and_catch_omissions() {
     let (code, out) = verify_bundle_cli(&r.body, uuid, &keys_bytes);
     assert_eq!(code, 12, "{out}");
     assert!(out.contains("left out"), "{out}");
+    // ...and `audit`, whose listing now lacks the withdrawal (and would
+    // recompute "granted"), fails instead of saying OK.
+    let (code, out) = audit(&url, uuid);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("omits entries") || out.contains("does not prove"),
+        "{out}"
+    );
     srv.stop().await;
 }

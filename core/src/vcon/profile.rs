@@ -228,6 +228,9 @@ pub enum Profile {
     Vcon(Box<LifecycleRecord>),
 }
 
+/// Subjects of the service's own entries (registration policy, map roots).
+pub const RESERVED_SUBJECT_PREFIX: &str = "urn:vcon-scitt:";
+
 /// The signing time (CWT iat), when present, lies between 1970 and `now`
 /// plus the allowed skew; checked arithmetic throughout.
 fn check_iat(cfg: &PolicyConfig, iat: Option<i64>, now: i64) -> Result<(), PolicyRejection> {
@@ -284,6 +287,17 @@ pub fn check(
     }
     let sub = st.subject.as_str();
     let lower = sub.to_ascii_lowercase();
+    // The service's own entries (the registration policy, the map roots)
+    // use these subjects; a registered statement that did would look like
+    // one to a careless reader (verifiers also require the service's key).
+    if lower.starts_with(RESERVED_SUBJECT_PREFIX) {
+        return reject(
+            "reserved-subject",
+            format!(
+                "subjects starting {RESERVED_SUBJECT_PREFIX:?} are the service's own; got {sub:?}"
+            ),
+        );
+    }
     if ["tel:", "mailto:", "sip:", "sips:"]
         .iter()
         .any(|p| lower.starts_with(p))
