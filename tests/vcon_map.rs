@@ -28,6 +28,15 @@ const UUIDS: [&str; 3] = [
     "0190c2f2-6d4e-7a45-9b1e-2f0d7c9e4a13",
 ];
 
+/// One vCon's story: created, consent for "analysis" granted, the vCon
+/// used, the consent withdrawn.
+const STORY: [&str; 4] = [
+    "vcon_created",
+    "vcon_consent_accepted",
+    "vcon_accessed",
+    "vcon_consent_revoked",
+];
+
 fn statement(dir: &std::path::Path, uuid: &str, event: &str, minute: u32) -> Vec<u8> {
     let spec = StatementSpec {
         uuid: Some(uuid.into()),
@@ -118,15 +127,7 @@ async fn every_acknowledged_vcon_entry_is_in_the_signed_map() {
     // Three vCons, four events each, sent concurrently so batches vary.
     let mut sts = Vec::new();
     for (k, uuid) in UUIDS.iter().enumerate() {
-        for (j, event) in [
-            "vcon_created",
-            "vcon_consent_accepted",
-            "vcon_accessed",
-            "vcon_consent_revoked",
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (j, event) in STORY.iter().enumerate() {
             sts.push((
                 *uuid,
                 statement(files.path(), uuid, event, (10 * k + j) as u32),
@@ -331,15 +332,7 @@ async fn proof_bundles_show_complete_histories_and_catch_omissions() {
     let url = srv.url();
     let uuid = UUIDS[0];
     let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
-    for (j, event) in [
-        "vcon_created",
-        "vcon_consent_accepted",
-        "vcon_accessed",
-        "vcon_consent_revoked",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (j, event) in STORY.iter().enumerate() {
         let r = c
             .post_statement(statement(files.path(), uuid, event, j as u32))
             .await
