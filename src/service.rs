@@ -376,7 +376,7 @@ impl Service {
             crate::vcon::Profile::Generic => (crate::log::IndexRows::default(), None),
             crate::vcon::Profile::Vcon(record) => (
                 crate::vcon_index::rows(&record, &entry_id, self.policy_entry().as_deref()),
-                crate::vcon_map::MapInput::new(&record)
+                crate::vcon_map::MapInput::new(*record)
                     .map(|m| Arc::new(m) as crate::log::CloserInput),
             ),
         };

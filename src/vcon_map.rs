@@ -40,10 +40,11 @@ pub struct MapInput {
 }
 
 impl MapInput {
-    pub fn new(record: &LifecycleRecord) -> Option<MapInput> {
+    /// Takes the record the request thread already derived (no copy).
+    pub fn new(record: LifecycleRecord) -> Option<MapInput> {
         Some(MapInput {
             key: map_key(&record.vcon_uuid)?,
-            record: record.clone(),
+            record,
         })
     }
 }

@@ -141,20 +141,7 @@ fn resign(statement: &[u8]) -> Vec<u8> {
 
 /// A lifecycle statement from the ES256 test issuer about the test vCon.
 fn lifecycle(dir: &std::path::Path, event: &str, at: &str) -> Vec<u8> {
-    use vcon_scitt::vcon::profile::Event;
-    use vcon_scitt_client::statement::{StatementSpec, create};
-    let spec = StatementSpec {
-        occurred_at: Some(at.into()),
-        out: Some(dir.join(format!("{event}.cose"))),
-        ..StatementSpec::new(
-            repo("tests/vectors/vcon/ab_call_ext_rec.vcon"),
-            Event::parse(event).unwrap(),
-            repo("keys/test-issuer-es256.pk8"),
-            ISSUER.into(),
-        )
-    };
-    let (out, _) = create(&spec).unwrap();
-    std::fs::read(out).unwrap()
+    lifecycle_statement(dir, event, at, None, &[])
 }
 
 const VCON_UUID: &str = "019f15a6-a752-826f-b9a2-279e0d16bc46";

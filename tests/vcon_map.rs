@@ -16,11 +16,10 @@ use vcon_scitt::keys::KeySet;
 use vcon_scitt::map;
 use vcon_scitt::merkle::Hash;
 use vcon_scitt::statement::SignedStatement;
+use vcon_scitt::vcon::LifecycleRecord;
 use vcon_scitt::vcon::profile::Event;
 use vcon_scitt::vcon::state::{fold_history, map_key};
-use vcon_scitt::vcon::{LifecycleRecord, Profile};
 use vcon_scitt::vcon_map::{MAP_PROFILE, MAP_ROOT_SUBJECT};
-use vcon_scitt_client::statement::{StatementSpec, create};
 
 const UUIDS: [&str; 3] = [
     "0190c2f2-6d4e-7a45-9b1e-2f0d7c9e4a11",
@@ -38,20 +37,8 @@ const STORY: [&str; 4] = [
 ];
 
 fn statement(dir: &std::path::Path, uuid: &str, event: &str, minute: u32) -> Vec<u8> {
-    let spec = StatementSpec {
-        uuid: Some(uuid.into()),
-        occurred_at: Some(format!("2026-11-30T09:{minute:02}:00Z")),
-        purposes: vec!["analysis".into()],
-        out: Some(dir.join(format!("{uuid}-{event}-{minute}.cose"))),
-        ..StatementSpec::new(
-            repo("tests/vectors/vcon/ab_call_ext_rec.vcon"),
-            Event::parse(event).unwrap(),
-            repo("keys/test-issuer-es256.pk8"),
-            ISSUER.into(),
-        )
-    };
-    let (out, _) = create(&spec).unwrap();
-    std::fs::read(out).unwrap()
+    let at = format!("2026-11-30T09:{minute:02}:00Z");
+    lifecycle_statement(dir, event, &at, Some(uuid), &["analysis"])
 }
 
 /// Checks CBOR bytes against a rule of proto/vcon-map.cddl.
@@ -81,14 +68,10 @@ fn map_root(entry: &[u8]) -> Option<(u64, Hash, Option<u64>)> {
     Some((p, root, prev))
 }
 
-/// The lifecycle record the profile derives from a registered statement.
+/// The lifecycle record the profile derives from a registered statement
+/// (core's, as the bundle verifier derives it).
 fn record(st: &[u8]) -> LifecycleRecord {
-    let parsed = SignedStatement::parse(st, usize::MAX).unwrap();
-    let cfg = vcon_scitt::vcon::PolicyConfig::default();
-    match vcon_scitt::vcon::profile::check(&cfg, &parsed, vcon_scitt::time::now_secs()).unwrap() {
-        Profile::Vcon(r) => *r,
-        Profile::Generic => panic!("not a vCon statement"),
-    }
+    vcon_scitt::vcon::proof::record_of(st).unwrap()
 }
 
 /// Every entry of the log: each batch ends with a map-root entry at the

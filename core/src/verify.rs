@@ -283,7 +283,7 @@ pub fn verify(req: &Request) -> Result<Report, VerifyError> {
 /// that depends on the leaf (the signature over the recomputed root) moves
 /// on to the next rule; anything else about the receipt (its kid, vds,
 /// proof shape) is the same under every rule and is returned at once.
-fn verify_under_rules(
+pub fn verify_under_rules(
     receipt_bytes: &[u8],
     leaves: &[(LeafRule, Hash)],
     keys: &KeySet,

@@ -144,3 +144,35 @@ pub fn header_flood(n: i64) -> Vec<u8> {
     ciborium::ser::into_writer(&sign1, &mut out).unwrap();
     out
 }
+
+/// A lifecycle statement from the ES256 test issuer about the sample vCon
+/// (`uuid` overrides the file's), written into `dir` and read back.
+pub fn lifecycle_statement(
+    dir: &Path,
+    event: &str,
+    at: &str,
+    uuid: Option<&str>,
+    purposes: &[&str],
+) -> Vec<u8> {
+    use vcon_scitt::vcon::profile::Event;
+    use vcon_scitt_client::statement::{StatementSpec, create};
+    let name = format!(
+        "{}-{event}-{}.cose",
+        uuid.unwrap_or("file"),
+        at.replace(':', "")
+    );
+    let spec = StatementSpec {
+        uuid: uuid.map(str::to_owned),
+        occurred_at: Some(at.into()),
+        purposes: purposes.iter().map(|p| p.to_string()).collect(),
+        out: Some(dir.join(name)),
+        ..StatementSpec::new(
+            repo("tests/vectors/vcon/ab_call_ext_rec.vcon"),
+            Event::parse(event).unwrap(),
+            repo("keys/test-issuer-es256.pk8"),
+            ISSUER.into(),
+        )
+    };
+    let (out, _) = create(&spec).unwrap();
+    std::fs::read(out).unwrap()
+}

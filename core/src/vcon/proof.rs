@@ -13,7 +13,6 @@ use super::state::{VconState, map_key, state_value};
 use crate::cbor::{self, int};
 use crate::keys::KeySet;
 use crate::merkle::{Hash, LeafRule};
-use crate::receipt;
 use crate::statement::{IdentityRule, SignedStatement};
 
 /// Subject of the map-root entries.
@@ -212,8 +211,9 @@ pub struct BundleReport {
     pub deleted_at: Option<u64>,
 }
 
-/// Verifies a receipt over `statement` under either binding leaf rule
-/// (`vcon-verify --leaf-rule any`), returning (tree size, leaf index).
+/// Verifies a receipt over `statement` under either binding leaf rule, by
+/// the verifier's own rule loop (`vcon-verify --leaf-rule any`), returning
+/// (tree size, leaf index, leaf).
 fn receipt_over(
     statement: &[u8],
     receipt_bytes: &[u8],
@@ -221,21 +221,19 @@ fn receipt_over(
 ) -> Result<(u64, u64, Hash), String> {
     let st = SignedStatement::parse_with(statement, usize::MAX, IdentityRule::Optional)
         .map_err(|e| e.to_string())?;
-    let mut last = String::from("no rule");
-    for rule in LeafRule::BINDING_THE_STATEMENT {
-        let leaf = rule.leaf_hash(statement, &st.parts);
-        match receipt::verify_inclusion_receipt(receipt_bytes, &leaf, keys) {
-            Ok(info) => return Ok((info.tree_size, info.leaf_index, leaf)),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(last)
+    let leaves: Vec<(LeafRule, Hash)> = LeafRule::BINDING_THE_STATEMENT
+        .iter()
+        .map(|r| (*r, r.leaf_hash(statement, &st.parts)))
+        .collect();
+    crate::verify::verify_under_rules(receipt_bytes, &leaves, keys)
+        .map(|(info, _, leaf)| (info.tree_size, info.leaf_index, leaf))
+        .map_err(|e| e.to_string())
 }
 
 /// The lifecycle record of a registered statement, as the profile derives
 /// it (the default policy; time checks disabled: the log already accepted
 /// it, and a verifier's clock says nothing about registration).
-fn record_of(statement: &[u8]) -> Result<LifecycleRecord, String> {
+pub fn record_of(statement: &[u8]) -> Result<LifecycleRecord, String> {
     let st = SignedStatement::parse(statement, usize::MAX).map_err(|e| e.to_string())?;
     // A century of skew either way: wide enough to accept whatever the log
     // accepted, small enough that the policy's checked arithmetic holds.
