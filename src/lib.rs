@@ -29,6 +29,7 @@ pub mod durable;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod monitor;
 pub mod service;
 pub(crate) mod sync;
 pub mod vcon_index;

@@ -22,8 +22,7 @@ use crate::vcon_index::{FeedItem, FeedQuery, Lineage};
 
 /// Subject and content type of the registration-policy statements the
 /// service registers about itself.
-pub const POLICY_SUBJECT: &str = "urn:vcon-scitt:registration-policy";
-pub const POLICY_CONTENT_TYPE: &str = "application/vcon-scitt-policy+json";
+pub use crate::vcon::policy::{POLICY_CONTENT_TYPE, POLICY_SUBJECT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -103,10 +102,19 @@ pub enum Health {
 /// A hash tile read.
 #[derive(Debug)]
 pub enum TileRead {
-    /// Row 0, the requested number of hashes, concatenated.
-    Hashes(Vec<u8>),
+    /// The body: row 0's requested hashes, or the entry bundle.
+    Body(Vec<u8>),
     /// The latest signed head covers only `signed` hashes of the tile.
     Unsigned { signed: usize },
+}
+
+/// What an entry bundle holds per entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleKind {
+    /// The C2SP log entry: the leaf rule's leaf input.
+    Leaves,
+    /// The stored statement (equal to `Leaves` under the `entry` rule).
+    Statements,
 }
 
 /// Registration counters for /metrics.
@@ -152,6 +160,12 @@ pub struct Service {
 impl Service {
     /// Opens the log and loads (or generates) the service key.
     pub fn open(config: Config) -> Result<Arc<Service>, String> {
+        if config.registration.max_statement_bytes > crate::merkle::bundle::MAX_ENTRY_BYTES {
+            return Err(format!(
+                "registration.max_statement_bytes = {} is over 65,535: a C2SP entry bundle cannot hold a larger entry",
+                config.registration.max_statement_bytes
+            ));
+        }
         crate::durable::create_private_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
         warn_if_readable_by_others(&config.data_dir, "data dir");
         let (key, generated) = load_or_generate_key(&config)?;
@@ -797,7 +811,7 @@ impl Service {
             _ => return Ok(TileRead::Unsigned { signed }),
         };
         match self.log.store().tile(id).map_err(internal)? {
-            Some(t) if t.width() >= width => Ok(TileRead::Hashes(
+            Some(t) if t.width() >= width => Ok(TileRead::Body(
                 t.row(0)
                     .iter()
                     .take(width)
@@ -807,6 +821,43 @@ impl Service {
             // The signed head covers it, so storage must hold it.
             _ => Err(internal(format!("{id} is missing from storage"))),
         }
+    }
+
+    /// A C2SP entry bundle (`Leaves`: each entry's leaf input, what
+    /// `tile/entries/N` serves) or the same bundle of the stored statements
+    /// (`tile/statements/N`, what a monitor folds), limited like tiles to
+    /// what the latest signed head covers.
+    pub fn bundle(
+        &self,
+        index: u64,
+        want: Option<usize>,
+        kind: BundleKind,
+    ) -> Result<TileRead, ServiceError> {
+        let id = TileId { level: 0, index };
+        let signed = tile::width_at(id, self.log.latest().head.size);
+        let width = match want {
+            None if signed == tile::WIDTH => tile::WIDTH,
+            Some(w) if w <= signed => w,
+            _ => return Ok(TileRead::Unsigned { signed }),
+        };
+        let store = self.log.store();
+        let rule = store.leaf_rule();
+        let start = index.saturating_mul(tile::WIDTH as u64);
+        let mut entries = Vec::with_capacity(width);
+        for i in start..start.saturating_add(width as u64) {
+            // The signed head covers it, so storage must hold it.
+            let e = store
+                .entry(i)
+                .map_err(internal)?
+                .ok_or_else(|| internal(format!("entry {i} is missing from storage")))?;
+            entries.push(match kind {
+                BundleKind::Leaves => rule.leaf_input(&e).into_owned(),
+                BundleKind::Statements => e,
+            });
+        }
+        crate::merkle::bundle::encode(entries.iter().map(Vec::as_slice))
+            .map(TileRead::Body)
+            .map_err(internal)
     }
 
     /// A consistent online backup: a RocksDB checkpoint under

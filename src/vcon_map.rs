@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::keys::KeySet;
 use crate::log::{BatchCloser, Closing, Fresh, LogError, Store};
 use crate::map::{Key, MapTree, Undo};
 use crate::merkle::Hash;
@@ -22,6 +23,7 @@ use crate::receipt::CoseTreeHeadSigner;
 use crate::statement::{self, SignedStatement};
 use crate::vcon::LifecycleRecord;
 use crate::vcon::consent::Delegates;
+use crate::vcon::replay::{Finding, InMemory, MapReplay};
 use crate::vcon::state::{VconState, map_key};
 
 pub use crate::vcon::proof::{MAP_PROFILE, MAP_ROOT_CONTENT_TYPE, MAP_ROOT_SUBJECT};
@@ -333,4 +335,120 @@ fn derive_states(store: &Store, delegates: &Delegates) -> Result<u64, LogError> 
     }
     flush(&mut rows, true)?;
     Ok(written)
+}
+
+/// What `fsck` found re-deriving the map.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MapFsckReport {
+    /// vCons in the map (state rows, each equal to the re-derived state).
+    pub vcons: u64,
+    /// vCon lifecycle entries folded.
+    pub vcon_entries: u64,
+    /// Map-root entries, each recomputed from the log before it.
+    pub map_roots: u64,
+    pub last_map_root: Option<u64>,
+    /// Lifecycle-rule findings (issuers' conduct the log shows; not damage).
+    pub lifecycle_findings: u64,
+    pub signatures_checked: bool,
+}
+
+/// Re-derives the vCon map from the stored entries alone (core's
+/// `MapReplay`, the monitor's code) and checks the store against it: every
+/// map-root entry's root, count, index and chain (and its signature, given
+/// the keys); every state row equals the re-derived state and none is
+/// missing or extra; `m/map-last` is the last map root; and no entry lies
+/// after the last map root (each batch ends with one, so every entry the
+/// log holds is in a signed map). `Err` names the first inconsistency.
+pub fn fsck(store: &Store, keys: Option<&KeySet>) -> Result<MapFsckReport, LogError> {
+    let corrupt = |m: String| LogError::Corrupt(format!("vCon map: {m}"));
+    let size = store.data_size()?;
+    let mut replay = MapReplay::new(keys.cloned());
+    let mut lifecycle = 0u64;
+    for index in 0..size {
+        let entry = store
+            .entry(index)?
+            .ok_or_else(|| corrupt(format!("entry {index} is missing")))?;
+        let leaf = store.leaf_hash(&entry);
+        let findings = replay
+            .push(index, &leaf, &entry, &mut InMemory)
+            .map_err(|e| corrupt(e.to_string()))?;
+        for f in findings {
+            match f {
+                Finding::Log { index, detail } => {
+                    return Err(corrupt(format!("entry {index}: {detail}")));
+                }
+                Finding::Lifecycle { .. } => lifecycle += 1,
+            }
+        }
+    }
+    let pos = replay.position().clone();
+    if let Some(l) = pos.last_map_root
+        && l + 1 != size
+    {
+        return Err(corrupt(format!(
+            "entries {}..{size} come after the last map-root entry ({l}): they are in no signed map",
+            l + 1
+        )));
+    }
+    let stored_last = match store.get_index(LAST_ROW)? {
+        Some(v) => Some(
+            MapRoot::from_row(&v)
+                .ok_or_else(|| corrupt("m/map-last is not index ‖ root ‖ count".into()))?,
+        ),
+        None => None,
+    };
+    let derived_last = pos.last_map_root.map(|index| MapRoot {
+        index,
+        root: replay.tree().root(),
+        vcons: replay.tree().len() as u64,
+    });
+    if stored_last != derived_last {
+        return Err(corrupt(format!(
+            "m/map-last is {stored_last:?}; the log's last map root is {derived_last:?}"
+        )));
+    }
+    let mut want: std::collections::HashMap<Key, Vec<u8>> = replay
+        .held_states()
+        .map(|(k, _, s)| (*k, s.to_cbor()))
+        .collect();
+    let mut rows = 0u64;
+    for row in store.iter_from(crate::log::store::CF_INDEX, STATE_PREFIX)? {
+        let (k, v) = row?;
+        if !k.starts_with(STATE_PREFIX) {
+            break;
+        }
+        let key: Key = k[STATE_PREFIX.len()..]
+            .try_into()
+            .map_err(|_| corrupt("a state row key is not 32 bytes".into()))?;
+        match want.remove(&key) {
+            Some(w) if w == *v => rows += 1,
+            Some(_) => {
+                return Err(corrupt(format!(
+                    "the state row of key {} differs from the state the log gives",
+                    hex::encode(key)
+                )));
+            }
+            None => {
+                return Err(corrupt(format!(
+                    "a state row for key {} names a vCon the log has no entry for",
+                    hex::encode(key)
+                )));
+            }
+        }
+    }
+    if let Some(key) = want.keys().next() {
+        return Err(corrupt(format!(
+            "{} vCon(s) of the log have no state row (key {} among them)",
+            want.len(),
+            hex::encode(key)
+        )));
+    }
+    Ok(MapFsckReport {
+        vcons: rows,
+        vcon_entries: pos.vcon_entries,
+        map_roots: pos.map_roots,
+        last_map_root: pos.last_map_root,
+        lifecycle_findings: lifecycle,
+        signatures_checked: keys.is_some(),
+    })
 }

@@ -57,8 +57,10 @@ const UNDERSTOOD: [i64; 14] = [
     LEGACY_PREIMAGE_CONTENT_TYPE,
 ];
 
-/// Default cap on a statement's size.
-pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+/// Default (and largest) cap on a statement's size: 64 KiB less one byte,
+/// the most a C2SP entry bundle's u16 length prefix can carry
+/// (`merkle::bundle`).
+pub const DEFAULT_MAX_BYTES: usize = 65_535;
 
 /// Why a statement was refused. The HTTP layer maps each to a SCRAPI title.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@ use hyper::{Response, StatusCode};
 use super::error::ApiError;
 use super::routes::Query;
 use super::{Body, CBOR, COSE, IMMUTABLE, respond, set};
-use crate::service::{Service, TileRead};
+use crate::service::{BundleKind, Service, TileRead};
 
 /// `GET /checkpoint`: the latest signed tree head. `no-cache`: it moves with
 /// every batch.
@@ -66,6 +66,14 @@ pub(super) fn consistency(svc: &Service, q: &Query) -> Result<Response<Body>, Ap
 /// partial tile of width W is a prefix of every later version, so both are
 /// cached as immutable.
 pub(super) fn tile(svc: &Service, rest: &[&str]) -> Result<Response<Body>, ApiError> {
+    let kind = match rest.first() {
+        Some(&"entries") => Some(BundleKind::Leaves),
+        Some(&"statements") => Some(BundleKind::Statements),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        return bundle(svc, kind, rest);
+    }
     let Some((id, want)) = crate::merkle::tile::parse_c2sp_path(rest) else {
         return Err(ApiError::malformed(format!(
             "/tile/{} is not a C2SP tile path",
@@ -73,13 +81,36 @@ pub(super) fn tile(svc: &Service, rest: &[&str]) -> Result<Response<Body>, ApiEr
         )));
     };
     match svc.tile(id, want)? {
-        TileRead::Hashes(body) => {
+        TileRead::Body(body) => {
             let mut r = respond(StatusCode::OK, "application/octet-stream", body);
             set(&mut r, header::CACHE_CONTROL, IMMUTABLE);
             Ok(r)
         }
         TileRead::Unsigned { signed } => Err(ApiError::NotFound(format!(
             "{id} has {signed} signed nodes"
+        ))),
+    }
+}
+
+/// `GET /tile/entries/<N>[.p/<W>]`: the C2SP entry bundle (each entry's
+/// leaf input under the log's leaf rule); `GET /tile/statements/<N>[.p/<W>]`:
+/// the same entries as the stored statements, which a monitor folds (equal
+/// to the entry bundle under the `entry` rule). Immutable, like tiles.
+fn bundle(svc: &Service, kind: BundleKind, rest: &[&str]) -> Result<Response<Body>, ApiError> {
+    let Some((index, want)) = crate::merkle::bundle::parse_path(&rest[1..]) else {
+        return Err(ApiError::malformed(format!(
+            "/tile/{} is not a C2SP entry bundle path",
+            rest.join("/")
+        )));
+    };
+    match svc.bundle(index, want, kind)? {
+        TileRead::Body(body) => {
+            let mut r = respond(StatusCode::OK, "application/octet-stream", body);
+            set(&mut r, header::CACHE_CONTROL, IMMUTABLE);
+            Ok(r)
+        }
+        TileRead::Unsigned { signed } => Err(ApiError::NotFound(format!(
+            "entry bundle {index} has {signed} signed entries"
         ))),
     }
 }

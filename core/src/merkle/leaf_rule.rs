@@ -82,9 +82,19 @@ impl LeafRule {
     /// preferred form, which are the bytes a Transparent Statement gives
     /// back once 394 is removed (`statement::registered_statement_bytes`).
     pub fn hash_entry(self, entry: &[u8]) -> Hash {
+        super::leaf_hash(&self.leaf_input(entry))
+    }
+
+    /// The RFC 9162 / C2SP log entry of a stored entry: the bytes whose
+    /// `SHA-256(0x00 ‖ ·)` is the leaf, and what a C2SP entry bundle carries
+    /// (`tile/entries/N`): the stored entry itself under `entry`, its
+    /// 32-byte digest under `statement-sha256`, the payload's digest under
+    /// `payload-sha256`.
+    pub fn leaf_input(self, entry: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
         match self {
-            LeafRule::Entry => super::leaf_hash(entry),
-            LeafRule::StatementSha256 => super::leaf_hash(sha256(entry).as_ref()),
+            LeafRule::Entry => Cow::Borrowed(entry),
+            LeafRule::StatementSha256 => Cow::Owned(sha256(entry).as_ref().to_vec()),
             // An entry that is not a COSE_Sign1 with an attached payload
             // (raw bytes a tool appended) is its own payload.
             LeafRule::PayloadSha256 => {
@@ -93,7 +103,7 @@ impl LeafRule {
                     .as_ref()
                     .and_then(|p| p.payload.as_deref())
                     .unwrap_or(entry);
-                super::leaf_hash(sha256(payload).as_ref())
+                Cow::Owned(sha256(payload).as_ref().to_vec())
             }
         }
     }

@@ -9,8 +9,12 @@
 //!   from size 0 it is rejected (meaningless), as transparency-dev does;
 //! - proof lengths are checked exactly before any hashing.
 
+pub mod bundle;
+pub mod compact;
 pub mod leaf_rule;
 pub mod tile;
+
+pub use compact::CompactRange;
 
 pub use leaf_rule::LeafRule;
 

@@ -7,6 +7,7 @@ pub mod pii;
 pub mod policy;
 pub mod profile;
 pub mod proof;
+pub mod replay;
 pub mod state;
 
 pub use hash::{HashAlg, content_hash, content_hash_matches, parse_content_hash};

@@ -63,3 +63,9 @@ pub fn reject<T>(rule: &'static str, detail: impl Into<String>) -> Result<T, Pol
         detail: detail.into(),
     })
 }
+
+/// Subject of the registration policy entries the service registers
+/// (RFC 9943 §5.1.1: the policy in force is itself a log entry).
+pub const POLICY_SUBJECT: &str = "urn:vcon-scitt:registration-policy";
+/// Content type of their JSON payload.
+pub const POLICY_CONTENT_TYPE: &str = "application/vcon-scitt-policy+json";

@@ -238,8 +238,13 @@ pub fn record_of(statement: &[u8]) -> Result<LifecycleRecord, String> {
     // A century of skew either way: wide enough to accept whatever the log
     // accepted, small enough that the policy's checked arithmetic holds.
     const CENTURY: i64 = 100 * 366 * 24 * 3600;
+    // The PII guard off (`legacy_compat`): the most permissive policy, so
+    // a statement a compat-profile log accepted derives the record it was
+    // folded with; for a statement the default policy accepts, the result
+    // is the same either way.
     let cfg = super::PolicyConfig {
         max_skew_secs: CENTURY,
+        legacy_compat: true,
         ..super::PolicyConfig::default()
     };
     let now = crate::time::now_secs().saturating_add(CENTURY);

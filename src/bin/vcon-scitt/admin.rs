@@ -48,18 +48,30 @@ pub fn fsck(data_dir: &Path, keys: Option<&Path>, json: bool) -> anyhow::Result<
     } else {
         None
     };
-    match vcon_scitt::log::fsck(
+    // The log first (entries, tiles, heads), then the vCon map re-derived
+    // from those entries.
+    let checked = vcon_scitt::log::fsck(
         &store,
         verifier.as_ref().map(|k| k as &dyn TreeHeadVerifier),
-    ) {
-        Ok(report) => {
+    )
+    .and_then(|log| Ok((log, vcon_scitt::vcon_map::fsck(&store, verifier.as_ref())?)));
+    match checked {
+        Ok((report, map)) => {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"ok": true, "report": report, "signatures_checked": verifier.is_some(), "storage": store.cf_sizes().unwrap_or_default()})
+                    serde_json::json!({"ok": true, "report": report, "map": map, "signatures_checked": verifier.is_some(), "storage": store.cf_sizes().unwrap_or_default()})
                 );
             } else {
                 print_fsck(&store, &report, verifier.is_some());
+                println!(
+                    "vCon map OK: {} vCons from {} lifecycle entries; {} map-root entries (last at {}) each recomputed from the log before it; {} lifecycle-rule findings (issuer conduct, not damage)",
+                    map.vcons,
+                    map.vcon_entries,
+                    map.map_roots,
+                    map.last_map_root.map_or("-".to_string(), |i| i.to_string()),
+                    map.lifecycle_findings
+                );
             }
             Ok(0)
         }

@@ -106,6 +106,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow a service from its signed checkpoints and statement bundles:
+    /// recompute the Merkle tree, every map root and the lifecycle rules,
+    /// report each finding with its leaf index (JSON lines on stdout), and
+    /// resume from --state on the next run. Exit 0: no finding; 3: the log
+    /// contradicts itself (the service misbehaved); 4: lifecycle findings
+    /// only (issuers' conduct).
+    Monitor {
+        #[arg(long, env = "VCON_SCITT_URL", default_value = DEFAULT_URL)]
+        url: String,
+        /// Where the monitor keeps its position and the vCon states.
+        #[arg(long, default_value = "vcon-scitt-monitor")]
+        state: PathBuf,
+        /// Pinned service keys; default: fetched on the first run, then
+        /// pinned in the state.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Poll the checkpoint this many times, then stop (0: follow until
+        /// interrupted).
+        #[arg(long, default_value_t = 1)]
+        rounds: u64,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+        /// The final report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load-test a running server (loopback), or grow a data dir (`--fill`).
     Bench(BenchArgs),
     /// Rotate the service key (server stopped): the old private key moves to

@@ -108,6 +108,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             as_of.as_deref(),
             json,
         ),
+        Command::Monitor {
+            url,
+            state,
+            keys,
+            rounds,
+            interval,
+            json,
+        } => tools::monitor(url, state, keys.as_deref(), rounds, interval, json),
         Command::Bench(b) => bench::run(&b),
     }
 }

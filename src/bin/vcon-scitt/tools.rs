@@ -169,3 +169,51 @@ pub fn audit(
     }
     Ok(if report.verified { 0 } else { 1 })
 }
+
+/// `vcon-scitt monitor`: findings as JSON lines on stdout, the summary last.
+pub fn monitor(
+    url: String,
+    state: PathBuf,
+    keys: Option<&Path>,
+    rounds: u64,
+    interval: f64,
+    json: bool,
+) -> anyhow::Result<u8> {
+    if !(interval.is_finite() && interval >= 0.0) {
+        bail!("--interval {interval} is not a number of seconds");
+    }
+    let opts = vcon_scitt::monitor::MonitorOptions {
+        url,
+        state_dir: state,
+        keys: keys.map(read_keyset).transpose()?,
+        rounds: (rounds > 0).then_some(rounds),
+        interval: std::time::Duration::from_secs_f64(interval),
+        progress: true,
+    };
+    let report = runtime()?.block_on(vcon_scitt::monitor::run(&opts, |f| {
+        println!("{}", serde_json::json!({"alarm": f}));
+    }))?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        eprintln!(
+            "monitor: verified size {} (root {}), {} entries checked this run at {:.0}/s, {} map roots recomputed, {} vCons; findings: {} log, {} lifecycle{}",
+            report.verified_size,
+            report.root,
+            report.entries_checked,
+            report.entries_per_sec,
+            report.map_roots,
+            report.vcons,
+            report.log_findings,
+            report.lifecycle_findings,
+            if report.halted { "; HALTED" } else { "" }
+        );
+    }
+    Ok(if report.log_findings > 0 {
+        3
+    } else if report.lifecycle_findings > 0 {
+        4
+    } else {
+        0
+    })
+}

@@ -1,0 +1,364 @@
+//! The map function replayed over a log, entry by entry: what a monitor and
+//! `fsck` run to recompute the vCon map from the log alone and hold every
+//! map root the service signed against it (issue 14, spec-notes/vcon-map.md,
+//! "Anyone can recompute the map").
+//!
+//! Sans-IO: the caller feeds entries in log order with their leaf hashes
+//! (it knows the log's leaf rule and keeps the Merkle tree itself) and
+//! supplies the vCon states it persisted ([`StateSource`]); the replay
+//! returns what it found wrong, each finding with its leaf index.
+//!
+//! What the replay decides per entry:
+//! - a **map-root entry** (subject [`MAP_ROOT_SUBJECT`]): signed by a service
+//!   key, its payload names its own index, chains to the previous map root,
+//!   and its root and vCon count equal the map the replay computed over
+//!   everything before it. A mismatch is a [`Finding::Log`]: the service
+//!   signed a map that is not the log's.
+//! - a **policy entry** ([`POLICY_SUBJECT`]): signed by a service key; its
+//!   `consent_delegates` apply from the next entry on (the sequencer folds
+//!   with the delegates of the policy registered at its start).
+//! - a **vCon lifecycle entry** (what [`record_of`] derives, as the bundle
+//!   verifier does): the lifecycle rules are checked against the vCon's
+//!   state *before* it ([`Finding::Lifecycle`]), then it is folded.
+//! - anything else is not part of the map.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::consent::{ConsentStatus, Delegates, PurposeStatus};
+use super::policy::POLICY_SUBJECT;
+use super::profile::{Event, LifecycleRecord};
+use super::proof::{MAP_ROOT_SUBJECT, MapRootPayload, record_of};
+use super::state::{VconState, map_key};
+use crate::keys::KeySet;
+use crate::map::{Key, MapTree};
+use crate::merkle::Hash;
+use crate::statement::{IdentityRule, SignedStatement};
+
+/// Something the replay found wrong, with the leaf index of the entry that
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    /// The log contradicts itself: a map root that is not the map of the
+    /// log before it, or a service entry not signed by the service. Only the
+    /// service can cause these.
+    Log { index: u64, detail: String },
+    /// An issuer broke a lifecycle rule the log makes visible (an event
+    /// after deletion, processing after consent was withdrawn). The log is
+    /// honest about it; the issuer's conduct is the finding.
+    Lifecycle {
+        index: u64,
+        vcon: String,
+        event: String,
+        detail: String,
+    },
+}
+
+impl Finding {
+    pub fn index(&self) -> u64 {
+        match self {
+            Finding::Log { index, .. } | Finding::Lifecycle { index, .. } => *index,
+        }
+    }
+
+    pub fn is_log(&self) -> bool {
+        matches!(self, Finding::Log { .. })
+    }
+}
+
+/// The caller's misuse or its storage failing (not a finding about the log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("entry {got} fed to the replay, which expects entry {want} next")]
+    OutOfOrder { got: u64, want: u64 },
+    #[error("reading a vCon state: {0}")]
+    State(String),
+}
+
+/// Where the replay reads the state of a vCon it does not hold in memory
+/// (the caller's persisted states).
+pub trait StateSource {
+    fn state(&mut self, key: &Key) -> Result<Option<VconState>, String>;
+}
+
+/// No persisted states: everything the replay has seen is in memory.
+pub struct InMemory;
+
+impl StateSource for InMemory {
+    fn state(&mut self, _: &Key) -> Result<Option<VconState>, String> {
+        Ok(None)
+    }
+}
+
+/// Where a replay stands between map-root entries: enough, with the vCon
+/// states, to resume it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplayPosition {
+    /// The next entry the replay expects.
+    pub next_index: u64,
+    /// Index of the last map-root entry seen.
+    pub last_map_root: Option<u64>,
+    pub delegates: Delegates,
+    /// Map-root entries checked so far.
+    pub map_roots: u64,
+    /// vCon lifecycle entries folded so far.
+    pub vcon_entries: u64,
+}
+
+pub struct MapReplay {
+    /// None: signatures are not checked (an `fsck` without the key set).
+    service_keys: Option<KeySet>,
+    tree: MapTree,
+    pos: ReplayPosition,
+    /// States changed since the caller last took them ([`Self::take_changed`]).
+    changed: HashMap<Key, (String, VconState)>,
+    /// Keys changed since the last map-root entry (not yet in the tree).
+    pending: BTreeSet<Key>,
+}
+
+impl MapReplay {
+    /// A replay from entry 0; with no keys, service signatures are not
+    /// checked.
+    pub fn new(service_keys: Option<KeySet>) -> MapReplay {
+        Self::resume(service_keys, ReplayPosition::default(), MapTree::new())
+    }
+
+    /// A replay resumed at `pos` with the tree rebuilt from the persisted
+    /// states (the caller checks its root against the last map root).
+    pub fn resume(service_keys: Option<KeySet>, pos: ReplayPosition, tree: MapTree) -> MapReplay {
+        MapReplay {
+            service_keys,
+            tree,
+            pos,
+            changed: HashMap::new(),
+            pending: BTreeSet::new(),
+        }
+    }
+
+    pub fn position(&self) -> &ReplayPosition {
+        &self.pos
+    }
+
+    pub fn tree(&self) -> &MapTree {
+        &self.tree
+    }
+
+    /// True right after a map-root entry: every folded state is in the
+    /// tree, so persisted states and the tree agree.
+    pub fn at_map_root(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The states changed since the last call, each with its vCon uuid.
+    pub fn take_changed(&mut self) -> Vec<(Key, String, VconState)> {
+        self.changed.drain().map(|(k, (u, s))| (k, u, s)).collect()
+    }
+
+    /// Every state the replay holds in memory (all of them when nothing was
+    /// taken and the source is [`InMemory`]).
+    pub fn held_states(&self) -> impl Iterator<Item = (&Key, &str, &VconState)> {
+        self.changed.iter().map(|(k, (u, s))| (k, u.as_str(), s))
+    }
+
+    /// Feeds entry `index` (its stored bytes and leaf hash).
+    pub fn push(
+        &mut self,
+        index: u64,
+        leaf: &Hash,
+        entry: &[u8],
+        src: &mut dyn StateSource,
+    ) -> Result<Vec<Finding>, ReplayError> {
+        if index != self.pos.next_index {
+            return Err(ReplayError::OutOfOrder {
+                got: index,
+                want: self.pos.next_index,
+            });
+        }
+        self.pos.next_index = index.saturating_add(1);
+        let mut findings = Vec::new();
+        let Ok(st) = SignedStatement::parse_with(entry, usize::MAX, IdentityRule::Optional) else {
+            return Ok(findings);
+        };
+        if st.subject == MAP_ROOT_SUBJECT {
+            self.map_root(index, &st, &mut findings);
+        } else if st.subject == POLICY_SUBJECT {
+            self.policy(index, &st, &mut findings);
+        } else if let Ok(record) = record_of(entry) {
+            self.vcon(index, leaf, &record, src, &mut findings)?;
+        }
+        Ok(findings)
+    }
+
+    /// True when a service key made the statement's signature.
+    fn signed_by_service(&self, st: &SignedStatement) -> Result<(), String> {
+        let Some(keys) = &self.service_keys else {
+            return Ok(());
+        };
+        let kid = st.kid.as_deref().ok_or("it names no kid")?;
+        let key = keys
+            .get(kid)
+            .ok_or_else(|| format!("kid {} is not a service key", hex::encode(kid)))?;
+        st.verify_signature(key).map_err(|e| e.to_string())
+    }
+
+    fn map_root(&mut self, index: u64, st: &SignedStatement, findings: &mut Vec<Finding>) {
+        let mut bad = |detail: String| findings.push(Finding::Log { index, detail });
+        if let Err(e) = self.signed_by_service(st) {
+            bad(format!("map-root entry not signed by the service: {e}"));
+        }
+        // Bring the tree up to the log before this entry, whatever the
+        // payload says: the replay's map is the truth it compares against.
+        let items: Vec<(Key, Hash)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter_map(|k| self.changed.get(&k).map(|(_, s)| (k, s.value())))
+            .collect();
+        if let Err(e) = self.tree.apply_batch(&items) {
+            bad(format!("applying the vCon states to the map: {e}"));
+        }
+        let prev = self.pos.last_map_root.replace(index);
+        self.pos.map_roots = self.pos.map_roots.saturating_add(1);
+        let p = match MapRootPayload::from_cbor(st.payload()) {
+            Ok(p) => p,
+            Err(e) => return bad(e.to_string()),
+        };
+        if p.p != index {
+            bad(format!(
+                "the map-root entry at index {index} says it is at index {}",
+                p.p
+            ));
+        }
+        if p.prev != prev {
+            bad(format!(
+                "the map-root entry names {:?} as the previous map root; it was {prev:?}",
+                p.prev
+            ));
+        }
+        let root = self.tree.root();
+        if p.root != root {
+            bad(format!(
+                "the service signed map root {}, but the map of the log before index {index} is {}",
+                hex::encode(p.root),
+                hex::encode(root)
+            ));
+        }
+        if p.vcons != self.tree.len() as u64 {
+            bad(format!(
+                "the service says the map holds {} vCons; it holds {}",
+                p.vcons,
+                self.tree.len()
+            ));
+        }
+    }
+
+    fn policy(&mut self, index: u64, st: &SignedStatement, findings: &mut Vec<Finding>) {
+        if let Err(e) = self.signed_by_service(st) {
+            findings.push(Finding::Log {
+                index,
+                detail: format!("policy entry not signed by the service: {e}"),
+            });
+            return;
+        }
+        let delegates = serde_json::from_slice::<serde_json::Value>(st.payload())
+            .ok()
+            .and_then(|doc| match doc["rules"].get("consent_delegates") {
+                None => Some(Delegates::new()),
+                Some(d) => serde_json::from_value(d.clone()).ok(),
+            });
+        match delegates {
+            Some(d) => self.pos.delegates = d,
+            None => findings.push(Finding::Log {
+                index,
+                detail: "the policy entry's payload is not a policy document with readable consent_delegates".into(),
+            }),
+        }
+    }
+
+    fn vcon(
+        &mut self,
+        index: u64,
+        leaf: &Hash,
+        record: &LifecycleRecord,
+        src: &mut dyn StateSource,
+        findings: &mut Vec<Finding>,
+    ) -> Result<(), ReplayError> {
+        let Some(key) = map_key(&record.vcon_uuid) else {
+            return Ok(());
+        };
+        let mut state = match self.changed.remove(&key) {
+            Some((_, s)) => s,
+            None if self.tree.get(&key).is_none() => VconState::default(),
+            None => src
+                .state(&key)
+                .map_err(ReplayError::State)?
+                .unwrap_or_default(),
+        };
+        for detail in lifecycle_rules(&state, record, &self.pos.delegates) {
+            findings.push(Finding::Lifecycle {
+                index,
+                vcon: record.vcon_uuid.clone(),
+                event: record.event.name().into(),
+                detail,
+            });
+        }
+        state.fold(index, leaf, record, &self.pos.delegates);
+        self.pos.vcon_entries = self.pos.vcon_entries.saturating_add(1);
+        self.changed
+            .insert(key, (record.vcon_uuid.to_ascii_lowercase(), state));
+        self.pending.insert(key);
+        Ok(())
+    }
+}
+
+/// Events that process a vCon's content: what consent governs.
+fn is_processing(e: Event) -> bool {
+    matches!(e, Event::Enhanced | Event::Sent | Event::Accessed)
+}
+
+/// The lifecycle rules, checked against the state before the entry:
+/// - deleted is terminal: after the first `vcon_deleted`, only another
+///   deletion or a receiver's purge may follow;
+/// - no processing (`vcon_enhanced`, `vcon_sent`, `vcon_accessed`) after
+///   consent was withdrawn for every purpose, when the processing says it
+///   happened at or after the latest of those withdrawals. Lifecycle events
+///   name no purpose, so a withdrawal of some purposes only cannot be
+///   tied to a processing event; and an access registered late that says
+///   it happened *before* the withdrawal is not flagged (the issuer's
+///   `occurred_at` is all there is to judge by).
+pub fn lifecycle_rules(
+    before: &VconState,
+    record: &LifecycleRecord,
+    delegates: &Delegates,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(d) = before.deleted_at
+        && !matches!(record.event, Event::Deleted | Event::RcvrPurged)
+    {
+        out.push(format!(
+            "{} after vcon_deleted (index {d}): deleted is terminal",
+            record.event.name()
+        ));
+    }
+    if is_processing(record.event) && !before.consent.is_empty() {
+        let c = before.consent_state(&record.vcon_uuid, delegates);
+        if c.state == ConsentStatus::Revoked {
+            let withdrawn_at = c
+                .purposes
+                .values()
+                .filter(|p| p.status == PurposeStatus::Revoked)
+                .filter_map(|p| p.occurred_at.as_deref())
+                .filter_map(crate::time::parse_rfc3339_ms)
+                .max();
+            if let (Some(w), Some(at)) = (withdrawn_at, record.occurred_at_ms)
+                && at >= w
+            {
+                out.push(format!(
+                    "{} at {} after consent was withdrawn for every purpose (at {})",
+                    record.event.name(),
+                    record.occurred_at.as_deref().unwrap_or("?"),
+                    crate::time::format_ms(w)
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,286 @@
+//! `vcon-scitt monitor`: follows a service from its published log and
+//! recomputes everything it signs (issue 14, spec-notes/vcon-map.md,
+//! "The monitor"). From the signed checkpoint and the statement bundles
+//! (`/tile/statements/N`, the C2SP entry bundle of the stored statements)
+//! alone, it:
+//! - applies the log's leaf rule to every entry and rebuilds the Merkle
+//!   tree (a compact range), so every signed head it sees must have the root
+//!   of the entries it was served (consistency follows: one sequence of
+//!   entries, extended, never rewritten);
+//! - checks every checkpoint signature against the pinned service keys;
+//! - replays the map function (core `vcon::replay`, the code `fsck` runs)
+//!   and holds every map-root entry to the map it computed;
+//! - checks the lifecycle rules (deleted is terminal; no processing after
+//!   consent was withdrawn for every purpose).
+//!
+//! Each finding is reported once, with its leaf index. The monitor's state
+//! (`--state DIR`, RocksDB) holds its position, the compact range, the
+//! pinned keys and leaf rule, and every vCon's state, written in one batch
+//! at map-root boundaries, so a restart resumes where it stopped.
+
+mod state;
+
+use std::time::{Duration, Instant};
+
+use vcon_scitt_client::http::Conn;
+
+use crate::keys::KeySet;
+use crate::merkle::tile::WIDTH;
+use crate::merkle::{Hash, LeafRule};
+use crate::tree_head::TreeHead;
+use crate::vcon::replay::Finding;
+
+pub use state::MonitorState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("{0}")]
+    Client(#[from] vcon_scitt_client::ClientError),
+    #[error("the monitor's state: {0}")]
+    State(String),
+    #[error("the service's answer: {0}")]
+    Answer(String),
+}
+
+pub struct MonitorOptions {
+    pub url: String,
+    pub state_dir: std::path::PathBuf,
+    /// Pinned service keys; None: fetched from the service on the first run
+    /// and pinned in the state from then on.
+    pub keys: Option<KeySet>,
+    /// Stop after this many polls of the checkpoint (None: until killed).
+    pub rounds: Option<u64>,
+    pub interval: Duration,
+    /// Progress lines on stderr during long catch-ups.
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MonitorReport {
+    /// The log size verified against a signed head.
+    pub verified_size: u64,
+    pub root: String,
+    pub leaf_rule: String,
+    /// Entries read and checked by this run.
+    pub entries_checked: u64,
+    pub seconds: f64,
+    pub entries_per_sec: f64,
+    pub map_roots: u64,
+    pub vcons: u64,
+    /// Findings by this run (earlier runs reported theirs).
+    pub log_findings: u64,
+    pub lifecycle_findings: u64,
+    /// Stopped at a log finding that makes further entries meaningless (a
+    /// signed head the entries do not give).
+    pub halted: bool,
+}
+
+/// The checkpoint as `/checkpoint` serves it (CBOR).
+struct Checkpoint {
+    head: TreeHead,
+    signature: Vec<u8>,
+}
+
+async fn checkpoint(c: &mut Conn) -> Result<Checkpoint, MonitorError> {
+    use ciborium::value::Value;
+    let body = c.get_ok("/checkpoint").await?;
+    let bad = |m: &str| MonitorError::Answer(format!("/checkpoint: {m}"));
+    let Value::Map(m) = crate::cbor::decode(&body).map_err(|e| bad(&e.to_string()))? else {
+        return Err(bad("not a map"));
+    };
+    let get = |k: &str| {
+        m.iter()
+            .find(|(key, _)| key.as_text() == Some(k))
+            .map(|(_, v)| v)
+            .ok_or_else(|| bad(&format!("no {k}")))
+    };
+    let u = |k: &str| get(k).and_then(|v| crate::cbor::as_u64(v).ok_or_else(|| bad(k)));
+    Ok(Checkpoint {
+        head: TreeHead {
+            size: u("tree_size")?,
+            timestamp_ms: u("timestamp_ms")?,
+            root: get("root")?
+                .as_bytes()
+                .and_then(|b| <Hash>::try_from(b.as_slice()).ok())
+                .ok_or_else(|| bad("root"))?,
+        },
+        signature: get("signed_tree_head")?
+            .as_bytes()
+            .cloned()
+            .ok_or_else(|| bad("signed_tree_head"))?,
+    })
+}
+
+async fn leaf_rule(c: &mut Conn) -> Result<LeafRule, MonitorError> {
+    use ciborium::value::Value;
+    let body = c.get_ok("/.well-known/transparency-configuration").await?;
+    let bad = |m: &str| MonitorError::Answer(format!("transparency-configuration: {m}"));
+    let Value::Map(m) = crate::cbor::decode(&body).map_err(|e| bad(&e.to_string()))? else {
+        return Err(bad("not a map"));
+    };
+    // A service older than the setting publishes none: its log is `entry`.
+    match m
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("leaf_rule"))
+        .map(|(_, v)| v.as_text())
+    {
+        None => Ok(LeafRule::Entry),
+        Some(Some(name)) => name.parse().map_err(|e| bad(&format!("{e}"))),
+        Some(None) => Err(bad("leaf_rule is not text")),
+    }
+}
+
+/// Follows the service; `report` gets each finding as it is found.
+pub async fn run(
+    opts: &MonitorOptions,
+    mut report: impl FnMut(&Finding),
+) -> Result<MonitorReport, MonitorError> {
+    let mut c = Conn::connect(&opts.url).await?;
+    let mut st = MonitorState::open(&opts.state_dir).map_err(MonitorError::State)?;
+    // Pin what the monitor trusts on its first run; later runs use the pins.
+    let keys = match (st.keys(), &opts.keys) {
+        (_, Some(k)) => k.clone(),
+        (Some(k), None) => k,
+        (None, None) => KeySet::parse_any(&c.get_ok("/.well-known/scitt-keys").await?)
+            .map_err(|e| MonitorError::Answer(format!("the service's key set: {e}")))?,
+    };
+    let rule = match st.leaf_rule() {
+        Some(r) => r,
+        None => leaf_rule(&mut c).await?,
+    };
+    st.pin(&opts.url, &keys, rule)
+        .map_err(MonitorError::State)?;
+    let (mut replay, mut compact) = st.resume(keys.clone()).map_err(MonitorError::State)?;
+
+    let started = Instant::now();
+    let mut out = MonitorReport {
+        leaf_rule: rule.name().into(),
+        ..MonitorReport::default()
+    };
+    let start_size = compact.size();
+    let mut last_progress = Instant::now();
+    let mut last_persist = Instant::now();
+    let mut round = 0u64;
+    let mut note = |f: &Finding, out: &mut MonitorReport| {
+        if f.is_log() {
+            out.log_findings += 1;
+        } else {
+            out.lifecycle_findings += 1;
+        }
+        report(f);
+    };
+    'rounds: loop {
+        round += 1;
+        let cp = checkpoint(&mut c).await?;
+        if let Err(e) = crate::receipt::verify_tree_head(&cp.signature, &cp.head, &keys) {
+            let f = Finding::Log {
+                index: cp.head.size.saturating_sub(1),
+                detail: format!(
+                    "the checkpoint at size {} does not verify under the pinned service keys: {e}",
+                    cp.head.size
+                ),
+            };
+            note(&f, &mut out);
+            out.halted = true;
+            break;
+        }
+        if cp.head.size < compact.size() {
+            let f = Finding::Log {
+                index: cp.head.size.saturating_sub(1),
+                detail: format!(
+                    "the service's signed checkpoint is at size {}, below the {} entries this monitor already read",
+                    cp.head.size,
+                    compact.size()
+                ),
+            };
+            note(&f, &mut out);
+            out.halted = true;
+            break;
+        }
+        while compact.size() < cp.head.size {
+            let pos = compact.size();
+            let bundle = pos / WIDTH as u64;
+            let first = bundle * WIDTH as u64;
+            let width = (cp.head.size - first).min(WIDTH as u64) as usize;
+            let path = crate::merkle::bundle::path("/tile/statements", bundle, width);
+            let body = c.get_ok(&path).await?;
+            let entries = crate::merkle::bundle::parse(&body, width)
+                .map_err(|e| MonitorError::Answer(format!("{path}: {e}")))?;
+            for (i, entry) in entries.iter().enumerate().skip((pos - first) as usize) {
+                let index = first + i as u64;
+                let leaf = rule.hash_entry(entry);
+                compact.push(leaf);
+                let findings = replay
+                    .push(index, &leaf, entry, &mut st)
+                    .map_err(|e| MonitorError::State(e.to_string()))?;
+                for f in &findings {
+                    note(f, &mut out);
+                }
+            }
+            out.entries_checked = compact.size() - start_size;
+            if replay.at_map_root() && last_persist.elapsed() > Duration::from_secs(2) {
+                st.save(&mut replay, &compact, None)
+                    .map_err(MonitorError::State)?;
+                last_persist = Instant::now();
+            }
+            if opts.progress && last_progress.elapsed() > Duration::from_secs(2) {
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "monitor: {} / {} entries ({:.1} %), {:.0} entries/s, {} map roots checked",
+                    compact.size(),
+                    cp.head.size,
+                    100.0 * compact.size() as f64 / cp.head.size.max(1) as f64,
+                    out.entries_checked as f64 / secs.max(1e-9),
+                    replay.position().map_roots
+                );
+                last_progress = Instant::now();
+            }
+        }
+        if !replay.at_map_root() {
+            let f = Finding::Log {
+                index: cp.head.size.saturating_sub(1),
+                detail: format!(
+                    "the signed head at size {} ends with vCon entries no map-root entry covers",
+                    cp.head.size
+                ),
+            };
+            note(&f, &mut out);
+            out.halted = true;
+            break 'rounds;
+        }
+        let root = compact.root();
+        if root != cp.head.root {
+            let f = Finding::Log {
+                index: cp.head.size.saturating_sub(1),
+                detail: format!(
+                    "the signed head at size {} has root {}, but the entries the service serves give {}",
+                    cp.head.size,
+                    hex::encode(cp.head.root),
+                    hex::encode(root)
+                ),
+            };
+            note(&f, &mut out);
+            out.halted = true;
+            break 'rounds;
+        }
+        st.save(&mut replay, &compact, Some((&cp.head, &cp.signature)))
+            .map_err(MonitorError::State)?;
+        last_persist = Instant::now();
+        out.verified_size = cp.head.size;
+        out.root = hex::encode(root);
+        if opts.rounds.is_some_and(|n| round >= n) {
+            break;
+        }
+        tokio::time::sleep(opts.interval).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    out.seconds = secs;
+    out.entries_per_sec = out.entries_checked as f64 / secs.max(1e-9);
+    out.map_roots = replay.position().map_roots;
+    out.vcons = replay.tree().len() as u64;
+    if out.verified_size == 0 {
+        out.verified_size = st.verified_size();
+    }
+    Ok(out)
+}
