@@ -3,7 +3,9 @@
 //! and check every promise: each 201-acknowledged entry is present at the
 //! same index with the same leaf, every receipt handed out still verifies,
 //! every tree head seen before the crash is consistent with the new head,
-//! and `vcon-scitt fsck` is clean. 20 cycles by default;
+//! every acknowledged vCon entry is in the signed map (its vCon's proof
+//! bundle verifies and lists it), and `vcon-scitt fsck` is clean, the vCon
+//! map re-derived from the log included. 20 cycles by default;
 //! `VCON_CRASH_CYCLES=100 cargo test --release --test crash_server` for the
 //! long mode.
 
@@ -51,6 +53,11 @@ fn spawn(data: &std::path::Path, config: &std::path::Path) -> Server {
     Server { child, url }
 }
 
+/// One vCon per (cycle, writer).
+fn crash_uuid(cycle: u64, writer: u64) -> String {
+    format!("0190c2f2-6d4e-7a45-9b1e-{:012x}", cycle * 16 + writer)
+}
+
 fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
     let p = dir.join("crash.toml");
     std::fs::write(
@@ -81,6 +88,7 @@ fn sigkill_the_server_at_random_moments() {
         .build()
         .unwrap();
     let keys = service_keys();
+    let files = Arc::new(tempfile::tempdir().unwrap());
     // (statement, index, receipt) for every 201.
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::new(Mutex::new(Vec::new()));
     let mut heads: Vec<(u64, Hash)> = Vec::new();
@@ -96,7 +104,8 @@ fn sigkill_the_server_at_random_moments() {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let workers: Vec<_> = (0..4)
             .map(|w| {
-                let (url, acked, stop) = (url.clone(), acked.clone(), stop.clone());
+                let (url, acked, stop, files) =
+                    (url.clone(), acked.clone(), stop.clone(), files.clone());
                 rt.spawn(async move {
                     let Ok(mut c) = Conn::connect(&url).await else {
                         return;
@@ -105,7 +114,20 @@ fn sigkill_the_server_at_random_moments() {
                         if stop.load(std::sync::atomic::Ordering::Relaxed) {
                             break;
                         }
-                        let st = generic_statement(&format!("urn:crash:{cycle}:{w}:{k}"), b"{}");
+                        // Every fourth one a vCon lifecycle statement, so
+                        // the map has something to lose.
+                        let st = if k % 4 == 0 {
+                            let at = format!("2026-11-30T09:{:02}:{:02}Z", (k / 60) % 60, k % 60);
+                            lifecycle_statement(
+                                files.path(),
+                                "vcon_accessed",
+                                &at,
+                                Some(&crash_uuid(cycle, w)),
+                                &[],
+                            )
+                        } else {
+                            generic_statement(&format!("urn:crash:{cycle}:{w}:{k}"), b"{}")
+                        };
                         match c.post_statement(st.clone()).await {
                             Ok(r) if r.status == 201 => {
                                 let index = verify::verify(&verify::Request {
@@ -185,6 +207,31 @@ fn sigkill_the_server_at_random_moments() {
                 .unwrap()
                 .try_into()
                 .unwrap();
+            // Every acknowledged vCon entry is in the signed map: each
+            // vCon's proof bundle verifies and lists all of them.
+            let mut by_vcon: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+            for (st, index, _) in &acked {
+                if let Ok(r) = vcon_scitt::vcon::proof::record_of(st) {
+                    by_vcon.entry(r.vcon_uuid).or_default().push(*index);
+                }
+            }
+            for (uuid, indices) in &by_vcon {
+                let b = c.get_ok(&format!("/vcons/{uuid}/proof")).await.unwrap();
+                let bundle = vcon_scitt::vcon::proof::Bundle::from_cbor(&b).unwrap();
+                let rep = vcon_scitt::vcon::proof::verify_bundle(
+                    &bundle,
+                    uuid,
+                    &keys,
+                    &Default::default(),
+                )
+                .unwrap_or_else(|e| panic!("{uuid} after cycle {cycle}: {e}"));
+                for i in indices {
+                    assert!(
+                        rep.indices.contains(i),
+                        "acked vCon entry {i} of {uuid} is not in the signed map after cycle {cycle}"
+                    );
+                }
+            }
             heads.sort();
             heads.dedup();
             for (s, r) in &heads {
@@ -214,7 +261,8 @@ fn sigkill_the_server_at_random_moments() {
         assert!(
             out.status.success()
                 && text.contains("fsck OK")
-                && text.contains("every head signature verified"),
+                && text.contains("every head signature verified")
+                && text.contains("vCon map OK"),
             "{text}"
         );
     }
