@@ -321,6 +321,12 @@ impl Service {
         let st = b.sign(&bytes)?;
         let parsed = SignedStatement::parse(&st, usize::MAX).map_err(|e| e.to_string())?;
         let entry = parsed.entry_bytes();
+        if entry.len() > crate::merkle::bundle::MAX_ENTRY_BYTES {
+            return Err(format!(
+                "the signed registration policy is {} bytes; a log entry is at most 65,535 (the C2SP entry-bundle limit): list fewer issuer keys",
+                entry.len()
+            ));
+        }
         let leaf = self.log.store().leaf_hash(&entry);
         let entry_id = statement::entry_id(&leaf);
         let rows = crate::vcon_index::policy_row(&hash, &entry_id);

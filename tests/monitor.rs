@@ -21,17 +21,22 @@ fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
 }
 
-/// Runs the monitor once; (exit code, alarms, final report).
-fn monitor(url: &str, state: &std::path::Path, keys: &std::path::Path) -> (i32, Vec<Json>, Json) {
-    let out = bin()
-        .args([
-            "monitor", "--json", "--rounds", "1", "--url", url, "--state",
-        ])
-        .arg(state)
-        .arg("--keys")
-        .arg(keys)
-        .output()
-        .unwrap();
+/// Runs the monitor once (with pinned keys, or pinning the service's own
+/// on a first run); (exit code, alarms, final report).
+fn monitor(
+    url: &str,
+    state: &std::path::Path,
+    keys: Option<&std::path::Path>,
+) -> (i32, Vec<Json>, Json) {
+    let mut cmd = bin();
+    cmd.args([
+        "monitor", "--json", "--rounds", "1", "--url", url, "--state",
+    ])
+    .arg(state);
+    if let Some(k) = keys {
+        cmd.arg("--keys").arg(k);
+    }
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines: Vec<Json> = stdout
         .lines()
@@ -88,7 +93,6 @@ async fn the_monitor_recomputes_every_map_root_reports_lifecycle_findings_and_re
     let state = tempfile::tempdir().unwrap();
     let srv = start(server_config(dir.path()), None).await.unwrap();
     let url = srv.url();
-    let keys = keys_file(&srv, files.path());
     let at = |m: u32| format!("2026-11-30T09:{m:02}:00Z");
     let st = |uuid, event, m| {
         lifecycle_statement(files.path(), event, &at(m), Some(uuid), &["analysis"])
@@ -113,7 +117,8 @@ async fn the_monitor_recomputes_every_map_root_reports_lifecycle_findings_and_re
     let accessed = index_of(&srv, &sts[3]);
     let enhanced = index_of(&srv, &sts[6]);
 
-    let (code, alarms, report) = monitor(&url, state.path(), &keys);
+    // The first run pins the keys the service publishes (and its leaf rule).
+    let (code, alarms, report) = monitor(&url, state.path(), None);
     assert_eq!(code, 4, "lifecycle findings only: {alarms:?} {report}");
     let size = srv.service.log.latest().head.size;
     assert_eq!(report["verified_size"], size);
@@ -151,42 +156,80 @@ async fn the_monitor_recomputes_every_map_root_reports_lifecycle_findings_and_re
     assert_eq!(v["map"]["lifecycle_findings"], 2);
     assert_eq!(v["map"]["last_map_root"], size - 1);
 
-    // More entries; the next run reads only those, and finds nothing new.
+    // More entries, past the first full bundle; the next runs (on the
+    // pinned keys) read only those, and find nothing new.
     register(&url, st(A, "vcon_consent_accepted", 7)).await;
-    register(&url, generic_statement("urn:example:monitor", b"{}")).await;
-    let (code, alarms, report) = monitor(&url, state.path(), &keys);
+    let (code, alarms, report) = monitor(&url, state.path(), None);
+    assert_eq!(code, 0, "{alarms:?} {report}");
+    let mid = srv.service.log.latest().head.size;
+    assert_eq!(report["entries_checked"], mid - size);
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                register(&url, generic_statement(&format!("urn:example:m{i}"), b"{}")).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (code, alarms, report) = monitor(&url, state.path(), None);
     assert_eq!(code, 0, "{alarms:?} {report}");
     let new_size = srv.service.log.latest().head.size;
+    assert!(new_size > 256 + 1, "{new_size}");
     assert_eq!(report["verified_size"], new_size);
-    assert_eq!(report["entries_checked"], new_size - size);
+    assert_eq!(report["entries_checked"], new_size - mid);
 
     // The bundles it reads are C2SP's: each entry of tile/entries hashes
     // (RFC 9162 leaf) to the level-0 tile's node, and each stored statement
-    // of tile/statements gives the same leaf under the log's rule.
+    // of tile/statements gives the same leaf under the log's rule; one full
+    // bundle and one partial.
     let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
-    let w = new_size as usize;
-    let tile = c.get_ok(&format!("/tile/0/000.p/{w}")).await.unwrap();
-    let leaves = c.get_ok(&format!("/tile/entries/000.p/{w}")).await.unwrap();
-    let stmts = c
-        .get_ok(&format!("/tile/statements/000.p/{w}"))
-        .await
-        .unwrap();
-    let leaves = vcon_scitt::merkle::bundle::parse(&leaves, w).unwrap();
-    let stmts = vcon_scitt::merkle::bundle::parse(&stmts, w).unwrap();
     let rule = srv.service.log.store().leaf_rule();
-    for i in 0..w {
-        let node = &tile[i * 32..(i + 1) * 32];
-        assert_eq!(vcon_scitt::merkle::leaf_hash(leaves[i]), node, "entry {i}");
-        assert_eq!(rule.hash_entry(stmts[i]), node, "statement {i}");
+    let w1 = (new_size - 256) as usize;
+    for (p, w) in [("000".to_string(), 256usize), (format!("001.p/{w1}"), w1)] {
+        let tile = c.get_ok(&format!("/tile/0/{p}")).await.unwrap();
+        let leaves = c.get_ok(&format!("/tile/entries/{p}")).await.unwrap();
+        let stmts = c.get_ok(&format!("/tile/statements/{p}")).await.unwrap();
+        let leaves = vcon_scitt::merkle::bundle::parse(&leaves, w).unwrap();
+        let stmts = vcon_scitt::merkle::bundle::parse(&stmts, w).unwrap();
+        for i in 0..w {
+            let node = &tile[i * 32..(i + 1) * 32];
+            assert_eq!(
+                vcon_scitt::merkle::leaf_hash(leaves[i]),
+                node,
+                "{p} entry {i}"
+            );
+            assert_eq!(rule.hash_entry(stmts[i]), node, "{p} statement {i}");
+        }
     }
-    // Beyond the signed size: 404, never a guess.
+    // Beyond the signed size: 404, never a guess; not a bundle path: 400.
     let r = c
-        .get(&format!("/tile/entries/000.p/{}", w + 1))
+        .get(&format!("/tile/entries/001.p/{}", w1 + 1))
         .await
         .unwrap();
     assert_eq!(r.status, 404);
     let r = c.get("/tile/entries/0").await.unwrap();
     assert_eq!(r.status, 400);
+
+    // The monitor's own state is checked when it resumes: an altered vCon
+    // state is refused, not trusted.
+    {
+        let db = rocksdb::DB::open_default(state.path()).unwrap();
+        let (k, v) = db.prefix_iterator(b"s").next().unwrap().unwrap();
+        let mut s = vcon_scitt::vcon::state::VconState::from_cbor(&v).unwrap();
+        s.entries += 1;
+        db.put(k, s.to_cbor()).unwrap();
+    }
+    let out = bin()
+        .args(["monitor", "--rounds", "1", "--url", &url, "--state"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("altered"), "{err}");
     srv.stop().await;
 }
 
@@ -223,7 +266,7 @@ async fn a_server_that_signs_a_map_without_a_vcon_is_caught_by_the_monitor_and_f
         )
         .await;
     }
-    let (code, alarms, _) = monitor(&url, state.path(), &keys);
+    let (code, alarms, _) = monitor(&url, state.path(), Some(&keys));
     assert_eq!(code, 0, "an honest log: {alarms:?}");
     srv.stop().await;
 
@@ -279,8 +322,17 @@ async fn a_server_that_signs_a_map_without_a_vcon_is_caught_by_the_monitor_and_f
     let verdict =
         vcon_scitt::vcon::proof::verify_bundle(&bundle, A, &keyset, &Default::default()).unwrap();
     assert!(!verdict.present, "a signed lie verifies offline");
+    // `audit` compares the service's own listing (three entries for A)
+    // with the signed map (none): it fails rather than trust either.
+    let out = bin()
+        .args(["audit", "--vcon", A, "--url", &url])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{text}");
 
-    let (code, alarms, report) = monitor(&url, state.path(), &keys);
+    let (code, alarms, report) = monitor(&url, state.path(), Some(&keys));
     assert_eq!(code, 3, "{alarms:?} {report}");
     let log_alarms: Vec<&Json> = alarms.iter().filter(|a| a["kind"] == "log").collect();
     assert!(!log_alarms.is_empty(), "{alarms:?}");

@@ -1025,3 +1025,16 @@ async fn the_leaf_rule_is_fixed_when_the_log_is_created() {
     assert_eq!(leaf_rule_published(&tc.body), "entry");
     srv.stop().await;
 }
+
+/// A C2SP entry bundle's u16 length caps an entry at 65,535 bytes: the
+/// statement cap defaults to that and a larger one is refused at start,
+/// naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_cap_over_the_bundle_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = server_config(dir.path());
+    assert_eq!(cfg.registration.max_statement_bytes, 65_535);
+    cfg.registration.max_statement_bytes = 65_536;
+    let err = start(cfg, None).await.err().expect("refused");
+    assert!(err.contains("max_statement_bytes"), "{err}");
+}

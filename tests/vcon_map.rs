@@ -284,6 +284,10 @@ fn audit(url: &str, uuid: &str) -> (i32, String) {
 
 /// `vcon-scitt verify --bundle` (the vcon-verify code) on a bundle file.
 fn verify_bundle_cli(bundle: &[u8], uuid: &str, keys: &[u8]) -> (i32, String) {
+    verify_bundle_cli_with(bundle, uuid, keys, &[])
+}
+
+fn verify_bundle_cli_with(bundle: &[u8], uuid: &str, keys: &[u8], extra: &[&str]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let (b, k) = (dir.path().join("bundle.cbor"), dir.path().join("keys.cbor"));
     std::fs::write(&b, bundle).unwrap();
@@ -293,6 +297,7 @@ fn verify_bundle_cli(bundle: &[u8], uuid: &str, keys: &[u8]) -> (i32, String) {
         .arg(&b)
         .args(["--bundle", "--uuid", uuid, "--keys"])
         .arg(&k)
+        .args(extra)
         .output()
         .unwrap();
     (
@@ -340,6 +345,32 @@ async fn proof_bundles_show_complete_histories_and_catch_omissions() {
     assert!(
         out.contains("exactly 4 entries") && out.contains("analysis: revoked"),
         "{out}"
+    );
+
+    // The other time: as of an event time, from the same complete history
+    // (the grant at 09:01 stood at 09:02; the withdrawal came at 09:03).
+    let (code, out) = verify_bundle_cli_with(
+        &r.body,
+        uuid,
+        &keys_bytes,
+        &["--as-of", "2026-11-30T09:02:00Z"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("as of 2026-11-30T09:02:00Z")
+            && out.contains("consent granted [analysis: granted]"),
+        "{out}"
+    );
+    assert_eq!(
+        report
+            .consent_as_of(
+                vcon_scitt::time::parse_rfc3339_ms("2026-11-30T09:00:30Z").unwrap(),
+                &Default::default()
+            )
+            .state
+            .as_str(),
+        "none",
+        "before the grant"
     );
 
     // Never seen: proved absent.

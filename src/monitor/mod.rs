@@ -76,6 +76,21 @@ pub struct MonitorReport {
     pub halted: bool,
 }
 
+/// How long one request may take before the monitor gives up (a stalled
+/// service must not stall the monitor forever).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A GET that must answer 200 within [`REQUEST_TIMEOUT`].
+async fn get(c: &mut Conn, path: &str) -> Result<Vec<u8>, MonitorError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, c.get_ok(path)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(MonitorError::Answer(format!(
+            "GET {path}: no answer in {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 /// The checkpoint as `/checkpoint` serves it (CBOR).
 struct Checkpoint {
     head: TreeHead,
@@ -84,7 +99,7 @@ struct Checkpoint {
 
 async fn checkpoint(c: &mut Conn) -> Result<Checkpoint, MonitorError> {
     use ciborium::value::Value;
-    let body = c.get_ok("/checkpoint").await?;
+    let body = get(c, "/checkpoint").await?;
     let bad = |m: &str| MonitorError::Answer(format!("/checkpoint: {m}"));
     let Value::Map(m) = crate::cbor::decode(&body).map_err(|e| bad(&e.to_string()))? else {
         return Err(bad("not a map"));
@@ -114,7 +129,7 @@ async fn checkpoint(c: &mut Conn) -> Result<Checkpoint, MonitorError> {
 
 async fn leaf_rule(c: &mut Conn) -> Result<LeafRule, MonitorError> {
     use ciborium::value::Value;
-    let body = c.get_ok("/.well-known/transparency-configuration").await?;
+    let body = get(c, "/.well-known/transparency-configuration").await?;
     let bad = |m: &str| MonitorError::Answer(format!("transparency-configuration: {m}"));
     let Value::Map(m) = crate::cbor::decode(&body).map_err(|e| bad(&e.to_string()))? else {
         return Err(bad("not a map"));
@@ -139,13 +154,20 @@ pub async fn run(
     let mut c = Conn::connect(&opts.url).await?;
     let mut st = MonitorState::open(&opts.state_dir).map_err(MonitorError::State)?;
     // Pin what the monitor trusts on its first run; later runs use the pins.
-    let keys = match (st.keys(), &opts.keys) {
+    let pinned = st.keys().map_err(MonitorError::State)?;
+    let keys = match (pinned, &opts.keys) {
+        (Some(old), Some(k)) if old.to_cose_keyset() != k.to_cose_keyset() => {
+            eprintln!(
+                "monitor: re-pinning the service keys given by --keys (they differ from the pinned ones)"
+            );
+            k.clone()
+        }
         (_, Some(k)) => k.clone(),
         (Some(k), None) => k,
-        (None, None) => KeySet::parse_any(&c.get_ok("/.well-known/scitt-keys").await?)
+        (None, None) => KeySet::parse_any(&get(&mut c, "/.well-known/scitt-keys").await?)
             .map_err(|e| MonitorError::Answer(format!("the service's key set: {e}")))?,
     };
-    let rule = match st.leaf_rule() {
+    let rule = match st.leaf_rule().map_err(MonitorError::State)? {
         Some(r) => r,
         None => leaf_rule(&mut c).await?,
     };
@@ -204,9 +226,21 @@ pub async fn run(
             let first = bundle * WIDTH as u64;
             let width = (cp.head.size - first).min(WIDTH as u64) as usize;
             let path = crate::merkle::bundle::path("/tile/statements", bundle, width);
-            let body = c.get_ok(&path).await?;
-            let entries = crate::merkle::bundle::parse(&body, width)
-                .map_err(|e| MonitorError::Answer(format!("{path}: {e}")))?;
+            let body = get(&mut c, &path).await?;
+            let entries = match crate::merkle::bundle::parse(&body, width) {
+                Ok(e) => e,
+                Err(e) => {
+                    // The signed head covers these entries: a bundle that
+                    // is not one is the service's fault.
+                    let f = Finding::Log {
+                        index: pos,
+                        detail: format!("{path} is not the bundle the signed head covers: {e}"),
+                    };
+                    note(&f, &mut out);
+                    out.halted = true;
+                    break 'rounds;
+                }
+            };
             for (i, entry) in entries.iter().enumerate().skip((pos - first) as usize) {
                 let index = first + i as u64;
                 let leaf = rule.hash_entry(entry);
@@ -217,13 +251,17 @@ pub async fn run(
                 for f in &findings {
                     note(f, &mut out);
                 }
+                // Progress is saved right after a map-root entry (every
+                // folded state is then in the map), at most every 2 s: a
+                // killed catch-up resumes from there. It is checked against
+                // a signed root at the end of the round.
+                if replay.at_map_root() && last_persist.elapsed() > Duration::from_secs(2) {
+                    st.save(&mut replay, &compact, None)
+                        .map_err(MonitorError::State)?;
+                    last_persist = Instant::now();
+                }
             }
             out.entries_checked = compact.size() - start_size;
-            if replay.at_map_root() && last_persist.elapsed() > Duration::from_secs(2) {
-                st.save(&mut replay, &compact, None)
-                    .map_err(MonitorError::State)?;
-                last_persist = Instant::now();
-            }
             if opts.progress && last_progress.elapsed() > Duration::from_secs(2) {
                 let secs = started.elapsed().as_secs_f64();
                 eprintln!(

@@ -54,15 +54,23 @@ impl MonitorState {
         self.db.get(k).map_err(err)
     }
 
-    pub fn keys(&self) -> Option<KeySet> {
-        KeySet::parse_any(&self.get(KEYS).ok()??).ok()
+    /// The pinned keys (None: not pinned yet; unreadable: an error, never
+    /// silently re-fetched).
+    pub fn keys(&self) -> Result<Option<KeySet>, String> {
+        self.get(KEYS)?
+            .map(|b| KeySet::parse_any(&b).map_err(|e| format!("meta/keys: {e}")))
+            .transpose()
     }
 
-    pub fn leaf_rule(&self) -> Option<LeafRule> {
-        String::from_utf8(self.get(LEAF_RULE).ok()??)
-            .ok()?
-            .parse()
-            .ok()
+    /// The pinned leaf rule (None: not pinned yet).
+    pub fn leaf_rule(&self) -> Result<Option<LeafRule>, String> {
+        self.get(LEAF_RULE)?
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .parse()
+                    .map_err(|e| format!("meta/leaf_rule: {e}"))
+            })
+            .transpose()
     }
 
     /// The last size verified against a signed head (0: none yet).
@@ -80,7 +88,7 @@ impl MonitorState {
     /// checkpoint (not signed by the pinned keys, or not the root of the
     /// entries the state has read).
     pub fn pin(&mut self, url: &str, keys: &KeySet, rule: LeafRule) -> Result<(), String> {
-        if let Some(old) = self.leaf_rule()
+        if let Some(old) = self.leaf_rule()?
             && old != rule
         {
             return Err(format!("this state pinned leaf rule {old}, not {rule}"));

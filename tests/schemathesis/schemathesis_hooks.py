@@ -479,9 +479,9 @@ def map_case(context, case):
             name, pool = "kid", "kids"
         elif "{uuid}" in path:
             name, pool = "uuid", "uuids"
-        elif "{level}" in path:
-            # The templated tile operations proposed for the contract. /tile/{path} is left alone:
-            # its value has slashes, which go out percent-encoded and can only get a 400.
+        elif "/tile/" in path and "{path}" not in path:
+            # The templated tile and entry-bundle operations proposed for the contract. /tile/{path}
+            # is left alone: its value has slashes, which go out percent-encoded and can only get a 400.
             name, pool = ("width", "widths") if "{width}" in path else ("index", "indexes")
         else:
             name = None
@@ -493,8 +493,10 @@ def map_case(context, case):
                 pick = values[n % len(values)]
                 params = dict(case.path_parameters or {})
                 params[name] = pick
+                if "/tile/" in path:
+                    params["index"] = "000"  # the first tile or bundle: exists once the log has entries
                 if "{level}" in path:
-                    params.update(level="0", index="000")  # level 0, first tile: exists once the log has entries
+                    params["level"] = "0"
                 case.path_parameters = params
     if path == "/consistency" and _positive_at(case, ParameterLocation.QUERY):
         n = _my_turn((path, "query"))

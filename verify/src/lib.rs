@@ -79,6 +79,11 @@ pub struct Args {
     /// The vCon the bundle must be about (with --bundle).
     #[arg(long)]
     pub uuid: Option<String>,
+    /// With --bundle: also give the consent state as of this event time
+    /// (RFC 3339, by the statements' `occurred_at`), folded from the same
+    /// complete history.
+    #[arg(long, requires = "bundle")]
+    pub as_of: Option<String>,
 }
 
 /// Exit code: the bundle does not prove a complete history.
@@ -107,13 +112,28 @@ fn run_bundle(args: &Args) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(2, "input", e.to_string()),
     };
+    let as_of_ms = match args.as_of.as_deref() {
+        None => None,
+        Some(t) => match vcon_scitt_core::time::parse_rfc3339_ms(t) {
+            Some(ms) => Some(ms),
+            None => return fail(2, "input", format!("--as-of {t:?} is not RFC 3339")),
+        },
+    };
     let report = Bundle::from_cbor(&bytes)
         .and_then(|b| verify_bundle(&b, &uuid, &keys, &Default::default()));
+    let at_time = |r: &vcon_scitt_core::vcon::proof::BundleReport| {
+        as_of_ms.map(|ms| r.consent_as_of(ms, &Default::default()))
+    };
     match report {
         Err(e) => fail(EXIT_INCOMPLETE, "incomplete", e.to_string()),
         Ok(r) => {
+            let as_of = at_time(&r);
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                if let Some(c) = &as_of {
+                    v["consent_as_of"] = serde_json::to_value(c).unwrap_or_default();
+                }
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else if r.present {
                 let purposes: Vec<String> = r
                     .consent
@@ -134,6 +154,19 @@ fn run_bundle(args: &Args) -> i32 {
                         .map(|i| format!("; deleted at index {i}"))
                         .unwrap_or_default()
                 );
+                if let Some(c) = as_of {
+                    let purposes: Vec<String> = c
+                        .purposes
+                        .iter()
+                        .map(|(p, s)| format!("{p}: {}", s.status.as_str()))
+                        .collect();
+                    println!(
+                        "as of {} (by the statements' occurred_at, from the same complete history): consent {} [{}]",
+                        args.as_of.as_deref().unwrap_or_default(),
+                        c.state.as_str(),
+                        purposes.join(", ")
+                    );
+                }
             } else {
                 println!(
                     "OK: vCon {} has no entry in the log before index {} (map root at that index, tree size {})",

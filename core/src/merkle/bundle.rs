@@ -14,6 +14,8 @@ pub enum BundleError {
     TooLong(usize, usize),
     #[error("the bundle ends inside entry {0}")]
     Truncated(usize),
+    /// `got` is a lower bound when the bundle holds more than `want`
+    /// (parsing stops at the first entry too many).
     #[error("the bundle holds {got} entries, not {want}")]
     WrongCount { got: usize, want: usize },
 }
@@ -35,6 +37,9 @@ pub fn parse(bytes: &[u8], want: usize) -> Result<Vec<&[u8]>, BundleError> {
     let mut rest = bytes;
     while !rest.is_empty() {
         let i = out.len();
+        if i == want {
+            return Err(BundleError::WrongCount { got: i + 1, want });
+        }
         let (len, tail) = rest
             .split_first_chunk::<2>()
             .ok_or(BundleError::Truncated(i))?;

@@ -265,6 +265,20 @@ pub fn check(
     if !cfg.legacy_compat {
         super::pii::check(st)?;
     }
+    let sub = st.subject.as_str();
+    let lower = sub.to_ascii_lowercase();
+    // The service's own entries (the registration policy, the map roots)
+    // use these subjects; a registered statement that did would look like
+    // one to a careless reader (verifiers also require the service's key).
+    // Checked before any profile branch, the compatibility ones included.
+    if lower.starts_with(RESERVED_SUBJECT_PREFIX) {
+        return reject(
+            "reserved-subject",
+            format!(
+                "subjects starting {RESERVED_SUBJECT_PREFIX:?} are the service's own; got {sub:?}"
+            ),
+        );
+    }
     // The conserver link v0.3.0 signs the text `<hex>:<op>[:<tel>]` under
     // the legacy hash-envelope labels: not a digest, so not a hash
     // registration. Logged as generic in the compatibility profile, refused
@@ -284,19 +298,6 @@ pub fn check(
             );
         }
         return legacy_conserver(st);
-    }
-    let sub = st.subject.as_str();
-    let lower = sub.to_ascii_lowercase();
-    // The service's own entries (the registration policy, the map roots)
-    // use these subjects; a registered statement that did would look like
-    // one to a careless reader (verifiers also require the service's key).
-    if lower.starts_with(RESERVED_SUBJECT_PREFIX) {
-        return reject(
-            "reserved-subject",
-            format!(
-                "subjects starting {RESERVED_SUBJECT_PREFIX:?} are the service's own; got {sub:?}"
-            ),
-        );
     }
     if ["tel:", "mailto:", "sip:", "sips:"]
         .iter()

@@ -7,7 +7,7 @@
 
 use ciborium::value::Value;
 
-use super::consent::{ConsentState, Delegates};
+use super::consent::{ConsentEvent, ConsentState, Delegates};
 use super::profile::{LifecycleRecord, Profile};
 use super::state::{VconState, map_key, state_value};
 use crate::cbor::{self, int};
@@ -209,6 +209,30 @@ pub struct BundleReport {
     pub indices: Vec<u64>,
     pub consent: ConsentState,
     pub deleted_at: Option<u64>,
+    /// The complete history's consent changes (for answers as of an event
+    /// time, [`BundleReport::consent_as_of`]).
+    #[serde(skip)]
+    pub consent_events: Vec<ConsentEvent>,
+    #[serde(skip)]
+    pub controller: Option<String>,
+}
+
+impl BundleReport {
+    /// The consent state as of an event time (`occurred_at` ≤ `as_of_ms`),
+    /// folded from the complete history the bundle proved. The other time,
+    /// "as registered", is [`BundleReport::consent`]: the log's order up to
+    /// the map root, which a late, back-dated registration cannot rewrite;
+    /// this one answers "what had the parties said by time T", and a
+    /// change registered later that claims an earlier time counts.
+    pub fn consent_as_of(&self, as_of_ms: i64, delegates: &Delegates) -> ConsentState {
+        super::consent::consent_state(
+            &self.consent_events,
+            &self.uuid,
+            self.controller.as_deref(),
+            delegates,
+            Some(as_of_ms),
+        )
+    }
 }
 
 /// Verifies a receipt over `statement` under either binding leaf rule, by
@@ -332,6 +356,7 @@ pub fn verify_bundle(
     let mut folded = VconState::default();
     let mut previous: Option<u64> = None;
     let mut indices = Vec::with_capacity(bundle.entries.len());
+    let mut consent_events = Vec::new();
     for e in &bundle.entries {
         if previous.is_some_and(|p| e.index <= p) || e.index >= payload.p {
             return Err(ProofError::History(format!(
@@ -356,6 +381,17 @@ pub fn verify_bundle(
                 e.index, record.vcon_uuid
             )));
         }
+        if let (Some(c), Some(at)) = (&record.consent, record.occurred_at_ms) {
+            consent_events.push(ConsentEvent {
+                index: e.index,
+                entry_id: hex::encode(leaf),
+                iss: record.iss.clone(),
+                occurred_at_ms: at,
+                occurred_at: record.occurred_at.clone(),
+                granted: c.granted.clone(),
+                revoked: c.revoked.clone(),
+            });
+        }
         folded.fold(e.index, &leaf, &record, delegates);
         indices.push(e.index);
     }
@@ -371,6 +407,8 @@ pub fn verify_bundle(
         present: state.is_some(),
         consent: folded.consent_state(&uuid, delegates),
         deleted_at: folded.deleted_at,
+        controller: folded.controller.clone(),
+        consent_events,
         uuid,
         as_of_size: payload.p,
         tree_size: size,

@@ -204,7 +204,11 @@ impl MapReplay {
     fn map_root(&mut self, index: u64, st: &SignedStatement, findings: &mut Vec<Finding>) {
         let mut bad = |detail: String| findings.push(Finding::Log { index, detail });
         if let Err(e) = self.signed_by_service(st) {
-            bad(format!("map-root entry not signed by the service: {e}"));
+            // Not the service's: not a map root, and nothing changes (the
+            // finding is that the log admitted it under a reserved subject).
+            return bad(format!(
+                "an entry with the map-root subject not signed by the service: {e}"
+            ));
         }
         // Bring the tree up to the log before this entry, whatever the
         // payload says: the replay's map is the truth it compares against.
@@ -254,7 +258,9 @@ impl MapReplay {
         if let Err(e) = self.signed_by_service(st) {
             findings.push(Finding::Log {
                 index,
-                detail: format!("policy entry not signed by the service: {e}"),
+                detail: format!(
+                    "an entry with the policy subject not signed by the service (ignored): {e}"
+                ),
             });
             return;
         }
@@ -361,4 +367,61 @@ pub fn lifecycle_rules(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Alg, SigningKey};
+    use crate::statement::Builder;
+
+    fn map_root_entry(key: &SigningKey, p: u64, root: Hash, prev: Option<u64>) -> Vec<u8> {
+        let payload = MapRootPayload {
+            p,
+            root,
+            prev,
+            time_ms: 1,
+            vcons: 0,
+        }
+        .to_cbor();
+        let mut b = Builder::new(key, "https://service.example", MAP_ROOT_SUBJECT);
+        b.issued_at = Some(1);
+        let st = b.sign(&payload).unwrap();
+        SignedStatement::parse(&st, usize::MAX)
+            .unwrap()
+            .entry_bytes()
+    }
+
+    /// Only the service's map roots move the replay: one signed by anyone
+    /// else is a finding and changes nothing, so the service's next map
+    /// root still chains (a forged one cannot derail a monitor).
+    #[test]
+    fn a_map_root_not_signed_by_the_service_changes_nothing() {
+        let (service, _) = SigningKey::generate(Alg::Ed25519).unwrap();
+        let (other, _) = SigningKey::generate(Alg::Ed25519).unwrap();
+        let mut keys = KeySet::new();
+        keys.insert(service.public(), None);
+        let mut r = MapReplay::new(Some(keys));
+        let empty = crate::map::EMPTY_ROOT;
+        let forged = map_root_entry(&other, 0, [7; 32], None);
+        let f = r.push(0, &[0; 32], &forged, &mut InMemory).unwrap();
+        assert!(f.len() == 1 && f[0].is_log() && f[0].index() == 0, "{f:?}");
+        assert_eq!(r.position().last_map_root, None);
+        assert_eq!(r.position().map_roots, 0);
+        let honest = map_root_entry(&service, 1, empty, None);
+        assert_eq!(r.push(1, &[1; 32], &honest, &mut InMemory).unwrap(), vec![]);
+        assert_eq!(r.position().last_map_root, Some(1));
+        // The next one must chain to 1 and carry the replay's root.
+        let wrong = map_root_entry(&service, 2, [9; 32], Some(1));
+        let f = r.push(2, &[2; 32], &wrong, &mut InMemory).unwrap();
+        assert!(
+            f.len() == 1
+                && matches!(&f[0], Finding::Log { detail, .. } if detail.contains("signed map root")),
+            "{f:?}"
+        );
+        assert_eq!(
+            r.push(5, &[0; 32], &honest, &mut InMemory),
+            Err(ReplayError::OutOfOrder { got: 5, want: 3 })
+        );
+    }
 }

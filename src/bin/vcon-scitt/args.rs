@@ -275,6 +275,14 @@ pub struct BenchArgs {
     /// of the given config (server stopped), through the real sequencer.
     #[arg(long)]
     pub fill: Option<u64>,
+    /// With --fill: the entries are real lifecycle statements about this
+    /// many vCons (through the vCon map), and the run then measures map
+    /// proofs and proof bundles over a sample of them (JSON).
+    #[arg(long, requires = "fill")]
+    pub vcons: Option<u64>,
+    /// With --vcons: how many vCons to measure proofs for.
+    #[arg(long, default_value_t = 200)]
+    pub sample: usize,
     #[command(flatten)]
     pub serve: ServeArgs,
 }

@@ -4,6 +4,7 @@
 
 mod fill;
 mod load;
+mod proofs;
 
 use vcon_scitt_core::keys::SigningKey;
 
@@ -27,6 +28,12 @@ fn test_issuer((file, iss): (&str, &str)) -> anyhow::Result<(SigningKey, String)
 }
 
 pub fn run(b: &BenchArgs) -> anyhow::Result<u8> {
+    if let (Some(n), Some(vcons)) = (b.fill, b.vcons) {
+        let config = effective_config(&b.serve)?;
+        let r = proofs::run(&config, n, vcons, b.sample)?;
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(0);
+    }
     if let Some(n) = b.fill {
         let config = effective_config(&b.serve)?;
         let (size, rate) = fill::fill(&config, n)?;
