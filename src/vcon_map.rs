@@ -350,12 +350,17 @@ pub struct MapFsckReport {
     /// Lifecycle-rule findings (issuers' conduct the log shows; not damage).
     pub lifecycle_findings: u64,
     pub signatures_checked: bool,
+    /// Statements whose issuer signature was checked against the policy in
+    /// force, and those that could not be (X.509, or no policy yet).
+    pub issuer_signatures_checked: u64,
+    pub issuer_signatures_unchecked: u64,
 }
 
 /// Re-derives the vCon map from the stored entries alone (core's
 /// `MapReplay`, the monitor's code) and checks the store against it: every
 /// map-root entry's root, count, index and chain (and its signature, given
-/// the keys); every state row equals the re-derived state and none is
+/// the keys); every statement's issuer signature against the policy in
+/// force; every state row equals the re-derived state and none is
 /// missing or extra; `m/map-last` is the last map root; and no entry lies
 /// after the last map root (each batch ends with one, so every entry the
 /// log holds is in a signed map). `Err` names the first inconsistency.
@@ -450,5 +455,7 @@ pub fn fsck(store: &Store, keys: Option<&KeySet>) -> Result<MapFsckReport, LogEr
         last_map_root: pos.last_map_root,
         lifecycle_findings: lifecycle,
         signatures_checked: keys.is_some(),
+        issuer_signatures_checked: pos.issuer_signatures_checked,
+        issuer_signatures_unchecked: pos.issuer_signatures_unchecked,
     })
 }

@@ -180,6 +180,9 @@ async fn the_monitor_recomputes_every_map_root_reports_lifecycle_findings_and_re
     assert!(new_size > 256 + 1, "{new_size}");
     assert_eq!(report["verified_size"], new_size);
     assert_eq!(report["entries_checked"], new_size - mid);
+    // Every issuer statement's signature checked against the policy's keys.
+    assert_eq!(report["issuer_signatures_checked"], story.len() + 1 + 300);
+    assert_eq!(report["issuer_signatures_unchecked"], 0);
 
     // The bundles it reads are C2SP's: each entry of tile/entries hashes
     // (RFC 9162 leaf) to the level-0 tile's node, and each stored statement
@@ -347,5 +350,24 @@ async fn a_server_that_signs_a_map_without_a_vcon_is_caught_by_the_monitor_and_f
     let (code, out) = fsck(dir.path());
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("vCon map"), "{out}");
+
+    // A statement the policy refuses (signed with a key not registered for
+    // the issuer it names), slipped into the log behind the policy's back:
+    // the monitor names its index.
+    let wrong_key = partner_key();
+    let mut b = vcon_scitt::statement::Builder::new(&wrong_key, ISSUER, "urn:example:forged");
+    b.issued_at = Some(vcon_scitt::time::now_secs());
+    let forged = b.sign(b"{}").unwrap();
+    let entry = vcon_scitt::statement::SignedStatement::parse(&forged, usize::MAX)
+        .unwrap()
+        .entry_bytes();
+    let appended = srv.service.log.submit(entry).unwrap().wait().await.unwrap();
+    let (code, alarms, _) = monitor(&url, state.path(), Some(&keys));
+    assert_eq!(code, 3, "{alarms:?}");
+    assert!(
+        alarms.iter().any(|a| a["index"] == appended.index
+            && a["detail"].as_str().unwrap().contains("has no key")),
+        "{alarms:?}"
+    );
     srv.stop().await;
 }

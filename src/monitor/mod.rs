@@ -7,7 +7,9 @@
 //!   tree (a compact range), so every signed head it sees must have the root
 //!   of the entries it was served (consistency follows: one sequence of
 //!   entries, extended, never rewritten);
-//! - checks every checkpoint signature against the pinned service keys;
+//! - checks every checkpoint signature against the pinned service keys,
+//!   and every statement's issuer signature against the keys of the
+//!   registration policy in force (itself a log entry the service signed);
 //! - replays the map function (core `vcon::replay`, the code `fsck` runs)
 //!   and holds every map-root entry to the map it computed;
 //! - checks the lifecycle rules (deleted is terminal; no processing after
@@ -68,6 +70,11 @@ pub struct MonitorReport {
     pub entries_per_sec: f64,
     pub map_roots: u64,
     pub vcons: u64,
+    /// Statements whose issuer signature was checked against the keys of
+    /// the registration policy in force, over all runs; and those that
+    /// could not be (X.509 chains, or before the first policy entry).
+    pub issuer_signatures_checked: u64,
+    pub issuer_signatures_unchecked: u64,
     /// Findings by this run (earlier runs reported theirs).
     pub log_findings: u64,
     pub lifecycle_findings: u64,
@@ -316,6 +323,8 @@ pub async fn run(
     out.seconds = secs;
     out.entries_per_sec = out.entries_checked as f64 / secs.max(1e-9);
     out.map_roots = replay.position().map_roots;
+    out.issuer_signatures_checked = replay.position().issuer_signatures_checked;
+    out.issuer_signatures_unchecked = replay.position().issuer_signatures_unchecked;
     out.vcons = replay.tree().len() as u64;
     if out.verified_size == 0 {
         out.verified_size = st.verified_size();

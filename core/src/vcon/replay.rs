@@ -29,6 +29,7 @@ use super::policy::POLICY_SUBJECT;
 use super::profile::{Event, LifecycleRecord};
 use super::proof::{MAP_ROOT_SUBJECT, MapRootPayload, record_of};
 use super::state::{VconState, map_key};
+use crate::issuers::IssuerTrust;
 use crate::keys::KeySet;
 use crate::map::{Key, MapTree};
 use crate::merkle::Hash;
@@ -93,6 +94,7 @@ impl StateSource for InMemory {
 /// Where a replay stands between map-root entries: enough, with the vCon
 /// states, to resume it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ReplayPosition {
     /// The next entry the replay expects.
     pub next_index: u64,
@@ -103,11 +105,22 @@ pub struct ReplayPosition {
     pub map_roots: u64,
     /// vCon lifecycle entries folded so far.
     pub vcon_entries: u64,
+    /// The issuers and their keys (JWK) of the policy in force: what every
+    /// later statement's signature is checked against. None before the
+    /// first policy entry.
+    pub issuers: Option<Vec<(String, Vec<serde_json::Value>)>>,
+    /// Statements whose issuer signature was checked against the policy's
+    /// keys, and those that could not be (an X.509 chain: the policy
+    /// publishes only its anchors' fingerprints; or no policy yet).
+    pub issuer_signatures_checked: u64,
+    pub issuer_signatures_unchecked: u64,
 }
 
 pub struct MapReplay {
     /// None: signatures are not checked (an `fsck` without the key set).
     service_keys: Option<KeySet>,
+    /// The issuer keys of the policy in force (built from `pos.issuers`).
+    trust: Option<IssuerTrust>,
     tree: MapTree,
     pos: ReplayPosition,
     /// States changed since the caller last took them ([`Self::take_changed`]).
@@ -127,6 +140,7 @@ impl MapReplay {
     /// states (the caller checks its root against the last map root).
     pub fn resume(service_keys: Option<KeySet>, pos: ReplayPosition, tree: MapTree) -> MapReplay {
         MapReplay {
+            trust: pos.issuers.as_deref().map(issuer_trust),
             service_keys,
             tree,
             pos,
@@ -181,12 +195,54 @@ impl MapReplay {
         };
         if st.subject == MAP_ROOT_SUBJECT {
             self.map_root(index, &st, &mut findings);
-        } else if st.subject == POLICY_SUBJECT {
+            return Ok(findings);
+        }
+        if st.subject == POLICY_SUBJECT {
             self.policy(index, &st, &mut findings);
-        } else if let Ok(record) = record_of(entry) {
+            return Ok(findings);
+        }
+        self.issuer_signature(index, &st, &mut findings);
+        if let Ok(record) = record_of(entry) {
             self.vcon(index, leaf, &record, src, &mut findings)?;
         }
         Ok(findings)
+    }
+
+    /// Every statement's issuer signature, against the keys the policy in
+    /// force registered for its issuer (what the service checked when it
+    /// accepted it). A statement whose key is not there, or whose signature
+    /// fails, is a log finding: the service admitted what its own policy
+    /// refuses.
+    fn issuer_signature(&mut self, index: u64, st: &SignedStatement, findings: &mut Vec<Finding>) {
+        let Some(trust) = &self.trust else {
+            self.pos.issuer_signatures_unchecked += 1;
+            return;
+        };
+        if !st.x5chain.is_empty() {
+            self.pos.issuer_signatures_unchecked += 1;
+            return;
+        }
+        let key = st
+            .kid
+            .as_deref()
+            .and_then(|kid| trust.keys_for(&st.issuer).and_then(|ks| ks.get(kid)));
+        let verdict = match key {
+            None => Err(format!(
+                "issuer {:?} has no key {} in the registration policy in force",
+                st.issuer,
+                st.kid.as_deref().map(hex::encode).unwrap_or_default()
+            )),
+            Some(k) => st.verify_signature(k).map_err(|e| {
+                format!(
+                    "the issuer signature of {:?} does not verify: {e}",
+                    st.issuer
+                )
+            }),
+        };
+        match verdict {
+            Ok(()) => self.pos.issuer_signatures_checked += 1,
+            Err(detail) => findings.push(Finding::Log { index, detail }),
+        }
     }
 
     /// True when a service key made the statement's signature.
@@ -264,8 +320,9 @@ impl MapReplay {
             });
             return;
         }
-        let delegates = serde_json::from_slice::<serde_json::Value>(st.payload())
-            .ok()
+        let doc = serde_json::from_slice::<serde_json::Value>(st.payload()).ok();
+        let delegates = doc
+            .as_ref()
             .and_then(|doc| match doc["rules"].get("consent_delegates") {
                 None => Some(Delegates::new()),
                 Some(d) => serde_json::from_value(d.clone()).ok(),
@@ -277,6 +334,22 @@ impl MapReplay {
                 detail: "the policy entry's payload is not a policy document with readable consent_delegates".into(),
             }),
         }
+        let issuers: Vec<(String, Vec<serde_json::Value>)> = doc
+            .as_ref()
+            .and_then(|d| d["issuers"].as_array())
+            .map(|list| {
+                list.iter()
+                    .map(|i| {
+                        (
+                            i["iss"].as_str().unwrap_or_default().to_owned(),
+                            i["keys"].as_array().cloned().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.trust = Some(issuer_trust(&issuers));
+        self.pos.issuers = Some(issuers);
     }
 
     fn vcon(
@@ -313,6 +386,20 @@ impl MapReplay {
         self.pending.insert(key);
         Ok(())
     }
+}
+
+/// The issuer keys a policy document lists (a key that does not parse is
+/// left out: statements signed with it then fail their check, visibly).
+fn issuer_trust(issuers: &[(String, Vec<serde_json::Value>)]) -> IssuerTrust {
+    let mut t = IssuerTrust::default();
+    for (iss, keys) in issuers {
+        for jwk in keys {
+            if let Ok(k) = crate::keys::PublicKey::from_jwk(jwk) {
+                t.add_issuer_key(iss, k, None);
+            }
+        }
+    }
+    t
 }
 
 /// Events that process a vCon's content: what consent governs.

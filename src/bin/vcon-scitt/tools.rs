@@ -197,13 +197,15 @@ pub fn monitor(
         println!("{}", serde_json::to_string(&report)?);
     } else {
         eprintln!(
-            "monitor: verified size {} (root {}), {} entries checked this run at {:.0}/s, {} map roots recomputed, {} vCons; findings: {} log, {} lifecycle{}",
+            "monitor: verified size {} (root {}), {} entries checked this run at {:.0}/s, {} map roots recomputed, {} vCons, {} issuer signatures checked ({} not checkable); findings: {} log, {} lifecycle{}",
             report.verified_size,
             report.root,
             report.entries_checked,
             report.entries_per_sec,
             report.map_roots,
             report.vcons,
+            report.issuer_signatures_checked,
+            report.issuer_signatures_unchecked,
             report.log_findings,
             report.lifecycle_findings,
             if report.halted { "; HALTED" } else { "" }

@@ -1,7 +1,7 @@
 //! `vcon-scitt bench --fill N --vcons V`: grow a data dir with N real
 //! lifecycle statements about V vCons (entry i is about vCon i mod V, so
 //! each has N/V entries) through the real sequencer and vCon map (no HTTP,
-//! no issuer-signature check: the filler's own Ed25519 key signs), then
+//! no issuer-signature check on the way in; the Ed25519 test issuer signs), then
 //! measure what a relying party pays for a provable answer at that size:
 //! map proof size and time, proof-bundle size and generation time, and
 //! offline bundle verification time, over a sample of vCons.
@@ -16,9 +16,7 @@ use vcon_scitt::service::Service;
 use vcon_scitt::statement::{Builder, SignedStatement, entry_id};
 use vcon_scitt::vcon::profile::{Event, EventInput, LIFECYCLE_CONTENT_TYPE, event_document};
 use vcon_scitt::vcon::proof::{record_of, verify_bundle};
-use vcon_scitt_core::keys::{Alg, SigningKey};
-
-const FILL_ISSUER: &str = "https://bench-filler.example";
+use vcon_scitt_core::keys::SigningKey;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
@@ -70,7 +68,7 @@ fn uuid_of(j: u64) -> String {
 
 /// Statement `i` of the fill: about vCon `i mod vcons`, its `i / vcons`-th
 /// event (the first a `vcon_created`).
-fn statement(key: &SigningKey, i: u64, vcons: u64, now: i64) -> Vec<u8> {
+fn statement(key: &SigningKey, iss: &str, i: u64, vcons: u64, now: i64) -> Vec<u8> {
     let (j, round) = (i % vcons, i / vcons);
     let uuid = uuid_of(j);
     let at_secs = 1_795_000_000 + round as i64;
@@ -88,7 +86,7 @@ fn statement(key: &SigningKey, i: u64, vcons: u64, now: i64) -> Vec<u8> {
         occurred_at: Some(vcon_scitt::time::format_secs(at_secs)),
         ..Default::default()
     });
-    let mut b = Builder::new(key, FILL_ISSUER, &format!("vcon://{uuid}"));
+    let mut b = Builder::new(key, iss, &format!("vcon://{uuid}"));
     b.content_type = Some(LIFECYCLE_CONTENT_TYPE.into());
     b.issued_at = Some(now);
     b.sign(&serde_json::to_vec(&doc).unwrap_or_default())
@@ -104,7 +102,10 @@ pub fn run(
     anyhow::ensure!(vcons > 0, "--vcons must be at least 1");
     let svc = Service::open(config.clone()).map_err(anyhow::Error::msg)?;
     let log = svc.log.clone();
-    let (key, _) = SigningKey::generate(Alg::Ed25519)?;
+    // The Ed25519 test issuer, which the default configuration registers:
+    // the filled statements are ones the service would admit, so a monitor
+    // of the filled log checks their issuer signatures like any others.
+    let (key, iss) = super::test_issuer(super::ED25519_ISSUER)?;
     let now = vcon_scitt::time::now_secs();
     let policy = svc.policy_entry();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -120,10 +121,10 @@ pub fn run(
             let parts: Vec<_> = (first..last)
                 .step_by(per as usize)
                 .map(|a| {
-                    let key = &key;
+                    let (key, iss) = (&key, iss.as_str());
                     s.spawn(move || {
                         (a..(a + per).min(last))
-                            .map(|i| statement(key, i, vcons, now))
+                            .map(|i| statement(key, iss, i, vcons, now))
                             .collect::<Vec<_>>()
                     })
                 })
