@@ -55,6 +55,28 @@ fn state_row_key(key: &Key) -> Vec<u8> {
     [STATE_PREFIX, key.as_slice()].concat()
 }
 
+/// One state row: (map key, the state's CBOR).
+type StateRow = (Key, Box<[u8]>);
+
+/// Every state row in key order.
+fn state_rows(
+    store: &Store,
+) -> Result<impl Iterator<Item = Result<StateRow, LogError>> + '_, LogError> {
+    Ok(store
+        .iter_from(crate::log::store::CF_INDEX, STATE_PREFIX)?
+        .take_while(|row| {
+            row.as_ref()
+                .map_or(true, |(k, _)| k.starts_with(STATE_PREFIX))
+        })
+        .map(|row| {
+            let (k, v) = row?;
+            let key: Key = k[STATE_PREFIX.len()..]
+                .try_into()
+                .map_err(|_| LogError::Corrupt("a map state row key is not 32 bytes".into()))?;
+            Ok((key, v))
+        }))
+}
+
 /// The last map root: (its entry's index, root, number of vCons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapRoot {
@@ -124,14 +146,8 @@ impl VconMap {
             }
         }
         let mut items: Vec<(Key, Hash)> = Vec::new();
-        for row in store.iter_from(crate::log::store::CF_INDEX, STATE_PREFIX)? {
-            let (k, v) = row?;
-            if !k.starts_with(STATE_PREFIX) {
-                break;
-            }
-            let key: Key = k[STATE_PREFIX.len()..]
-                .try_into()
-                .map_err(|_| LogError::Corrupt("a map state row key is not 32 bytes".into()))?;
+        for row in state_rows(store)? {
+            let (key, v) = row?;
             let state = VconState::from_cbor(&v).map_err(|e| LogError::Corrupt(e.to_string()))?;
             items.push((key, state.value()));
         }
@@ -417,14 +433,8 @@ pub fn fsck(store: &Store, keys: Option<&KeySet>) -> Result<MapFsckReport, LogEr
         .map(|(k, _, s)| (*k, s.to_cbor()))
         .collect();
     let mut rows = 0u64;
-    for row in store.iter_from(crate::log::store::CF_INDEX, STATE_PREFIX)? {
-        let (k, v) = row?;
-        if !k.starts_with(STATE_PREFIX) {
-            break;
-        }
-        let key: Key = k[STATE_PREFIX.len()..]
-            .try_into()
-            .map_err(|_| corrupt("a state row key is not 32 bytes".into()))?;
+    for row in state_rows(store)? {
+        let (key, v) = row?;
         match want.remove(&key) {
             Some(w) if w == *v => rows += 1,
             Some(_) => {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use vcon_scitt::config::Config;
-use vcon_scitt::log::LogError;
+use vcon_scitt::log::{LogError, Pending};
 use vcon_scitt::service::Service;
 
 /// Appends `count` synthetic entries to a data dir's log directly (no HTTP,
@@ -19,25 +19,7 @@ pub fn fill(config: &Config, count: u64) -> anyhow::Result<(u64, f64)> {
     let mut pending = std::collections::VecDeque::with_capacity(16_384);
     for i in 0..count {
         let entry = format!("bench-fill {base} {i}").into_bytes();
-        loop {
-            match log.submit(entry.clone()) {
-                Ok(p) => {
-                    pending.push_back(p);
-                    break;
-                }
-                Err(LogError::QueueFull) => {
-                    if let Some(p) = pending.pop_front() {
-                        p.wait_blocking()?;
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if pending.len() >= 16_384
-            && let Some(p) = pending.pop_front()
-        {
-            p.wait_blocking()?;
-        }
+        submit_bounded(&mut pending, || log.submit(entry.clone()))?;
     }
     for p in pending {
         p.wait_blocking()?;
@@ -46,4 +28,33 @@ pub fn fill(config: &Config, count: u64) -> anyhow::Result<(u64, f64)> {
     let size = log.latest().head.size;
     svc.shutdown();
     Ok((size, count as f64 / secs))
+}
+
+/// Submits one entry with at most 16,384 in flight: on a full queue (or at
+/// the bound) the oldest is awaited first, so a fill never outruns the
+/// sequencer's memory.
+pub(super) fn submit_bounded(
+    pending: &mut std::collections::VecDeque<Pending>,
+    mut submit: impl FnMut() -> Result<Pending, LogError>,
+) -> anyhow::Result<()> {
+    loop {
+        match submit() {
+            Ok(p) => {
+                pending.push_back(p);
+                break;
+            }
+            Err(LogError::QueueFull) => {
+                if let Some(p) = pending.pop_front() {
+                    p.wait_blocking()?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if pending.len() >= 16_384
+        && let Some(p) = pending.pop_front()
+    {
+        p.wait_blocking()?;
+    }
+    Ok(())
 }

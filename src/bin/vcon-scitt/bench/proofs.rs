@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use vcon_scitt::config::Config;
-use vcon_scitt::log::{CloserInput, LogError};
+use vcon_scitt::log::CloserInput;
 use vcon_scitt::service::Service;
 use vcon_scitt::statement::{Builder, SignedStatement, entry_id};
 use vcon_scitt::vcon::profile::{Event, EventInput, LIFECYCLE_CONTENT_TYPE, event_document};
@@ -143,31 +143,9 @@ pub fn run(
             let input =
                 vcon_scitt::vcon_map::MapInput::new(record).map(|m| Arc::new(m) as CloserInput);
             let identity = Some(parsed.registration_identity());
-            loop {
-                match log.submit_for_closer(
-                    entry.clone(),
-                    leaf,
-                    identity,
-                    rows.clone(),
-                    input.clone(),
-                ) {
-                    Ok(p) => {
-                        pending.push_back(p);
-                        break;
-                    }
-                    Err(LogError::QueueFull) => {
-                        if let Some(p) = pending.pop_front() {
-                            p.wait_blocking()?;
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if pending.len() >= 16_384
-                && let Some(p) = pending.pop_front()
-            {
-                p.wait_blocking()?;
-            }
+            super::fill::submit_bounded(&mut pending, || {
+                log.submit_for_closer(entry.clone(), leaf, identity, rows.clone(), input.clone())
+            })?;
         }
         first = last;
     }
