@@ -257,17 +257,19 @@ async fn a_server_that_signs_a_map_without_a_vcon_is_caught_by_the_monitor_and_f
     let url = srv.url();
     let keys = keys_file(&srv, files.path());
     let at = |m: u32| format!("2026-11-30T10:{m:02}:00Z");
+    let mut a_first = String::new();
     for (uuid, event, m) in [
         (A, "vcon_created", 0),
         (A, "vcon_consent_accepted", 1),
         (A, "vcon_consent_revoked", 2),
         (B, "vcon_created", 3),
     ] {
-        register(
-            &url,
-            lifecycle_statement(files.path(), event, &at(m), Some(uuid), &["analysis"]),
-        )
-        .await;
+        let st = lifecycle_statement(files.path(), event, &at(m), Some(uuid), &["analysis"]);
+        if a_first.is_empty() {
+            let parsed = vcon_scitt::statement::SignedStatement::parse(&st, usize::MAX).unwrap();
+            a_first = hex::encode(srv.service.log.store().leaf_hash(&parsed.entry_bytes()));
+        }
+        register(&url, st).await;
     }
     let (code, alarms, _) = monitor(&url, state.path(), Some(&keys));
     assert_eq!(code, 0, "an honest log: {alarms:?}");
@@ -325,6 +327,41 @@ async fn a_server_that_signs_a_map_without_a_vcon_is_caught_by_the_monitor_and_f
     let verdict =
         vcon_scitt::vcon::proof::verify_bundle(&bundle, A, &keyset, &Default::default()).unwrap();
     assert!(!verdict.present, "a signed lie verifies offline");
+    // ...unless the holder of one of A's statements holds it against the
+    // bundle: its receipt proves an entry the "absent" vCon has.
+    let held_ts = c
+        .get_ok(&format!("/entries/{a_first}/statement"))
+        .await
+        .unwrap();
+    let held_dir = tempfile::tempdir().unwrap();
+    let (bf, hf, kf) = (
+        held_dir.path().join("bundle.cbor"),
+        held_dir.path().join("held.cose"),
+        held_dir.path().join("keys.cbor"),
+    );
+    std::fs::write(&bf, &b).unwrap();
+    std::fs::write(&hf, &held_ts).unwrap();
+    std::fs::write(&kf, keyset.to_cose_keyset()).unwrap();
+    let verify_cli = |extra: &[&std::path::Path]| {
+        let mut cmd = bin();
+        cmd.arg("verify")
+            .arg(&bf)
+            .args(["--bundle", "--uuid", A, "--keys"])
+            .arg(&kf);
+        for h in extra {
+            cmd.arg("--held").arg(h);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = verify_cli(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = verify_cli(&[&hf]);
+    assert_eq!(code, Some(12), "{out}");
+    assert!(out.contains("leaves it out"), "{out}");
     // `audit` compares the service's own listing (three entries for A)
     // with the signed map (none): it fails rather than trust either.
     let out = bin()

@@ -84,6 +84,12 @@ pub struct Args {
     /// complete history.
     #[arg(long, requires = "bundle")]
     pub as_of: Option<String>,
+    /// With --bundle: a Transparent Statement you hold about the vCon
+    /// (repeatable). If its receipt proves an entry before the bundle's map
+    /// root that the bundle leaves out, the service signed a map that is
+    /// not its log's: exit 12, no monitor needed.
+    #[arg(long = "held", requires = "bundle")]
+    pub held: Vec<PathBuf>,
 }
 
 /// Exit code: the bundle does not prove a complete history.
@@ -121,6 +127,37 @@ fn run_bundle(args: &Args) -> i32 {
     };
     let report = Bundle::from_cbor(&bytes)
         .and_then(|b| verify_bundle(&b, &uuid, &keys, &Default::default()));
+    // The holder's own statements, against the verified bundle.
+    let report = match report {
+        Ok(r) => {
+            let mut contradiction = None;
+            for path in &args.held {
+                let held = match read(path) {
+                    Ok(b) => b,
+                    Err(e) => return fail(2, "input", e.to_string()),
+                };
+                match vcon_scitt_core::vcon::proof::held_entry_contradicts(&r, &held, &keys) {
+                    Ok(None) => {}
+                    Ok(Some(i)) => {
+                        contradiction = Some(format!(
+                            "{} is entry {i} of vCon {} (its receipt verifies), but the bundle's signed map leaves it out: the service signed a map that is not its log's",
+                            path.display(),
+                            r.uuid
+                        ));
+                        break;
+                    }
+                    Err(e) => {
+                        return fail(2, "input", format!("{}: {e}", path.display()));
+                    }
+                }
+            }
+            match contradiction {
+                Some(m) => Err(vcon_scitt_core::vcon::proof::ProofError::History(m)),
+                None => Ok(r),
+            }
+        }
+        Err(e) => Err(e),
+    };
     let at_time = |r: &vcon_scitt_core::vcon::proof::BundleReport| {
         as_of_ms.map(|ms| r.consent_as_of(ms, &Default::default()))
     };

@@ -415,3 +415,33 @@ pub fn verify_bundle(
         indices,
     })
 }
+
+/// A holder's own Transparent Statement held against a verified bundle. If
+/// its receipt (checked with the same service keys) proves an entry about
+/// this vCon at an index before the bundle's map root that the bundle does
+/// not list, the signed map is not the map of the log: the bundle verified
+/// only because the service signed a lie. Returns that index; None when
+/// the statement is about another vCon, comes after the map root, or is
+/// listed. `Err`: the held statement or its receipt does not verify.
+pub fn held_entry_contradicts(
+    report: &BundleReport,
+    transparent_statement: &[u8],
+    keys: &KeySet,
+) -> Result<Option<u64>, String> {
+    let r = crate::verify::verify(&crate::verify::Request {
+        statement: transparent_statement.to_vec(),
+        service_keys: keys.clone(),
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let Ok(record) = record_of(transparent_statement) else {
+        return Ok(None);
+    };
+    if record.vcon_uuid.to_ascii_lowercase() != report.uuid
+        || r.leaf_index >= report.as_of_size
+        || report.indices.contains(&r.leaf_index)
+    {
+        return Ok(None);
+    }
+    Ok(Some(r.leaf_index))
+}
