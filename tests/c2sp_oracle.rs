@@ -1,0 +1,181 @@
+//! An independent C2SP implementation reads our log (issue 15's first bar,
+//! over HTTP for now; the bucket comes with publishing): Cloudflare's
+//! `tlog_tiles` (a port of Go's sumdb `tlog`, BSD-3-Clause, a
+//! dev-dependency) authenticates every hash tile it loads against the
+//! signed root and rebuilds that root from them, each entry of each
+//! `tile/entries` bundle hashes (its `record_hash`) to the authenticated
+//! level-0 hash, and its record proofs check. Nothing of ours is used to
+//! read the tiles: only the paths (C2SP's, not sumdb's `Tile::path`).
+
+mod common;
+
+use ciborium::value::Value;
+use common::*;
+use tlog_tiles::{
+    Hash, HashReader, Tile, TileHashReader, TileReader, check_record, prove_record, record_hash,
+    stored_hash_index, tree_hash,
+};
+use vcon_scitt::http::start;
+
+/// C2SP `<N>`: three-digit groups, all but the last prefixed `x`.
+fn c2sp_index(mut n: u64) -> String {
+    let mut s = format!("{:03}", n % 1000);
+    while n >= 1000 {
+        n /= 1000;
+        s = format!("x{:03}/{s}", n % 1000);
+    }
+    s
+}
+
+fn c2sp_path(kind: &str, index: u64, width: u64) -> String {
+    let n = c2sp_index(index);
+    if width == 256 {
+        format!("/tile/{kind}/{n}")
+    } else {
+        format!("/tile/{kind}/{n}.p/{width}")
+    }
+}
+
+/// Reads C2SP tiles from a running server (blocking, inside the test's
+/// multi-threaded runtime).
+struct HttpTiles {
+    url: String,
+}
+
+impl HttpTiles {
+    fn get(&self, path: &str) -> Option<Vec<u8>> {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let r = vcon_scitt_client::get(&self.url, path).await.ok()?;
+                (r.status == 200).then_some(r.body)
+            })
+        })
+    }
+}
+
+impl TileReader for HttpTiles {
+    fn height(&self) -> u8 {
+        8
+    }
+
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                let kind = t.level().to_string();
+                self.get(&c2sp_path(&kind, t.level_index(), u64::from(t.width())))
+                    .ok_or(tlog_tiles::Error::InvalidTile)
+            })
+            .collect()
+    }
+
+    fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
+}
+
+/// Splits a C2SP entry bundle by hand (u16 big-endian length, bytes).
+fn split_bundle(mut b: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while b.len() >= 2 {
+        let n = u16::from_be_bytes([b[0], b[1]]) as usize;
+        out.push(b[2..2 + n].to_vec());
+        b = &b[2 + n..];
+    }
+    assert!(b.is_empty(), "trailing bytes in a bundle");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tlog_tiles_rebuilds_the_signed_root_from_our_tiles_and_entry_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(server_config(dir.path()), None).await.unwrap();
+    let url = srv.url();
+    // More than one full tile and bundle.
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let r = vcon_scitt_client::Conn::connect(&url)
+                    .await
+                    .unwrap()
+                    .post_statement(generic_statement(&format!("urn:example:c2sp{i}"), b"{}"))
+                    .await
+                    .unwrap();
+                assert_eq!(r.status, 201);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let cp = vcon_scitt_client::get(&url, "/checkpoint").await.unwrap();
+    let Value::Map(m) = vcon_scitt::cbor::decode(&cp.body).unwrap() else {
+        panic!("checkpoint is not a map")
+    };
+    let field = |k: &str| {
+        m.iter()
+            .find(|(n, _)| n.as_text() == Some(k))
+            .unwrap()
+            .1
+            .clone()
+    };
+    let size = vcon_scitt::cbor::as_u64(&field("tree_size")).unwrap();
+    let root = Hash(
+        field("root")
+            .as_bytes()
+            .unwrap()
+            .as_slice()
+            .try_into()
+            .unwrap(),
+    );
+    assert!(size > 256, "{size}");
+
+    let tiles = HttpTiles { url: url.clone() };
+    let reader = TileHashReader::new(size, root, &tiles);
+    assert_eq!(
+        tree_hash(size, &reader).unwrap(),
+        root,
+        "the root rebuilt from our tiles"
+    );
+
+    // Every entry of every bundle is the authenticated leaf.
+    let mut checked = 0u64;
+    for bundle in 0..size.div_ceil(256) {
+        let width = (size - bundle * 256).min(256);
+        let body = tiles.get(&c2sp_path("entries", bundle, width)).unwrap();
+        let entries = split_bundle(&body);
+        assert_eq!(entries.len() as u64, width);
+        let indexes: Vec<u64> = (0..width)
+            .map(|i| stored_hash_index(0, bundle * 256 + i))
+            .collect();
+        let leaves = reader.read_hashes(&indexes).unwrap();
+        for (i, (e, leaf)) in entries.iter().zip(&leaves).enumerate() {
+            assert_eq!(record_hash(e), *leaf, "entry {}", bundle * 256 + i as u64);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, size);
+    for n in [0, 255, 256, size - 1] {
+        let proof = prove_record(size, n, &reader).unwrap();
+        let leaf = reader.read_hashes(&[stored_hash_index(0, n)]).unwrap()[0];
+        check_record(&proof, size, root, n, leaf).unwrap();
+    }
+
+    // A flipped byte in a served tile is caught (the reader is not lenient).
+    struct Flipped<'a>(&'a HttpTiles);
+    impl TileReader for Flipped<'_> {
+        fn height(&self) -> u8 {
+            8
+        }
+        fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+            let mut out = self.0.read_tiles(tiles)?;
+            if let Some(t) = out.first_mut() {
+                t[5] ^= 1;
+            }
+            Ok(out)
+        }
+        fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
+    }
+    let flipped = Flipped(&tiles);
+    assert!(tree_hash(size, &TileHashReader::new(size, root, &flipped)).is_err());
+    srv.stop().await;
+}
