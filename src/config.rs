@@ -409,6 +409,12 @@ impl Config {
         data_dir.join("keys/scitt-keys.cbor")
     }
 
+    /// The Ed25519 key that signs the C2SP checkpoint note (generated on
+    /// first start; separate from the service key, which may be P-256).
+    pub fn checkpoint_key_file(&self) -> PathBuf {
+        self.data_dir.join("keys/checkpoint-ed25519.pk8")
+    }
+
     pub fn key_file(&self) -> PathBuf {
         self.key_file
             .clone()

@@ -19,8 +19,8 @@
 /// The formats, re-exported for users of this crate; inside it, modules
 /// name `vcon_scitt_core` directly so a reader finds the file.
 pub use vcon_scitt_core::{
-    cbor, cose, issuers, keys, map, merkle, problem, receipt, statement, time, tree_head, vcon,
-    verify,
+    cbor, cose, issuers, keys, map, merkle, note, problem, receipt, statement, time, tree_head,
+    vcon, verify,
 };
 
 pub mod backup;

@@ -155,6 +155,10 @@ pub struct Service {
     failed: Mutex<(HashMap<Hash, String>, VecDeque<Hash>)>,
     /// The receipt template of the newest head a fresh entry was answered at.
     receipt_template: Mutex<Option<(u64, Arc<ReceiptTemplate>)>>,
+    /// Signs the C2SP checkpoint note (Ed25519), and the note of the newest
+    /// head it signed (Ed25519 is deterministic: the cache only saves work).
+    checkpoint_key: SigningKey,
+    checkpoint_note: Mutex<Option<(u64, Hash, Arc<str>)>>,
 }
 
 impl Service {
@@ -169,6 +173,13 @@ impl Service {
         crate::durable::create_private_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
         warn_if_readable_by_others(&config.data_dir, "data dir");
         let (key, generated) = load_or_generate_key(&config)?;
+        let checkpoint_key = load_or_generate_checkpoint_key(&config)?;
+        if !crate::note::valid_name(&config.log_id()) {
+            return Err(format!(
+                "the log id {:?} cannot be a C2SP checkpoint origin (no white space or '+')",
+                config.log_id()
+            ));
+        }
         let keyset_path = config.keyset_file();
         let mut public_keys = match std::fs::read(&keyset_path) {
             Ok(b) => {
@@ -254,6 +265,8 @@ impl Service {
             pending: PendingSet::default(),
             failed: Mutex::new((HashMap::new(), VecDeque::new())),
             receipt_template: Mutex::new(None),
+            checkpoint_key,
+            checkpoint_note: Mutex::new(None),
         });
         svc.register_policy()?;
         Ok(svc)
@@ -829,6 +842,35 @@ impl Service {
         }
     }
 
+    /// The latest signed head as a C2SP checkpoint note (origin = the log
+    /// id), signed by the checkpoint key; only ever for a head the service
+    /// already signed.
+    pub fn checkpoint_note(&self) -> Result<Arc<str>, ServiceError> {
+        let h = self.log.latest().head;
+        let mut cache = crate::sync::lock(&self.checkpoint_note);
+        if let Some((size, root, note)) = &*cache
+            && *size == h.size
+            && *root == h.root
+        {
+            return Ok(note.clone());
+        }
+        let note: Arc<str> = crate::note::sign_checkpoint(
+            &self.config.log_id(),
+            h.size,
+            &h.root,
+            &self.checkpoint_key,
+        )
+        .map_err(internal)?
+        .into();
+        *cache = Some((h.size, h.root, note.clone()));
+        Ok(note)
+    }
+
+    /// The checkpoint note's verifier key (`name+id+key`), for clients to pin.
+    pub fn checkpoint_vkey(&self) -> String {
+        crate::note::vkey(&self.config.log_id(), &self.checkpoint_key.public().bytes)
+    }
+
     /// A C2SP entry bundle (`Leaves`: each entry's leaf input, what
     /// `tile/entries/N` serves) or the same bundle of the stored statements
     /// (`tile/statements/N`, what a monitor folds), limited like tiles to
@@ -947,6 +989,32 @@ fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {
                 crate::durable::sync_dir(dir).map_err(|e| e.to_string())?;
             }
             Ok((key, true))
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The checkpoint note's Ed25519 key: read, or generated (0600) on first
+/// start.
+fn load_or_generate_checkpoint_key(config: &Config) -> Result<SigningKey, String> {
+    let path = config.checkpoint_key_file();
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            warn_if_readable_by_others(&path, "checkpoint key file");
+            match SigningKey::from_pkcs8_any(&bytes) {
+                Ok(k) if k.alg() == crate::keys::Alg::Ed25519 => Ok(k),
+                Ok(_) => Err(format!("{}: not an Ed25519 key", path.display())),
+                Err(e) => Err(format!("{}: {e}", path.display())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (key, pkcs8) =
+                SigningKey::generate(crate::keys::Alg::Ed25519).map_err(|e| e.to_string())?;
+            crate::keys::write_private_key(&path, &pkcs8).map_err(|e| e.to_string())?;
+            if let Some(dir) = path.parent() {
+                crate::durable::sync_dir(dir).map_err(|e| e.to_string())?;
+            }
+            Ok(key)
         }
         Err(e) => Err(format!("{}: {e}", path.display())),
     }

@@ -1,8 +1,9 @@
 //! An independent C2SP implementation reads our log (issue 15's first bar,
 //! over HTTP for now; the bucket comes with publishing): Cloudflare's
-//! `tlog_tiles` (a port of Go's sumdb `tlog`, BSD-3-Clause, a
-//! dev-dependency) authenticates every hash tile it loads against the
-//! signed root and rebuilds that root from them, each entry of each
+//! `signed_note` verifies our checkpoint note under the verifier key we
+//! publish and `tlog_tiles` (ports of Go's sumdb `note` and `tlog`,
+//! BSD-3-Clause, dev-dependencies) parses it, authenticates every hash tile
+//! it loads against the note's root and rebuilds that root from them, each entry of each
 //! `tile/entries` bundle hashes (its `record_hash`) to the authenticated
 //! level-0 hash, and its record proofs check. Nothing of ours is used to
 //! read the tiles: only the paths (C2SP's, not sumdb's `Tile::path`).
@@ -85,7 +86,7 @@ fn split_bundle(mut b: &[u8]) -> Vec<Vec<u8>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tlog_tiles_rebuilds_the_signed_root_from_our_tiles_and_entry_bundles() {
+async fn c2sp_tools_verify_our_checkpoint_note_and_rebuild_its_root_from_our_tiles_and_bundles() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(server_config(dir.path()), None).await.unwrap();
     let url = srv.url();
@@ -128,6 +129,45 @@ async fn tlog_tiles_rebuilds_the_signed_root_from_our_tiles_and_entry_bundles() 
             .unwrap(),
     );
     assert!(size > 256, "{size}");
+
+    // The C2SP checkpoint note of the same head, verified by signed_note
+    // with the verifier key the service publishes, parsed by tlog_tiles.
+    let conf = vcon_scitt_client::get(&url, "/.well-known/transparency-configuration")
+        .await
+        .unwrap();
+    let Value::Map(conf) = vcon_scitt::cbor::decode(&conf.body).unwrap() else {
+        panic!("configuration is not a map")
+    };
+    let text = |k: &str| {
+        conf.iter()
+            .find(|(n, _)| n.as_text() == Some(k))
+            .and_then(|(_, v)| v.as_text())
+            .unwrap()
+            .to_owned()
+    };
+    let (vkey, origin) = (text("checkpoint_vkey"), text("checkpoint_origin"));
+    let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
+    c.headers
+        .push((hyper::header::ACCEPT, "text/plain".to_owned()));
+    let r = c.get("/checkpoint").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    let verifier = signed_note::StandardVerifier::new(&vkey).unwrap();
+    let known = signed_note::VerifierList::new(vec![Box::new(verifier)]);
+    let note = signed_note::Note::from_bytes(&r.body).unwrap();
+    note.verify(&known)
+        .expect("our note verifies under our vkey");
+    let checkpoint = tlog_tiles::Checkpoint::from_bytes(note.text()).unwrap();
+    assert_eq!(checkpoint.origin(), origin);
+    assert_eq!((checkpoint.size(), *checkpoint.hash()), (size, root));
+    // The same note with another size does not verify.
+    let forged = String::from_utf8(r.body.clone()).unwrap().replacen(
+        &format!("\n{size}\n"),
+        &format!("\n{}\n", size + 1),
+        1,
+    );
+    let forged = signed_note::Note::from_bytes(forged.as_bytes()).unwrap();
+    assert!(forged.verify(&known).is_err());
 
     let tiles = HttpTiles { url: url.clone() };
     let reader = TileHashReader::new(size, root, &tiles);

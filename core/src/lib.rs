@@ -24,6 +24,7 @@ pub mod issuers;
 pub mod keys;
 pub mod map;
 pub mod merkle;
+pub mod note;
 pub mod problem;
 pub mod receipt;
 pub mod statement;

@@ -62,6 +62,16 @@ pub(super) fn transparency_configuration(svc: &Service) -> Response<Body> {
             Value::Text("leaf_rule".into()),
             Value::Text(svc.log.store().leaf_rule().name().into()),
         ),
+        // The C2SP checkpoint (`GET /checkpoint`, `Accept: text/plain`):
+        // its origin, and the verifier key that signs it.
+        (
+            Value::Text("checkpoint_origin".into()),
+            Value::Text(svc.config.log_id()),
+        ),
+        (
+            Value::Text("checkpoint_vkey".into()),
+            Value::Text(svc.checkpoint_vkey()),
+        ),
     ]));
     respond(StatusCode::OK, CBOR, body)
 }

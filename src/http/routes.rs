@@ -115,7 +115,7 @@ pub(super) async fn dispatch(
         Route::Key(kid) => discovery::key_by_kid(svc, kid),
         Route::TransparencyConfiguration => Ok(discovery::transparency_configuration(svc)),
         Route::Jwks => Ok(discovery::jwks(svc)),
-        Route::Checkpoint => Ok(tlog::checkpoint(svc)),
+        Route::Checkpoint => tlog::checkpoint(svc, tlog::wants_note(&req)),
         Route::Consistency => tlog::consistency(svc, &q),
         Route::Tile(rest) => tlog::tile(svc, rest),
         Route::VconEntries(uuid) => vcon::history(svc, uuid, &q),

@@ -10,9 +10,32 @@ use super::routes::Query;
 use super::{Body, CBOR, COSE, IMMUTABLE, respond, set};
 use crate::service::{BundleKind, Service, TileRead};
 
-/// `GET /checkpoint`: the latest signed tree head. `no-cache`: it moves with
-/// every batch.
-pub(super) fn checkpoint(svc: &Service) -> Response<Body> {
+/// True when the client's `Accept` names `text/plain` (the C2SP form).
+pub(super) fn wants_note<B>(req: &hyper::Request<B>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("text/plain")
+        })
+}
+
+/// `GET /checkpoint`: the latest signed tree head, as CBOR with the COSE
+/// signature, or with `Accept: text/plain` as a C2SP tlog-checkpoint signed
+/// note (Ed25519; the same head). `no-cache`: it moves with every batch.
+pub(super) fn checkpoint(svc: &Service, note: bool) -> Result<Response<Body>, ApiError> {
+    if note {
+        let body = svc.checkpoint_note()?.as_bytes().to_vec();
+        let mut r = respond(StatusCode::OK, "text/plain; charset=utf-8", body);
+        set(&mut r, header::CACHE_CONTROL, "no-cache");
+        return Ok(r);
+    }
     let h = svc.latest_head();
     let body = crate::cbor::encode(&Value::Map(vec![
         (
@@ -34,7 +57,7 @@ pub(super) fn checkpoint(svc: &Service) -> Response<Body> {
     ]));
     let mut r = respond(StatusCode::OK, CBOR, body);
     set(&mut r, header::CACHE_CONTROL, "no-cache");
-    r
+    Ok(r)
 }
 
 /// `GET /consistency?from=<size>[&to=<size>]`: a consistency receipt to the

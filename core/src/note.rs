@@ -1,0 +1,118 @@
+//! C2SP signed-note (v1.0.0) and tlog-checkpoint (v1.0.0): the signed tree
+//! head as a text note, the form C2SP clients, monitors and witnesses read
+//! (`GET /checkpoint` with `Accept: text/plain`). It states the same head
+//! as the COSE signature (`receipt::verify_tree_head`): the service signs
+//! a note only for a size and root it has already signed, so the two can
+//! never disagree. Ed25519 (signature type 0x01), as tlog-tiles requires of
+//! a public log's checkpoint; the type byte in the key id and vkey keeps
+//! room for ML-DSA-44 later.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::keys::{Alg, SigningKey};
+use crate::merkle::Hash;
+
+/// Signature type 0x01: Ed25519 over the note text.
+pub const ALG_ED25519: u8 = 0x01;
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Key ID: `SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key)[:4]`.
+pub fn key_id(name: &str, ed25519_public: &[u8]) -> [u8; 4] {
+    let h = sha256(&[name.as_bytes(), b"\n", &[ALG_ED25519], ed25519_public]);
+    [h[0], h[1], h[2], h[3]]
+}
+
+/// The verifier key a client pins: `<name>+<key id hex>+<base64(0x01 ‖ key)>`.
+pub fn vkey(name: &str, ed25519_public: &[u8]) -> String {
+    let mut k = vec![ALG_ED25519];
+    k.extend_from_slice(ed25519_public);
+    format!(
+        "{name}+{}+{}",
+        hex::encode(key_id(name, ed25519_public)),
+        STANDARD.encode(k)
+    )
+}
+
+/// A key name (and checkpoint origin) C2SP accepts: non-empty, no Unicode
+/// white space, no `+`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+')
+}
+
+/// The checkpoint body: origin, decimal size, base64 root, each on a line.
+pub fn checkpoint_text(origin: &str, size: u64, root: &Hash) -> String {
+    format!("{origin}\n{size}\n{}\n", STANDARD.encode(root))
+}
+
+/// The signed checkpoint note, signed by `key` (Ed25519) under the name
+/// `origin`: the text, a blank line, one signature line
+/// `— <name> <base64(key id ‖ signature)>`.
+pub fn sign_checkpoint(
+    origin: &str,
+    size: u64,
+    root: &Hash,
+    key: &SigningKey,
+) -> Result<String, String> {
+    if key.alg() != Alg::Ed25519 {
+        return Err("a checkpoint note is signed with an Ed25519 key".into());
+    }
+    if !valid_name(origin) {
+        return Err(format!(
+            "{origin:?} cannot name a checkpoint: no white space or '+' (C2SP signed-note)"
+        ));
+    }
+    let text = checkpoint_text(origin, size, root);
+    let sig = key.sign(text.as_bytes()).map_err(|e| e.to_string())?;
+    let mut blob = key_id(origin, &key.public().bytes).to_vec();
+    blob.extend_from_slice(&sig);
+    Ok(format!(
+        "{text}\n\u{2014} {origin} {}\n",
+        STANDARD.encode(blob)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_has_the_c2sp_shape_and_its_key_id_is_the_recommended_one() {
+        let (key, _) = SigningKey::generate(Alg::Ed25519).unwrap();
+        let pk = key.public().bytes;
+        let note = sign_checkpoint("example.com/log", 3, &[7u8; 32], &key).unwrap();
+        let (text, sig) = note.split_once("\n\n").unwrap();
+        assert_eq!(
+            format!("{text}\n"),
+            "example.com/log\n3\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n"
+        );
+        let blob = STANDARD
+            .decode(
+                sig.strip_prefix("\u{2014} example.com/log ")
+                    .unwrap()
+                    .trim_end(),
+            )
+            .unwrap();
+        assert_eq!(&blob[..4], &key_id("example.com/log", &pk));
+        assert!(
+            key.public()
+                .verify(format!("{text}\n").as_bytes(), &blob[4..])
+        );
+        let v = vkey("example.com/log", &pk);
+        let prefix = format!("example.com/log+{}+", hex::encode(&blob[..4]));
+        let decoded = STANDARD.decode(v.strip_prefix(&prefix).unwrap()).unwrap();
+        assert_eq!((decoded[0], &decoded[1..]), (ALG_ED25519, pk.as_slice()));
+        assert!(sign_checkpoint("bad+name", 1, &[0; 32], &key).is_err());
+        let (p256, _) = SigningKey::generate(Alg::P256).unwrap();
+        assert!(sign_checkpoint("example.com/log", 1, &[0; 32], &p256).is_err());
+    }
+}
