@@ -69,20 +69,11 @@ const PREFERENCE_APPLIED: header::HeaderName =
 /// `application/scitt-receipt+cose` (same bytes; some SCITT clients match
 /// the specific type).
 pub(super) fn receipt_media_type<B>(req: &Request<B>) -> &'static str {
-    let asks = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|m| {
-            m.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case(RECEIPT)
-        });
-    if asks { RECEIPT } else { COSE }
+    if super::accepts(req, RECEIPT) {
+        RECEIPT
+    } else {
+        COSE
+    }
 }
 
 /// RFC 7240 `Prefer: wait=N`: how long the client will wait for a

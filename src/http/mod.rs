@@ -194,6 +194,23 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Bo
     r
 }
 
+/// True when the request's `Accept` names `media` (parameters and case
+/// ignored): the one content negotiation the API does.
+fn accepts<B>(req: &Request<B>, media: &str) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(media)
+        })
+}
+
 fn set(r: &mut Response<Body>, name: header::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         r.headers_mut().insert(name, v);

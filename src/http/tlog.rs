@@ -12,18 +12,7 @@ use crate::service::{BundleKind, Service, TileRead};
 
 /// True when the client's `Accept` names `text/plain` (the C2SP form).
 pub(super) fn wants_note<B>(req: &hyper::Request<B>) -> bool {
-    req.headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|m| {
-            m.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("text/plain")
-        })
+    super::accepts(req, "text/plain")
 }
 
 /// `GET /checkpoint`: the latest signed tree head, as CBOR with the COSE
