@@ -92,15 +92,24 @@ pub(super) fn tile(svc: &Service, rest: &[&str]) -> Result<Response<Body>, ApiEr
             rest.join("/")
         )));
     };
-    match svc.tile(id, want)? {
+    immutable(svc.tile(id, want)?, |signed| {
+        format!("{id} has {signed} signed nodes")
+    })
+}
+
+/// A tile or bundle read: immutable bytes, or a 404 saying how much of it
+/// the latest signed head covers.
+fn immutable(
+    read: TileRead,
+    unsigned: impl FnOnce(usize) -> String,
+) -> Result<Response<Body>, ApiError> {
+    match read {
         TileRead::Body(body) => {
             let mut r = respond(StatusCode::OK, "application/octet-stream", body);
             set(&mut r, header::CACHE_CONTROL, IMMUTABLE);
             Ok(r)
         }
-        TileRead::Unsigned { signed } => Err(ApiError::NotFound(format!(
-            "{id} has {signed} signed nodes"
-        ))),
+        TileRead::Unsigned { signed } => Err(ApiError::NotFound(unsigned(signed))),
     }
 }
 
@@ -115,14 +124,7 @@ fn bundle(svc: &Service, kind: BundleKind, rest: &[&str]) -> Result<Response<Bod
             rest.join("/")
         )));
     };
-    match svc.bundle(index, want, kind)? {
-        TileRead::Body(body) => {
-            let mut r = respond(StatusCode::OK, "application/octet-stream", body);
-            set(&mut r, header::CACHE_CONTROL, IMMUTABLE);
-            Ok(r)
-        }
-        TileRead::Unsigned { signed } => Err(ApiError::NotFound(format!(
-            "entry bundle {index} has {signed} signed entries"
-        ))),
-    }
+    immutable(svc.bundle(index, want, kind)?, |signed| {
+        format!("entry bundle {index} has {signed} signed entries")
+    })
 }

@@ -153,6 +153,14 @@ async fn leaf_rule(c: &mut Conn) -> Result<LeafRule, MonitorError> {
     }
 }
 
+/// A log finding after which what the service serves can no longer be
+/// read on (a bad signature, a head the entries do not give): the round
+/// stops there.
+fn halt(out: &mut MonitorReport, index: u64, detail: String) -> Finding {
+    out.halted = true;
+    Finding::Log { index, detail }
+}
+
 /// Follows the service; `report` gets each finding as it is found.
 pub async fn run(
     opts: &MonitorOptions,
@@ -203,28 +211,32 @@ pub async fn run(
         round += 1;
         let cp = checkpoint(&mut c).await?;
         if let Err(e) = crate::receipt::verify_tree_head(&cp.signature, &cp.head, &keys) {
-            let f = Finding::Log {
-                index: cp.head.size.saturating_sub(1),
-                detail: format!(
-                    "the checkpoint at size {} does not verify under the pinned service keys: {e}",
-                    cp.head.size
+            note(
+                &halt(
+                    &mut out,
+                    cp.head.size.saturating_sub(1),
+                    format!(
+                        "the checkpoint at size {} does not verify under the pinned service keys: {e}",
+                        cp.head.size
+                    ),
                 ),
-            };
-            note(&f, &mut out);
-            out.halted = true;
+                &mut out,
+            );
             break;
         }
         if cp.head.size < compact.size() {
-            let f = Finding::Log {
-                index: cp.head.size.saturating_sub(1),
-                detail: format!(
-                    "the service's signed checkpoint is at size {}, below the {} entries this monitor already read",
-                    cp.head.size,
-                    compact.size()
+            note(
+                &halt(
+                    &mut out,
+                    cp.head.size.saturating_sub(1),
+                    format!(
+                        "the service's signed checkpoint is at size {}, below the {} entries this monitor already read",
+                        cp.head.size,
+                        compact.size()
+                    ),
                 ),
-            };
-            note(&f, &mut out);
-            out.halted = true;
+                &mut out,
+            );
             break;
         }
         while compact.size() < cp.head.size {
@@ -239,12 +251,14 @@ pub async fn run(
                 Err(e) => {
                     // The signed head covers these entries: a bundle that
                     // is not one is the service's fault.
-                    let f = Finding::Log {
-                        index: pos,
-                        detail: format!("{path} is not the bundle the signed head covers: {e}"),
-                    };
-                    note(&f, &mut out);
-                    out.halted = true;
+                    note(
+                        &halt(
+                            &mut out,
+                            pos,
+                            format!("{path} is not the bundle the signed head covers: {e}"),
+                        ),
+                        &mut out,
+                    );
                     break 'rounds;
                 }
             };
@@ -283,30 +297,34 @@ pub async fn run(
             }
         }
         if !replay.at_map_root() {
-            let f = Finding::Log {
-                index: cp.head.size.saturating_sub(1),
-                detail: format!(
-                    "the signed head at size {} ends with vCon entries no map-root entry covers",
-                    cp.head.size
+            note(
+                &halt(
+                    &mut out,
+                    cp.head.size.saturating_sub(1),
+                    format!(
+                        "the signed head at size {} ends with vCon entries no map-root entry covers",
+                        cp.head.size
+                    ),
                 ),
-            };
-            note(&f, &mut out);
-            out.halted = true;
+                &mut out,
+            );
             break 'rounds;
         }
         let root = compact.root();
         if root != cp.head.root {
-            let f = Finding::Log {
-                index: cp.head.size.saturating_sub(1),
-                detail: format!(
-                    "the signed head at size {} has root {}, but the entries the service serves give {}",
-                    cp.head.size,
-                    hex::encode(cp.head.root),
-                    hex::encode(root)
+            note(
+                &halt(
+                    &mut out,
+                    cp.head.size.saturating_sub(1),
+                    format!(
+                        "the signed head at size {} has root {}, but the entries the service serves give {}",
+                        cp.head.size,
+                        hex::encode(cp.head.root),
+                        hex::encode(root)
+                    ),
                 ),
-            };
-            note(&f, &mut out);
-            out.halted = true;
+                &mut out,
+            );
             break 'rounds;
         }
         st.save(&mut replay, &compact, Some((&cp.head, &cp.signature)))
