@@ -148,6 +148,50 @@ pub struct Config {
     /// directory (default `<data_dir>/rollback-guard`; in production put it
     /// on another volume than the backups you might restore).
     pub rollback_guard: Option<PathBuf>,
+    pub publish: Publish,
+    pub replica: ReplicaSettings,
+}
+
+/// Publishing the log to object storage (`crate::publish`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Publish {
+    /// `s3://bucket[/prefix]`; unset = not published. Credentials and
+    /// endpoint from the `AWS_*` variables (`AWS_ENDPOINT`,
+    /// `AWS_ALLOW_HTTP=true` for a plain-HTTP store, `AWS_ACCESS_KEY_ID`, …).
+    pub bucket: Option<String>,
+    /// Bound on each object-storage request (a retry or two included ×3).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Publish {
+    fn default() -> Self {
+        Publish {
+            bucket: None,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Serving as a read replica of a published bucket (`crate::replica`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicaSettings {
+    /// `s3://bucket[/prefix]` to follow; set = this server is a read
+    /// replica (no key, no registrations). Its cache is
+    /// `<data_dir>/replica`.
+    pub of: Option<String>,
+    /// How often the bucket's checkpoint is read.
+    pub poll_ms: u64,
+}
+
+impl Default for ReplicaSettings {
+    fn default() -> Self {
+        ReplicaSettings {
+            of: None,
+            poll_ms: 200,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +276,8 @@ impl Default for Config {
             trust_anchors: Vec::new(),
             policy: Default::default(),
             rollback_guard: None,
+            publish: Publish::default(),
+            replica: ReplicaSettings::default(),
         }
     }
 }
@@ -341,6 +387,12 @@ impl Config {
         }
         if let Some(v) = get("VCON_SCITT_LEAF_RULE") {
             self.leaf_rule = Some(parse("VCON_SCITT_LEAF_RULE", v)?);
+        }
+        if let Some(v) = get("VCON_SCITT_PUBLISH_TO") {
+            self.publish.bucket = Some(v);
+        }
+        if let Some(v) = get("VCON_SCITT_REPLICA_OF") {
+            self.replica.of = Some(v);
         }
         if let Some(v) = get("VCON_SCITT_LOG_FORMAT") {
             self.log_format = parse("VCON_SCITT_LOG_FORMAT", v)?;

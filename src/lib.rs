@@ -24,12 +24,17 @@ pub use vcon_scitt_core::{
 };
 
 pub mod backup;
+pub mod bucket;
 pub mod config;
 pub mod durable;
+pub mod head_document;
 pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod monitor;
+pub mod publish;
+pub mod reads;
+pub mod replica;
 pub mod service;
 pub(crate) mod sync;
 pub mod vcon_index;

@@ -106,6 +106,36 @@ pub fn render(svc: &Service) -> String {
             p.rss_bytes as f64,
         ));
     }
+    if let Some(p) = svc.publishing.get() {
+        samples.push((
+            "vcon_scitt_published_tree_size",
+            "Size of the checkpoint in the object-storage bucket.",
+            Kind::Gauge,
+            p.published.load(Ordering::Relaxed) as f64,
+        ));
+        samples.push((
+            "vcon_scitt_published_objects_total",
+            "Objects written to the bucket (tiles, bundles, heads, checkpoints).",
+            Kind::Counter,
+            p.objects.load(Ordering::Relaxed) as f64,
+        ));
+        samples.push((
+            "vcon_scitt_publish_failed_rounds_total",
+            "Publishing rounds that failed and were retried.",
+            Kind::Counter,
+            p.failed_rounds.load(Ordering::Relaxed) as f64,
+        ));
+        samples.push((
+            "vcon_scitt_publish_stopped",
+            "1 when publishing stopped at an integrity alarm (see the log).",
+            Kind::Gauge,
+            if crate::sync::read(&p.stopped).is_some() {
+                1.0
+            } else {
+                0.0
+            },
+        ));
+    }
     for (name, help, kind, v) in samples {
         let _ = writeln!(
             s,
@@ -131,6 +161,14 @@ pub fn render(svc: &Service) -> String {
         "Tree-head signing and head fsync.",
         &m.sign_seconds,
     );
+    if let Some(p) = svc.publishing.get() {
+        histogram(
+            &mut s,
+            "vcon_scitt_publish_lag_seconds",
+            "From a head's signature to its checkpoint in the bucket.",
+            &p.lag,
+        );
+    }
     s
 }
 

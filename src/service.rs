@@ -11,8 +11,8 @@ use crate::config::Config;
 use crate::issuers::IssuerTrust;
 use crate::keys::{KeySet, SigningKey};
 use crate::log::{Appended, Log, LogConfig, LogError, Store};
-use crate::merkle::tile::{self, TileId};
-use crate::merkle::{self, Hash};
+use crate::merkle::Hash;
+use crate::merkle::tile::TileId;
 use crate::receipt::{self, CoseTreeHeadSigner, ReceiptTemplate, ServiceIdentity};
 use crate::statement::{self, SignedStatement, StatementError};
 use crate::tree_head::SignedTreeHead;
@@ -99,23 +99,7 @@ pub enum Health {
     Halted(String),
 }
 
-/// A hash tile read.
-#[derive(Debug)]
-pub enum TileRead {
-    /// The body: row 0's requested hashes, or the entry bundle.
-    Body(Vec<u8>),
-    /// The latest signed head covers only `signed` hashes of the tile.
-    Unsigned { signed: usize },
-}
-
-/// What an entry bundle holds per entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BundleKind {
-    /// The C2SP log entry: the leaf rule's leaf input.
-    Leaves,
-    /// The stored statement (equal to `Leaves` under the `entry` rule).
-    Statements,
-}
+pub use crate::reads::{BundleKind, TileRead};
 
 /// Registration counters for /metrics.
 #[derive(Default)]
@@ -159,6 +143,8 @@ pub struct Service {
     /// head it signed (Ed25519 is deterministic: the cache only saves work).
     checkpoint_key: SigningKey,
     checkpoint_note: Mutex<Option<(u64, Hash, Arc<str>)>>,
+    /// Set when the log is published to object storage (`/metrics`).
+    pub publishing: std::sync::OnceLock<Arc<crate::publish::Status>>,
 }
 
 impl Service {
@@ -267,6 +253,7 @@ impl Service {
             receipt_template: Mutex::new(None),
             checkpoint_key,
             checkpoint_note: Mutex::new(None),
+            publishing: std::sync::OnceLock::new(),
         });
         svc.register_policy()?;
         Ok(svc)
@@ -524,30 +511,15 @@ impl Service {
         Some(t)
     }
 
-    /// Inclusion receipt for `index` at `head` (which must cover it).
-    /// Never hands out a receipt that does not verify: the proof read from
-    /// storage is checked against the signed root first (≈ 2 µs), so storage
-    /// corruption surfaces as an honest 500 and an alarm, not a bad receipt.
+    /// Inclusion receipt for `index` at `head` (which must cover it); see
+    /// [`crate::reads::receipt_at`].
     pub fn receipt_at(
         &self,
         index: u64,
         head: &SignedTreeHead,
         leaf: &Hash,
     ) -> Result<Vec<u8>, ServiceError> {
-        let proof = self
-            .log
-            .inclusion_proof(index, head.head.size)
-            .map_err(internal)?;
-        if let Err(e) =
-            merkle::verify_inclusion(index, head.head.size, leaf, &proof, &head.head.root)
-        {
-            tracing::error!(alarm = true, index, size = head.head.size, error = %e, "stored tree does not match a signed head");
-            return Err(ServiceError::Internal(format!(
-                "storage corruption detected: the stored proof for index {index} does not match the signed root at size {} ({e}); run vcon-scitt fsck",
-                head.head.size
-            )));
-        }
-        receipt::inclusion_receipt(&head.signature, head.head.size, index, &proof).map_err(internal)
+        crate::reads::receipt_at(self.log.store(), index, head, leaf)
     }
 
     /// GET /entries/{id}: the stable receipt (first covering head), or a
@@ -668,40 +640,14 @@ impl Service {
         Ok(ReceiptLookup::Unknown)
     }
 
-    /// GET /entries/{id}/statement: the entry with its stable receipt in 394.
-    /// The Signed Statement as registered (the entry bytes: its unprotected
-    /// header emptied), once a signed head covers it.
+    /// GET /signed-statements/{id} ([`crate::reads::signed_statement`]).
     pub fn signed_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
-        let Some(index) = self.log.index_of(leaf).map_err(internal)? else {
-            return Ok(None);
-        };
-        if self
-            .log
-            .first_head_covering(index)
-            .map_err(internal)?
-            .is_none()
-        {
-            return Ok(None);
-        }
-        self.log.entry(index).map_err(internal)
+        crate::reads::signed_statement(self.log.store(), leaf, self.published())
     }
 
+    /// GET /entries/{id}/statement ([`crate::reads::transparent_statement`]).
     pub fn transparent_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
-        let Some(index) = self.log.index_of(leaf).map_err(internal)? else {
-            return Ok(None);
-        };
-        let Some(head) = self.log.first_head_covering(index).map_err(internal)? else {
-            return Ok(None);
-        };
-        let entry = self
-            .log
-            .entry(index)
-            .map_err(internal)?
-            .ok_or_else(|| internal("entry vanished"))?;
-        let receipt = self.receipt_at(index, &head, leaf)?;
-        statement::transparent_statement(&entry, &[receipt])
-            .map(Some)
-            .map_err(internal)
+        crate::reads::transparent_statement(self.log.store(), leaf, self.published())
     }
 
     /// A consistency receipt from `size1` to the signed head at `size2`.
@@ -710,21 +656,12 @@ impl Service {
         size1: u64,
         size2: Option<u64>,
     ) -> Result<Option<Vec<u8>>, ServiceError> {
-        let head = match size2 {
-            None => Some((*self.log.latest()).clone()),
-            Some(s) => self.log.head(s).map_err(internal)?,
-        };
-        let Some(head) = head else { return Ok(None) };
-        if size1 == 0 || size1 > head.head.size {
-            return Ok(None);
-        }
-        let proof = self
-            .log
-            .consistency_proof(size1, head.head.size)
-            .map_err(internal)?;
-        receipt::consistency_receipt(&head.signature, size1, head.head.size, &proof)
-            .map(Some)
-            .map_err(internal)
+        crate::reads::consistency_receipt(self.log.store(), &self.log.latest(), size1, size2)
+    }
+
+    /// The newest published size: what every read may show.
+    fn published(&self) -> u64 {
+        self.log.latest().head.size
     }
 
     /// Who signs this log's receipts (`iss`, `sub`): the transparency
@@ -819,34 +756,24 @@ impl Service {
             .map_err(internal)
     }
 
-    /// Row 0 of a hash tile, cut to `want` hashes (`None`: the full tile),
-    /// if the latest signed head covers that many. A partial tile is a prefix
-    /// of every later version, so any width up to the signed one is correct.
+    /// Row 0 of a hash tile ([`crate::reads::tile`]).
     pub fn tile(&self, id: TileId, want: Option<usize>) -> Result<TileRead, ServiceError> {
-        let signed = tile::width_at(id, self.log.latest().head.size);
-        let width = match want {
-            None if signed == tile::WIDTH => tile::WIDTH,
-            Some(w) if w <= signed => w,
-            _ => return Ok(TileRead::Unsigned { signed }),
-        };
-        match self.log.store().tile(id).map_err(internal)? {
-            Some(t) if t.width() >= width => Ok(TileRead::Body(
-                t.row(0)
-                    .iter()
-                    .take(width)
-                    .flat_map(|h| h.iter().copied())
-                    .collect(),
-            )),
-            // The signed head covers it, so storage must hold it.
-            _ => Err(internal(format!("{id} is missing from storage"))),
-        }
+        crate::reads::tile(self.log.store(), self.published(), id, want)
     }
 
     /// The latest signed head as a C2SP checkpoint note (origin = the log
     /// id), signed by the checkpoint key; only ever for a head the service
     /// already signed.
     pub fn checkpoint_note(&self) -> Result<Arc<str>, ServiceError> {
-        let h = self.log.latest().head;
+        self.checkpoint_note_for(&self.log.latest().head)
+    }
+
+    /// The checkpoint note of `h`, a head this service signed (the
+    /// publisher's, which may trail the latest).
+    pub fn checkpoint_note_for(
+        &self,
+        h: &crate::tree_head::TreeHead,
+    ) -> Result<Arc<str>, ServiceError> {
         let mut cache = crate::sync::lock(&self.checkpoint_note);
         if let Some((size, root, note)) = &*cache
             && *size == h.size
@@ -866,46 +793,26 @@ impl Service {
         Ok(note)
     }
 
+    /// The checkpoint key's Ed25519 public key (the publisher checks the
+    /// bucket's checkpoint with it).
+    pub fn checkpoint_public_key(&self) -> Vec<u8> {
+        self.checkpoint_key.public().bytes.clone()
+    }
+
     /// The checkpoint note's verifier key (`name+id+key`), for clients to pin.
     pub fn checkpoint_vkey(&self) -> String {
         crate::note::vkey(&self.config.log_id(), &self.checkpoint_key.public().bytes)
     }
 
-    /// A C2SP entry bundle (`Leaves`: each entry's leaf input, what
-    /// `tile/entries/N` serves) or the same bundle of the stored statements
-    /// (`tile/statements/N`, what a monitor folds), limited like tiles to
-    /// what the latest signed head covers.
+    /// A C2SP entry bundle, or the same bundle of the stored statements
+    /// ([`crate::reads::bundle`]).
     pub fn bundle(
         &self,
         index: u64,
         want: Option<usize>,
         kind: BundleKind,
     ) -> Result<TileRead, ServiceError> {
-        let id = TileId { level: 0, index };
-        let signed = tile::width_at(id, self.log.latest().head.size);
-        let width = match want {
-            None if signed == tile::WIDTH => tile::WIDTH,
-            Some(w) if w <= signed => w,
-            _ => return Ok(TileRead::Unsigned { signed }),
-        };
-        let store = self.log.store();
-        let rule = store.leaf_rule();
-        let start = index.saturating_mul(tile::WIDTH as u64);
-        let mut entries = Vec::with_capacity(width);
-        for i in start..start.saturating_add(width as u64) {
-            // The signed head covers it, so storage must hold it.
-            let e = store
-                .entry(i)
-                .map_err(internal)?
-                .ok_or_else(|| internal(format!("entry {i} is missing from storage")))?;
-            entries.push(match kind {
-                BundleKind::Leaves => rule.leaf_input(&e).into_owned(),
-                BundleKind::Statements => e,
-            });
-        }
-        crate::merkle::bundle::encode(entries.iter().map(Vec::as_slice))
-            .map(TileRead::Body)
-            .map_err(internal)
+        crate::reads::bundle(self.log.store(), self.published(), index, want, kind)
     }
 
     /// A consistent online backup: a RocksDB checkpoint under
@@ -940,6 +847,52 @@ impl Service {
     pub fn shutdown(&self) {
         self.log.shutdown();
         let _ = self.log.store().flush();
+    }
+}
+
+/// The writer's reads, for the read API it shares with replicas.
+impl crate::reads::LogReads for Service {
+    fn lookup_receipt(&self, leaf: &Hash, fresh: bool) -> Result<ReceiptLookup, ServiceError> {
+        Service::lookup_receipt(self, leaf, fresh)
+    }
+    fn signed_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
+        Service::signed_statement(self, leaf)
+    }
+    fn transparent_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
+        Service::transparent_statement(self, leaf)
+    }
+    fn consistency_receipt(
+        &self,
+        size1: u64,
+        size2: Option<u64>,
+    ) -> Result<Option<Vec<u8>>, ServiceError> {
+        Service::consistency_receipt(self, size1, size2)
+    }
+    fn tile(&self, id: TileId, want: Option<usize>) -> Result<TileRead, ServiceError> {
+        Service::tile(self, id, want)
+    }
+    fn bundle(
+        &self,
+        index: u64,
+        want: Option<usize>,
+        kind: BundleKind,
+    ) -> Result<TileRead, ServiceError> {
+        Service::bundle(self, index, want, kind)
+    }
+    fn latest_head(&self) -> Arc<SignedTreeHead> {
+        Service::latest_head(self)
+    }
+    fn checkpoint_note(&self) -> Result<Arc<str>, ServiceError> {
+        Service::checkpoint_note(self)
+    }
+    fn public_keys(&self) -> &KeySet {
+        Service::public_keys(self)
+    }
+    fn transparency_configuration(&self) -> Vec<u8> {
+        crate::http::transparency_configuration_bytes(self)
+    }
+    fn retry_after_secs(&self) -> u64 {
+        self.config.registration.retry_after_secs
     }
 }
 

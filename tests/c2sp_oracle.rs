@@ -13,7 +13,7 @@ mod common;
 use ciborium::value::Value;
 use common::*;
 use tlog_tiles::{
-    Hash, HashReader, Tile, TileHashReader, TileReader, check_record, prove_record, record_hash,
+    HashReader, Tile, TileHashReader, TileReader, check_record, prove_record, record_hash,
     stored_hash_index, tree_hash,
 };
 use vcon_scitt::http::start;
@@ -37,17 +37,20 @@ fn c2sp_path(kind: &str, index: u64, width: u64) -> String {
     }
 }
 
-/// Reads C2SP tiles from a running server (blocking, inside the test's
-/// multi-threaded runtime).
+/// Reads C2SP tiles over HTTP, from a running server (`prefix` empty) or
+/// from the bucket (`/log`), blocking inside the test's multi-threaded
+/// runtime.
 struct HttpTiles {
     url: String,
+    prefix: String,
 }
 
 impl HttpTiles {
     fn get(&self, path: &str) -> Option<Vec<u8>> {
         tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(async {
-                let r = vcon_scitt_client::get(&self.url, path).await.ok()?;
+                let path = format!("{}{path}", self.prefix);
+                let r = vcon_scitt_client::get(&self.url, &path).await.ok()?;
                 (r.status == 200).then_some(r.body)
             })
         })
@@ -108,31 +111,40 @@ async fn c2sp_tools_verify_our_checkpoint_note_and_rebuild_its_root_from_our_til
     for t in tasks {
         t.await.unwrap();
     }
-    let cp = vcon_scitt_client::get(&url, "/checkpoint").await.unwrap();
-    let Value::Map(m) = vcon_scitt::cbor::decode(&cp.body).unwrap() else {
-        panic!("checkpoint is not a map")
+    let (vkey, origin) = published_key(&url).await;
+    let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
+    c.headers
+        .push((hyper::header::ACCEPT, "text/plain".to_owned()));
+    let r = c.get("/checkpoint").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    let tiles = HttpTiles {
+        url: url.clone(),
+        prefix: String::new(),
     };
-    let field = |k: &str| {
-        m.iter()
-            .find(|(n, _)| n.as_text() == Some(k))
-            .unwrap()
-            .1
-            .clone()
-    };
-    let size = vcon_scitt::cbor::as_u64(&field("tree_size")).unwrap();
-    let root = Hash(
-        field("root")
-            .as_bytes()
-            .unwrap()
-            .as_slice()
-            .try_into()
-            .unwrap(),
-    );
+    let size = check_log(&r.body, &vkey, &origin, &tiles);
     assert!(size > 256, "{size}");
+    // The note states the head the CBOR checkpoint carries.
+    let cp = vcon_scitt_client::get(&url, "/checkpoint").await.unwrap();
+    let doc = vcon_scitt::head_document::HeadDocument::decode(&cp.body).unwrap();
+    assert_eq!(doc.head.head.size, size);
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    assert_eq!(
+        text.lines().nth(2),
+        Some(
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                doc.head.head.root
+            )
+            .as_str()
+        )
+    );
+    srv.stop().await;
+}
 
-    // The C2SP checkpoint note of the same head, verified by signed_note
-    // with the verifier key the service publishes, parsed by tlog_tiles.
-    let conf = vcon_scitt_client::get(&url, "/.well-known/transparency-configuration")
+/// The checkpoint key and origin the service publishes.
+async fn published_key(url: &str) -> (String, String) {
+    let conf = vcon_scitt_client::get(url, "/.well-known/transparency-configuration")
         .await
         .unwrap();
     let Value::Map(conf) = vcon_scitt::cbor::decode(&conf.body).unwrap() else {
@@ -145,23 +157,24 @@ async fn c2sp_tools_verify_our_checkpoint_note_and_rebuild_its_root_from_our_til
             .unwrap()
             .to_owned()
     };
-    let (vkey, origin) = (text("checkpoint_vkey"), text("checkpoint_origin"));
-    let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
-    c.headers
-        .push((hyper::header::ACCEPT, "text/plain".to_owned()));
-    let r = c.get("/checkpoint").await.unwrap();
-    assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-    let verifier = signed_note::StandardVerifier::new(&vkey).unwrap();
+    (text("checkpoint_vkey"), text("checkpoint_origin"))
+}
+
+/// Everything the independent implementation checks of one log, through
+/// `tiles` alone: the note under `vkey`, the root rebuilt from the tiles,
+/// every bundle entry against its authenticated leaf, record proofs, and
+/// a flipped tile byte refused. Returns the checkpoint's size.
+fn check_log(note_bytes: &[u8], vkey: &str, origin: &str, tiles: &HttpTiles) -> u64 {
+    let verifier = signed_note::StandardVerifier::new(vkey).unwrap();
     let known = signed_note::VerifierList::new(vec![Box::new(verifier)]);
-    let note = signed_note::Note::from_bytes(&r.body).unwrap();
+    let note = signed_note::Note::from_bytes(note_bytes).unwrap();
     note.verify(&known)
         .expect("our note verifies under our vkey");
     let checkpoint = tlog_tiles::Checkpoint::from_bytes(note.text()).unwrap();
     assert_eq!(checkpoint.origin(), origin);
-    assert_eq!((checkpoint.size(), *checkpoint.hash()), (size, root));
+    let (size, root) = (checkpoint.size(), *checkpoint.hash());
     // The same note with another size does not verify.
-    let forged = String::from_utf8(r.body.clone()).unwrap().replacen(
+    let forged = String::from_utf8(note_bytes.to_vec()).unwrap().replacen(
         &format!("\n{size}\n"),
         &format!("\n{}\n", size + 1),
         1,
@@ -169,8 +182,7 @@ async fn c2sp_tools_verify_our_checkpoint_note_and_rebuild_its_root_from_our_til
     let forged = signed_note::Note::from_bytes(forged.as_bytes()).unwrap();
     assert!(forged.verify(&known).is_err());
 
-    let tiles = HttpTiles { url: url.clone() };
-    let reader = TileHashReader::new(size, root, &tiles);
+    let reader = TileHashReader::new(size, root, tiles);
     assert_eq!(
         tree_hash(size, &reader).unwrap(),
         root,
@@ -215,7 +227,75 @@ async fn c2sp_tools_verify_our_checkpoint_note_and_rebuild_its_root_from_our_til
         }
         fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
     }
-    let flipped = Flipped(&tiles);
+    let flipped = Flipped(tiles);
     assert!(tree_hash(size, &TileHashReader::new(size, root, &flipped)).is_err());
-    srv.stop().await;
+    size
+}
+
+/// The first bar of issue 15 as written: the same independent checks, with
+/// every byte read from the bucket a writer published to (moto, anonymous
+/// reads as a CDN would make them), not from the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2sp_tools_verify_the_log_as_published_in_the_bucket() {
+    use common::cluster::{Moto, Server};
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("writer.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "key_file = {:?}\n[[issuers]]\niss = {:?}\nkeys = [{:?}]\n",
+            repo("keys/test-service-es256.pk8"),
+            ISSUER,
+            repo("keys/test-issuer-es256.keys.cbor")
+        ),
+    )
+    .unwrap();
+    let writer = Server::spawn(
+        &dir.path().join("writer"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--publish-to",
+            "s3://log",
+        ],
+        &moto.env(),
+    );
+    let url = writer.url.clone();
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let r = vcon_scitt_client::Conn::connect(&url)
+                    .await
+                    .unwrap()
+                    .post_statement(generic_statement(&format!("urn:example:bucket{i}"), b"{}"))
+                    .await
+                    .unwrap();
+                assert_eq!(r.status, 201);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let size = vcon_scitt::head_document::HeadDocument::decode(
+        &vcon_scitt_client::get(&url, "/checkpoint")
+            .await
+            .unwrap()
+            .body,
+    )
+    .unwrap()
+    .head
+    .head
+    .size;
+    moto.wait_for(size).await;
+    let (vkey, origin) = published_key(&url).await;
+    writer.stop();
+    let note = moto.get("checkpoint").await.unwrap();
+    let tiles = HttpTiles {
+        url: moto.endpoint.clone(),
+        prefix: "/log".into(),
+    };
+    assert_eq!(check_log(&note, &vkey, &origin, &tiles), size);
 }

@@ -19,22 +19,7 @@ use vcon_scitt::keys::KeySet;
 use vcon_scitt::statement::LeafRule;
 use vcon_scitt::verify::{self, Request};
 
-/// Where tests/interop/setup.sh put the tools; a missing install is a
-/// failure that says how to fix it, never a silent skip.
-fn interop_dir() -> PathBuf {
-    let dir = std::env::var_os("VCON_SCITT_INTEROP_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/vcon-scitt/interop")
-        });
-    assert!(
-        dir.join("stamp").exists(),
-        "the third-party SCITT tools are not installed in {}: run tests/interop/setup.sh (README command 2 does)",
-        dir.display()
-    );
-    dir
-}
+use common::cluster::interop_dir;
 
 /// Runs a driver; (exit code, stdout + stderr).
 fn run(cmd: &mut Command) -> (i32, String) {

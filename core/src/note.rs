@@ -43,6 +43,20 @@ pub fn vkey(name: &str, ed25519_public: &[u8]) -> String {
     )
 }
 
+/// Reads a verifier key `<name>+<key id hex>+<base64(0x01 ‖ key)>`: its
+/// name and Ed25519 public key, if the key id matches them.
+pub fn parse_vkey(vkey: &str) -> Option<(String, Vec<u8>)> {
+    let mut parts = vkey.splitn(3, '+');
+    let (name, id, key) = (parts.next()?, parts.next()?, parts.next()?);
+    let key = STANDARD.decode(key).ok()?;
+    let (&alg, public) = key.split_first()?;
+    (alg == ALG_ED25519
+        && public.len() == 32
+        && valid_name(name)
+        && hex::decode(id).ok()? == key_id(name, public))
+    .then(|| (name.to_owned(), public.to_vec()))
+}
+
 /// A key name (and checkpoint origin) C2SP accepts: non-empty, no Unicode
 /// white space, no `+`.
 pub fn valid_name(name: &str) -> bool {
@@ -81,6 +95,69 @@ pub fn sign_checkpoint(
     ))
 }
 
+/// Why a checkpoint note was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoteError {
+    #[error("not a C2SP checkpoint note: {0}")]
+    Malformed(&'static str),
+    #[error("the checkpoint's origin is {got:?}, not {want:?}")]
+    Origin { got: String, want: String },
+    #[error("no signature line by {0:?} with its key id verifies the note")]
+    Unsigned(String),
+}
+
+/// Opens a checkpoint note signed by `origin`'s Ed25519 key: checks its
+/// shape, its origin, and that one signature line under that name and key
+/// id verifies over the text (other signers' lines, e.g. witnesses', are
+/// ignored). Returns the size and root it states.
+pub fn open_checkpoint(
+    note: &str,
+    origin: &str,
+    ed25519_public: &[u8],
+) -> Result<(u64, Hash), NoteError> {
+    let (text, sigs) = note
+        .split_once("\n\n")
+        .ok_or(NoteError::Malformed("no blank line before the signatures"))?;
+    let text = format!("{text}\n");
+    let mut lines = text.lines();
+    let got = lines.next().unwrap_or("");
+    if got != origin {
+        return Err(NoteError::Origin {
+            got: got.into(),
+            want: origin.into(),
+        });
+    }
+    let size: u64 = lines
+        .next()
+        .filter(|s| !s.starts_with('0') || *s == "0")
+        .and_then(|s| s.parse().ok())
+        .ok_or(NoteError::Malformed("the second line is not a tree size"))?;
+    let root: Hash = lines
+        .next()
+        .and_then(|s| STANDARD.decode(s).ok())
+        .and_then(|b| b.try_into().ok())
+        .ok_or(NoteError::Malformed(
+            "the third line is not a base64 SHA-256 root",
+        ))?;
+    let id = key_id(origin, ed25519_public);
+    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, ed25519_public);
+    let prefix = format!("\u{2014} {origin} ");
+    let signed = sigs
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .any(|b64| {
+            STANDARD.decode(b64).is_ok_and(|blob| {
+                blob.len() == 4 + 64
+                    && blob[..4] == id
+                    && key.verify(text.as_bytes(), &blob[4..]).is_ok()
+            })
+        });
+    if !signed {
+        return Err(NoteError::Unsigned(origin.into()));
+    }
+    Ok((size, root))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +189,29 @@ mod tests {
         let decoded = STANDARD.decode(v.strip_prefix(&prefix).unwrap()).unwrap();
         assert_eq!((decoded[0], &decoded[1..]), (ALG_ED25519, pk.as_slice()));
         assert!(sign_checkpoint("bad+name", 1, &[0; 32], &key).is_err());
+        assert_eq!(
+            open_checkpoint(&note, "example.com/log", &pk),
+            Ok((3, [7u8; 32]))
+        );
+        let forged = note.replacen("\n3\n", "\n4\n", 1);
+        assert_eq!(
+            open_checkpoint(&forged, "example.com/log", &pk),
+            Err(NoteError::Unsigned("example.com/log".into()))
+        );
+        assert!(matches!(
+            open_checkpoint(&note, "example.com/other", &pk),
+            Err(NoteError::Origin { .. })
+        ));
+        let (other, _) = SigningKey::generate(Alg::Ed25519).unwrap();
+        assert!(open_checkpoint(&note, "example.com/log", &other.public().bytes).is_err());
+        assert_eq!(
+            parse_vkey(&v),
+            Some(("example.com/log".to_owned(), pk.clone()))
+        );
+        assert_eq!(
+            parse_vkey(&v.replacen("example.com", "example.org", 1)),
+            None
+        );
         let (p256, _) = SigningKey::generate(Alg::P256).unwrap();
         assert!(sign_checkpoint("example.com/log", 1, &[0; 32], &p256).is_err());
     }

@@ -19,8 +19,12 @@ use crate::service::Service;
 /// Admits a `POST /entries` or says why not: authentication first (an
 /// unauthenticated client must not drain anyone's bucket), then the rate
 /// limit of the token, or of the client address when writes are open.
-pub(super) fn admit(api: &Api, req: &Request<Incoming>, peer: SocketAddr) -> Result<(), ApiError> {
-    let svc = &*api.svc;
+pub(super) fn admit(
+    api: &Api,
+    svc: &Service,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<(), ApiError> {
     let client = authorize(svc, req, peer)?;
     api.rate.check(&client).map_err(|retry_after| {
         svc.counters.rate_limited.fetch_add(1, Ordering::Relaxed);

@@ -8,6 +8,7 @@ use hyper::{Response, StatusCode};
 use super::error::ApiError;
 use super::{Body, CBOR, JSON, respond, set};
 use crate::keys::{Alg, PublicKey};
+use crate::reads::LogReads;
 use crate::service::Service;
 
 /// Keys change only when the service key is rotated, which takes a restart;
@@ -16,14 +17,14 @@ const KEYS_CACHE: &str = "public, max-age=3600";
 
 /// `GET /.well-known/scitt-keys`: every service key, current and retired, as
 /// a COSE_KeySet.
-pub(super) fn keyset(svc: &Service) -> Response<Body> {
+pub(super) fn keyset(svc: &dyn LogReads) -> Response<Body> {
     let mut r = respond(StatusCode::OK, CBOR, svc.public_keys().to_cose_keyset());
     set(&mut r, header::CACHE_CONTROL, KEYS_CACHE);
     r
 }
 
 /// `GET /.well-known/scitt-keys/{kid}`: one key as a COSE_Key.
-pub(super) fn key_by_kid(svc: &Service, kid: &str) -> Result<Response<Body>, ApiError> {
+pub(super) fn key_by_kid(svc: &dyn LogReads, kid: &str) -> Result<Response<Body>, ApiError> {
     // base64url (always accepted, -11 §2.2), then hex, then the raw bytes.
     let candidates = [
         crate::keys::from_b64url(kid),
@@ -44,11 +45,17 @@ pub(super) fn key_by_kid(svc: &Service, kid: &str) -> Result<Response<Body>, Api
     Ok(r)
 }
 
-/// `GET /.well-known/transparency-configuration`: the issuer and where its
-/// JWKS is.
-pub(super) fn transparency_configuration(svc: &Service) -> Response<Body> {
+/// `GET /.well-known/transparency-configuration` (the writer's, or the
+/// copy a replica read from the bucket).
+pub(super) fn transparency_configuration(svc: &dyn LogReads) -> Response<Body> {
+    respond(StatusCode::OK, CBOR, svc.transparency_configuration())
+}
+
+/// The writer's transparency configuration: the issuer and where its JWKS
+/// is, the leaf rule, the checkpoint's origin and key.
+pub fn transparency_configuration_bytes(svc: &Service) -> Vec<u8> {
     let url = svc.identity().issuer.trim_end_matches('/').to_owned();
-    let body = crate::cbor::encode(&Value::Map(vec![
+    crate::cbor::encode(&Value::Map(vec![
         (Value::Text("issuer".into()), Value::Text(url.clone())),
         (
             Value::Text("jwks_uri".into()),
@@ -72,12 +79,11 @@ pub(super) fn transparency_configuration(svc: &Service) -> Response<Body> {
             Value::Text("checkpoint_vkey".into()),
             Value::Text(svc.checkpoint_vkey()),
         ),
-    ]));
-    respond(StatusCode::OK, CBOR, body)
+    ]))
 }
 
 /// `GET /jwks`: the service keys as a JWK Set, each key once.
-pub(super) fn jwks(svc: &Service) -> Response<Body> {
+pub(super) fn jwks(svc: &dyn LogReads) -> Response<Body> {
     // EC P-256 keys first: conserver's link picks the first EC key.
     let mut keys: Vec<&PublicKey> = Vec::new();
     for (_, k) in &svc.public_keys().keys {

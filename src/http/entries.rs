@@ -2,6 +2,7 @@
 //! receipt) and `GET /entries/{id}/statement` (the transparent statement).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,17 +15,18 @@ use super::error::ApiError;
 use super::routes::Query;
 use super::{Api, Body, COSE, IMMUTABLE, admission, respond, set};
 use crate::merkle;
+use crate::reads::LogReads;
 use crate::service::{ReceiptLookup, Registered, Service};
 
 /// `POST /entries`: admission, then the body, then registration. Each step
 /// can refuse without doing the next one's work.
 pub(super) async fn register(
     api: &Api,
+    svc: &Arc<Service>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    admission::admit(api, &req, peer)?;
-    let svc = &api.svc;
+    admission::admit(api, svc, &req, peer)?;
     let receipt_type = receipt_media_type(&req);
     let wait = preferred_wait(&req, svc.config.registration.max_wait_ms);
     let body = read_statement(svc, req).await?;
@@ -157,7 +159,7 @@ fn parse_entry_id(id: &str) -> Result<merkle::Hash, ApiError> {
 /// `GET /entries/{id}`: the stable receipt, or with `?fresh=true` one at the
 /// latest head; `application/cose`, or RFC 9942's receipt type when asked.
 pub(super) fn entry(
-    svc: &Service,
+    svc: &dyn LogReads,
     id: &str,
     q: &Query,
     receipt_type: &'static str,
@@ -180,7 +182,7 @@ pub(super) fn entry(
             set(
                 &mut r,
                 header::RETRY_AFTER,
-                &svc.config.registration.retry_after_secs.to_string(),
+                &svc.retry_after_secs().to_string(),
             );
             set(&mut r, header::CACHE_CONTROL, "no-store");
             Ok(r)
@@ -196,7 +198,7 @@ pub(super) fn entry(
 }
 
 /// `GET /entries/{id}/statement`: the entry with its stable receipt.
-pub(super) fn statement(svc: &Service, id: &str) -> Result<Response<Body>, ApiError> {
+pub(super) fn statement(svc: &dyn LogReads, id: &str) -> Result<Response<Body>, ApiError> {
     let leaf = parse_entry_id(id)?;
     match svc.transparent_statement(&leaf)? {
         Some(ts) => {
@@ -214,7 +216,7 @@ pub(super) fn statement(svc: &Service, id: &str) -> Result<Response<Body>, ApiEr
 /// clients written against SCRAPI's optional "resolve Signed Statement"
 /// (scittles' example fetches it and compares it with what it sent; the
 /// bytes are the entry: the statement with its unprotected header emptied).
-pub(super) fn signed_statement(svc: &Service, id: &str) -> Result<Response<Body>, ApiError> {
+pub(super) fn signed_statement(svc: &dyn LogReads, id: &str) -> Result<Response<Body>, ApiError> {
     let leaf = parse_entry_id(id)?;
     match svc.signed_statement(&leaf)? {
         Some(st) => {

@@ -32,6 +32,8 @@ pub enum ProblemKind {
     RegistrationFailed,
     MethodNotAllowed,
     RequestTimeout,
+    /// A read replica asked to do what only the writer does.
+    Misdirected,
     PayloadTooLarge,
     UnsupportedMediaType,
     /// A view whose complete answer exceeds its stated bound.
@@ -50,6 +52,7 @@ impl ProblemKind {
             ProblemKind::NotFound | ProblemKind::NoSuchKey | ProblemKind::RegistrationFailed => 404,
             ProblemKind::MethodNotAllowed => 405,
             ProblemKind::RequestTimeout => 408,
+            ProblemKind::Misdirected => 421,
             ProblemKind::PayloadTooLarge => 413,
             ProblemKind::UnsupportedMediaType => 415,
             ProblemKind::ResultTooLarge => 422,
@@ -71,6 +74,7 @@ impl ProblemKind {
             ProblemKind::RegistrationFailed => "Registration Failed",
             ProblemKind::MethodNotAllowed => "Method Not Allowed",
             ProblemKind::RequestTimeout => "Request Timeout",
+            ProblemKind::Misdirected => "Misdirected Request",
             ProblemKind::PayloadTooLarge => "Payload Too Large",
             ProblemKind::UnsupportedMediaType => "Unsupported Media Type",
             ProblemKind::ResultTooLarge => "Result Too Large",
@@ -130,6 +134,14 @@ pub enum ApiError {
     NotReady {
         detail: String,
         retry_after: Option<u64>,
+    },
+    /// A read replica answers only reads of the log; `writer` is where
+    /// the rest goes.
+    #[error("this is a read replica of {bucket}: {what} is served by the writer, {writer}")]
+    Misdirected {
+        what: String,
+        bucket: String,
+        writer: String,
     },
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -202,6 +214,7 @@ impl From<&ApiError> for Problem {
             ApiError::UnsupportedMediaType(_) => ProblemKind::UnsupportedMediaType,
             ApiError::TooLarge { .. } => ProblemKind::PayloadTooLarge,
             ApiError::BodyTimeout => ProblemKind::RequestTimeout,
+            ApiError::Misdirected { .. } => ProblemKind::Misdirected,
         };
         kind.problem(e.to_string())
     }

@@ -35,11 +35,14 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::config::{Config, Limits};
 use crate::problem;
+use crate::replica::{Replica, ReplicaConfig};
 use crate::service::Service;
 use admission::RateLimiter;
 use error::ProblemKind;
 
+pub use discovery::transparency_configuration_bytes;
 pub use error::ApiError;
 
 pub type Body = Full<Bytes>;
@@ -53,10 +56,18 @@ const JSON: &str = "application/json";
 /// prefix of every later version).
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// What every connection of one server shares: the service and the
-/// rate-limit buckets (which must outlive any one connection).
+/// Who answers the requests: the writer, or a read replica (which serves
+/// the log's reads through the same handlers, [`crate::reads::LogReads`]).
+enum Backend {
+    Writer(Arc<Service>),
+    Replica(Arc<Replica>),
+}
+
+/// What every connection of one server shares: the backend, its limits and
+/// the rate-limit buckets (which must outlive any one connection).
 struct Api {
-    svc: Arc<Service>,
+    backend: Backend,
+    limits: Limits,
     rate: RateLimiter,
 }
 
@@ -64,7 +75,21 @@ impl Api {
     fn new(svc: Arc<Service>) -> Arc<Api> {
         let rl = &svc.config.rate_limit;
         let rate = RateLimiter::new(rl.per_client_per_sec, rl.burst);
-        Arc::new(Api { svc, rate })
+        let limits = svc.config.limits.clone();
+        Arc::new(Api {
+            backend: Backend::Writer(svc),
+            limits,
+            rate,
+        })
+    }
+
+    fn replica(replica: Arc<Replica>, config: &Config) -> Arc<Api> {
+        let rl = &config.rate_limit;
+        Arc::new(Api {
+            backend: Backend::Replica(replica),
+            limits: config.limits.clone(),
+            rate: RateLimiter::new(rl.per_client_per_sec, rl.burst),
+        })
     }
 }
 
@@ -75,8 +100,15 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let limits = service.config.limits.clone();
-    let api = Api::new(service);
+    serve_api(Api::new(service), listener, shutdown).await
+}
+
+async fn serve_api(
+    api: Arc<Api>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = api.limits.clone();
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -141,7 +173,7 @@ fn api_connection<IO>(
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let limits = &api.svc.config.limits;
+    let limits = &api.limits;
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
@@ -229,20 +261,48 @@ fn json_response(v: &impl serde::Serialize) -> Response<Body> {
     r
 }
 
-/// A running server: its address, the service, and how to stop it.
-pub struct Running {
-    pub addr: SocketAddr,
-    pub service: Arc<Service>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+/// What a running server stops when it ends: the writer (its sequencer,
+/// then RocksDB) or a replica (its cache).
+pub trait Backed: Send + Sync + 'static {
+    fn shutdown(&self);
 }
 
-impl Running {
+impl Backed for Service {
+    fn shutdown(&self) {
+        Service::shutdown(self)
+    }
+}
+
+impl Backed for Replica {
+    fn shutdown(&self) {
+        Replica::shutdown(self)
+    }
+}
+
+/// A background task of a running server (the publisher, a replica's
+/// follower) and how to tell it to stop.
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A running server: its address, the writer service (or the replica), and
+/// how to stop it.
+pub struct Running<B: Backed = Service> {
+    pub addr: SocketAddr,
+    pub service: Arc<B>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    background: Option<Background>,
+}
+
+impl<B: Backed> Running<B> {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Graceful stop: no new connections, in-flight requests finish, the
+    /// background task ends (the publisher after a last round), the
     /// sequencer completes its batch, RocksDB is flushed.
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
@@ -257,34 +317,49 @@ impl Running {
     }
 
     /// The shutdown both ways of ending share: the accept loop has ended (or
-    /// ends now), then the service stops its sequencer and flushes, on a
-    /// blocking thread because both wait on the sequencer thread. A panicked
-    /// server task counts as ended.
+    /// ends now), the background task is told to stop and given 15 s, then
+    /// the backend stops (on a blocking thread: the writer waits on its
+    /// sequencer thread). A panicked server task counts as ended.
     async fn finish(&mut self) -> std::io::Result<()> {
         let r = (&mut self.task).await.unwrap_or(Ok(()));
+        if let Some(b) = self.background.take() {
+            let _ = b.stop.send(true);
+            let mut task = b.task;
+            if tokio::time::timeout(Duration::from_secs(15), &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("background task still running after 15 s; stopping it");
+                task.abort();
+            }
+        }
         let svc = self.service.clone();
         let _ = tokio::task::spawn_blocking(move || svc.shutdown()).await;
         r
     }
 }
 
-/// Binds `config.listen` (port 0 picks a free port; the service URL then
-/// uses the real one), opens the service and starts serving.
-pub async fn start(
-    mut config: crate::config::Config,
-    shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
-) -> Result<Running, String> {
+/// Binds `config.listen` (port 0 picks a free one), then returns the
+/// listener, the address and the config with the real address.
+async fn bind(mut config: Config) -> Result<(TcpListener, SocketAddr, Config), String> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("binding {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     config.listen = addr;
-    let service = tokio::task::spawn_blocking(move || Service::open(config))
-        .await
-        .map_err(|e| e.to_string())??;
+    Ok((listener, addr, config))
+}
+
+/// Serves `api` until the returned sender fires or `external` does.
+fn spawn_server(
+    api: Arc<Api>,
+    listener: TcpListener,
+    external: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let external = shutdown;
-    let svc = service.clone();
     let task = tokio::spawn(async move {
         let signal = async move {
             match external {
@@ -299,12 +374,80 @@ pub async fn start(
                 }
             }
         };
-        serve(svc, listener, signal).await
+        serve_api(api, listener, signal).await
     });
+    (tx, task)
+}
+
+/// Binds `config.listen` (port 0 picks a free port; the service URL then
+/// uses the real one), opens the service and starts serving; with
+/// `publish.bucket` set, also the publisher.
+pub async fn start(
+    config: Config,
+    shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Result<Running, String> {
+    let (listener, addr, config) = bind(config).await?;
+    let bucket = match &config.publish.bucket {
+        Some(url) => Some(
+            crate::bucket::Bucket::open(
+                url,
+                Duration::from_millis(config.publish.request_timeout_ms),
+            )
+            .map_err(|e| format!("publish.bucket: {e}"))?,
+        ),
+        None => None,
+    };
+    let service = tokio::task::spawn_blocking(move || Service::open(config))
+        .await
+        .map_err(|e| e.to_string())??;
+    let background = bucket.map(|bucket| {
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let (status, task) = crate::publish::start(service.clone(), bucket, rx);
+        let _ = service.publishing.set(status);
+        Background { stop, task }
+    });
+    let (stop, task) = spawn_server(Api::new(service.clone()), listener, shutdown);
     Ok(Running {
         addr,
         service,
-        stop: Some(tx),
+        stop: Some(stop),
         task,
+        background,
+    })
+}
+
+/// Starts a read replica of `config.replica.of`: opens the bucket and the
+/// cache, catches up once (so it starts serving what is published), then
+/// follows the bucket in the background.
+pub async fn start_replica(
+    config: Config,
+    shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Result<Running<Replica>, String> {
+    let (listener, addr, config) = bind(config).await?;
+    let bucket = config
+        .replica
+        .of
+        .clone()
+        .ok_or("replica.of (--replica-of) names no bucket")?;
+    let rc = ReplicaConfig {
+        bucket,
+        cache_dir: config.data_dir.join("replica"),
+        poll: Duration::from_millis(config.replica.poll_ms.max(10)),
+        request_timeout: Duration::from_millis(config.publish.request_timeout_ms),
+    };
+    let replica = Replica::open(&rc).await.map_err(|e| e.to_string())?;
+    if let Err(e) = replica.round().await {
+        tracing::warn!(error = %e, "first catch-up from the bucket failed; retrying in the background");
+    }
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(replica.clone().follow(rx));
+    let (stop_server, server) =
+        spawn_server(Api::replica(replica.clone(), &config), listener, shutdown);
+    Ok(Running {
+        addr,
+        service: replica,
+        stop: Some(stop_server),
+        task: server,
+        background: Some(Background { stop, task }),
     })
 }

@@ -6,6 +6,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::error::ApiError;
 use super::{Body, admission, json_response, respond, set};
+use crate::replica::Replica;
 use crate::service::{Health, Service};
 
 /// `GET /healthz`: 200 only when the log is open, not halted, and its last
@@ -26,6 +27,24 @@ pub(super) fn healthz(svc: &Service) -> Result<Response<Body>, ApiError> {
         Health::Halted(why) => Err(ApiError::NotReady {
             detail: format!("log halted: {why}"),
             retry_after: None,
+        }),
+    }
+}
+
+/// `GET /healthz` on a read replica: 200 with the verified size while it
+/// follows the bucket; 503 with the reason when a round failed (it may
+/// clear) or following stopped at an alarm (it needs the operator).
+pub(super) fn replica_healthz(r: &Replica) -> Result<Response<Body>, ApiError> {
+    use crate::reads::LogReads;
+    match r.trouble() {
+        None => Ok(respond(
+            StatusCode::OK,
+            "text/plain",
+            format!("ok replica tree_size={}\n", r.latest_head().head.size).into_bytes(),
+        )),
+        Some(why) => Err(ApiError::NotReady {
+            detail: format!("replica of {}: {why}", r.bucket_url()),
+            retry_after: Some(5),
         }),
     }
 }

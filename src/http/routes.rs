@@ -3,12 +3,16 @@
 //! `Allow` header of a 405), and [`dispatch`] calls its handler.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::error::ApiError;
-use super::{Api, Body, discovery, entries, ops, tlog, vcon};
+use super::{Api, Backend, Body, discovery, entries, ops, tlog, vcon};
+use crate::reads::LogReads;
+use crate::replica::Replica;
+use crate::service::Service;
 
 /// Every resource of the API, with the path segments its handler needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +93,6 @@ pub(super) async fn dispatch(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let svc = &*api.svc;
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some(route) = Route::parse(&segments) else {
@@ -106,18 +109,15 @@ pub(super) async fn dispatch(
         });
     }
     let q = Query::of(&req);
+    let (reads, svc): (&dyn LogReads, &Arc<Service>) = match &api.backend {
+        Backend::Writer(svc) => (&**svc, svc),
+        Backend::Replica(r) => return replica(r, route, &req, &q),
+    };
+    if let Some(r) = read(reads, route, &req, &q) {
+        return r;
+    }
     match route {
-        Route::Register => entries::register(api, peer, req).await,
-        Route::Entry(id) => entries::entry(svc, id, &q, entries::receipt_media_type(&req)),
-        Route::Statement(id) => entries::statement(svc, id),
-        Route::SignedStatement(id) => entries::signed_statement(svc, id),
-        Route::Keys => Ok(discovery::keyset(svc)),
-        Route::Key(kid) => discovery::key_by_kid(svc, kid),
-        Route::TransparencyConfiguration => Ok(discovery::transparency_configuration(svc)),
-        Route::Jwks => Ok(discovery::jwks(svc)),
-        Route::Checkpoint => tlog::checkpoint(svc, tlog::wants_note(&req)),
-        Route::Consistency => tlog::consistency(svc, &q),
-        Route::Tile(rest) => tlog::tile(svc, rest),
+        Route::Register => entries::register(api, svc, peer, req).await,
         Route::VconEntries(uuid) => vcon::history(svc, uuid, &q),
         Route::VconConsent(uuid) => vcon::consent(svc, uuid, &q),
         Route::VconLineage(uuid) => vcon::lineage(svc, uuid, &q),
@@ -127,7 +127,53 @@ pub(super) async fn dispatch(
         Route::Healthz => ops::healthz(svc),
         Route::Metrics => Ok(ops::metrics(svc)),
         Route::AdminBackup => ops::admin_backup(svc, &req),
+        _ => Err(ApiError::NoRoute(path)),
     }
+}
+
+/// The reads of the log itself, which the writer and a replica answer with
+/// the same handlers; `None` for every other route.
+fn read(
+    svc: &dyn LogReads,
+    route: Route<'_>,
+    req: &Request<Incoming>,
+    q: &Query,
+) -> Option<Result<Response<Body>, ApiError>> {
+    Some(match route {
+        Route::Entry(id) => entries::entry(svc, id, q, entries::receipt_media_type(req)),
+        Route::Statement(id) => entries::statement(svc, id),
+        Route::SignedStatement(id) => entries::signed_statement(svc, id),
+        Route::Keys => Ok(discovery::keyset(svc)),
+        Route::Key(kid) => discovery::key_by_kid(svc, kid),
+        Route::TransparencyConfiguration => Ok(discovery::transparency_configuration(svc)),
+        Route::Jwks => Ok(discovery::jwks(svc)),
+        Route::Checkpoint => tlog::checkpoint(svc, tlog::wants_note(req)),
+        Route::Consistency => tlog::consistency(svc, q),
+        Route::Tile(rest) => tlog::tile(svc, rest),
+        _ => return None,
+    })
+}
+
+/// A read replica: the log's reads, its own readiness, and 421 (with the
+/// writer's URL) for everything only the writer does: registration, the
+/// vCon views (their index is the writer's), metrics and the admin API.
+fn replica(
+    r: &Replica,
+    route: Route<'_>,
+    req: &Request<Incoming>,
+    q: &Query,
+) -> Result<Response<Body>, ApiError> {
+    if let Some(answer) = read(r, route, req, q) {
+        return answer;
+    }
+    if route == Route::Healthz {
+        return ops::replica_healthz(r);
+    }
+    Err(ApiError::Misdirected {
+        what: format!("{} {}", req.method(), req.uri().path()),
+        bucket: r.bucket_url().to_owned(),
+        writer: r.writer().to_owned(),
+    })
 }
 
 /// The query string, decoded; the first value of a repeated name wins.

@@ -1,14 +1,13 @@
 //! Transparency-log reads: the checkpoint, consistency receipts and C2SP
 //! tlog-tiles hash tiles.
 
-use ciborium::value::Value;
 use hyper::header;
 use hyper::{Response, StatusCode};
 
 use super::error::ApiError;
 use super::routes::Query;
 use super::{Body, CBOR, COSE, IMMUTABLE, respond, set};
-use crate::service::{BundleKind, Service, TileRead};
+use crate::reads::{BundleKind, LogReads, TileRead};
 
 /// True when the client's `Accept` names `text/plain` (the C2SP form).
 pub(super) fn wants_note<B>(req: &hyper::Request<B>) -> bool {
@@ -18,32 +17,18 @@ pub(super) fn wants_note<B>(req: &hyper::Request<B>) -> bool {
 /// `GET /checkpoint`: the latest signed tree head, as CBOR with the COSE
 /// signature, or with `Accept: text/plain` as a C2SP tlog-checkpoint signed
 /// note (Ed25519; the same head). `no-cache`: it moves with every batch.
-pub(super) fn checkpoint(svc: &Service, note: bool) -> Result<Response<Body>, ApiError> {
+pub(super) fn checkpoint(svc: &dyn LogReads, note: bool) -> Result<Response<Body>, ApiError> {
     if note {
         let body = svc.checkpoint_note()?.as_bytes().to_vec();
         let mut r = respond(StatusCode::OK, "text/plain; charset=utf-8", body);
         set(&mut r, header::CACHE_CONTROL, "no-cache");
         return Ok(r);
     }
-    let h = svc.latest_head();
-    let body = crate::cbor::encode(&Value::Map(vec![
-        (
-            Value::Text("tree_size".into()),
-            Value::Integer(h.head.size.into()),
-        ),
-        (
-            Value::Text("root".into()),
-            Value::Bytes(h.head.root.to_vec()),
-        ),
-        (
-            Value::Text("timestamp_ms".into()),
-            Value::Integer(h.head.timestamp_ms.into()),
-        ),
-        (
-            Value::Text("signed_tree_head".into()),
-            Value::Bytes(h.signature.clone()),
-        ),
-    ]));
+    let body = crate::head_document::HeadDocument {
+        head: (*svc.latest_head()).clone(),
+        previous_size: None,
+    }
+    .encode();
     let mut r = respond(StatusCode::OK, CBOR, body);
     set(&mut r, header::CACHE_CONTROL, "no-cache");
     Ok(r)
@@ -51,7 +36,7 @@ pub(super) fn checkpoint(svc: &Service, note: bool) -> Result<Response<Body>, Ap
 
 /// `GET /consistency?from=<size>[&to=<size>]`: a consistency receipt to the
 /// signed head at `to` (default: the latest).
-pub(super) fn consistency(svc: &Service, q: &Query) -> Result<Response<Body>, ApiError> {
+pub(super) fn consistency(svc: &dyn LogReads, q: &Query) -> Result<Response<Body>, ApiError> {
     let size = |name| {
         q.get(name)
             .map(|v| {
@@ -77,7 +62,7 @@ pub(super) fn consistency(svc: &Service, q: &Query) -> Result<Response<Body>, Ap
 /// to what the latest signed head covers. Full tiles never change, and a
 /// partial tile of width W is a prefix of every later version, so both are
 /// cached as immutable.
-pub(super) fn tile(svc: &Service, rest: &[&str]) -> Result<Response<Body>, ApiError> {
+pub(super) fn tile(svc: &dyn LogReads, rest: &[&str]) -> Result<Response<Body>, ApiError> {
     let kind = match rest.first() {
         Some(&"entries") => Some(BundleKind::Leaves),
         Some(&"statements") => Some(BundleKind::Statements),
@@ -117,7 +102,7 @@ fn immutable(
 /// leaf input under the log's leaf rule); `GET /tile/statements/<N>[.p/<W>]`:
 /// the same entries as the stored statements, which a monitor folds (equal
 /// to the entry bundle under the `entry` rule). Immutable, like tiles.
-fn bundle(svc: &Service, kind: BundleKind, rest: &[&str]) -> Result<Response<Body>, ApiError> {
+fn bundle(svc: &dyn LogReads, kind: BundleKind, rest: &[&str]) -> Result<Response<Body>, ApiError> {
     let Some((index, want)) = crate::merkle::bundle::parse_path(&rest[1..]) else {
         return Err(ApiError::malformed(format!(
             "/tile/{} is not a C2SP entry bundle path",

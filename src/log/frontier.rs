@@ -8,8 +8,7 @@ use super::store::Store;
 use crate::merkle::tile::{HEIGHT, Tile, TileId, width_at};
 use crate::merkle::{self, Hash, NodeSource};
 
-/// Tile levels a u64-sized tree can have (8 bits per level, 2^64 leaves).
-pub const MAX_LEVELS: usize = 9;
+pub use crate::merkle::tile::MAX_LEVELS;
 
 /// The right edge: for each level, the partial tile still growing (maybe
 /// empty). Every perfect node on the path to the root lives in one of them.
@@ -91,6 +90,32 @@ impl Frontier {
             }
         }
         self.size += 1;
+    }
+
+    /// Adds to `wb` every tile a run of [`Frontier::push`]es changed: the
+    /// ones completed (`done`) and the partial right-edge tiles of the
+    /// levels `touched`. Returns their ids (the sequencer re-reads them
+    /// before signing).
+    pub fn put_tiles(
+        &self,
+        store: &Store,
+        wb: &mut rocksdb::WriteBatch,
+        done: &[(TileId, Tile)],
+        touched: &[bool; MAX_LEVELS],
+    ) -> Result<Vec<TileId>, LogError> {
+        let mut written = Vec::with_capacity(done.len() + MAX_LEVELS);
+        for (id, tile) in done {
+            store.put_tile(wb, *id, tile)?;
+            written.push(*id);
+        }
+        for (level, was) in touched.iter().enumerate() {
+            if *was && level < self.tiles.len() && self.tiles[level].width() > 0 {
+                let id = self.tile_id(level);
+                store.put_tile(wb, id, &self.tiles[level])?;
+                written.push(id);
+            }
+        }
+        Ok(written)
     }
 
     pub fn root(&self) -> Hash {

@@ -8,6 +8,7 @@
 
 pub mod closer;
 mod faults;
+pub mod follower;
 mod frontier;
 mod fsck;
 pub mod guard;

@@ -404,19 +404,9 @@ impl Sequencer {
             self.frontier.push(leaf, &mut done, &mut touched);
         }
         let new_size = self.frontier.size;
-        let mut written: Vec<TileId> = Vec::new();
-        for (id, tile) in &done {
-            self.store.put_tile(&mut wb, *id, tile)?;
-            written.push(*id);
-        }
-        for (level, was) in touched.iter().enumerate() {
-            if *was && level < self.frontier.tiles.len() && self.frontier.tiles[level].width() > 0 {
-                let id = self.frontier.tile_id(level);
-                self.store
-                    .put_tile(&mut wb, id, &self.frontier.tiles[level])?;
-                written.push(id);
-            }
-        }
+        let written = self
+            .frontier
+            .put_tiles(&self.store, &mut wb, &done, &touched)?;
         self.store.put_data_size(&mut wb, new_size)?;
         // Kept for the in-memory proofs of this batch (not read after here).
         self.last_done = done;

@@ -435,6 +435,22 @@ impl Store {
             .map(|r| r.map_err(storage).and_then(|(_, v)| from_record(&v))))
     }
 
+    /// The signed heads above `size`, in size order (the publisher, which
+    /// copies every head to object storage).
+    pub fn heads_after(
+        &self,
+        size: u64,
+    ) -> Result<impl Iterator<Item = Result<SignedTreeHead, LogError>> + '_, LogError> {
+        let from = size.saturating_add(1).to_be_bytes();
+        Ok(self
+            .db
+            .iterator_cf(
+                self.cf(CF_HEADS)?,
+                IteratorMode::From(&from, Direction::Forward),
+            )
+            .map(|r| r.map_err(storage).and_then(|(_, v)| from_record(&v))))
+    }
+
     /// Raw iteration over a column family in key order.
     pub fn iter_cf<'a>(
         &'a self,

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use vcon_scitt_client::http::Conn;
 
 use crate::keys::KeySet;
+use crate::merkle::LeafRule;
 use crate::merkle::tile::WIDTH;
-use crate::merkle::{Hash, LeafRule};
 use crate::tree_head::TreeHead;
 use crate::vcon::replay::Finding;
 
@@ -105,52 +105,20 @@ struct Checkpoint {
 }
 
 async fn checkpoint(c: &mut Conn) -> Result<Checkpoint, MonitorError> {
-    use ciborium::value::Value;
     let body = get(c, "/checkpoint").await?;
-    let bad = |m: &str| MonitorError::Answer(format!("/checkpoint: {m}"));
-    let Value::Map(m) = crate::cbor::decode(&body).map_err(|e| bad(&e.to_string()))? else {
-        return Err(bad("not a map"));
-    };
-    let get = |k: &str| {
-        m.iter()
-            .find(|(key, _)| key.as_text() == Some(k))
-            .map(|(_, v)| v)
-            .ok_or_else(|| bad(&format!("no {k}")))
-    };
-    let u = |k: &str| get(k).and_then(|v| crate::cbor::as_u64(v).ok_or_else(|| bad(k)));
+    let doc = crate::head_document::HeadDocument::decode(&body)
+        .map_err(|m| MonitorError::Answer(format!("/checkpoint: {m}")))?;
     Ok(Checkpoint {
-        head: TreeHead {
-            size: u("tree_size")?,
-            timestamp_ms: u("timestamp_ms")?,
-            root: get("root")?
-                .as_bytes()
-                .and_then(|b| <Hash>::try_from(b.as_slice()).ok())
-                .ok_or_else(|| bad("root"))?,
-        },
-        signature: get("signed_tree_head")?
-            .as_bytes()
-            .cloned()
-            .ok_or_else(|| bad("signed_tree_head"))?,
+        head: doc.head.head,
+        signature: doc.head.signature,
     })
 }
 
 async fn leaf_rule(c: &mut Conn) -> Result<LeafRule, MonitorError> {
-    use ciborium::value::Value;
     let body = get(c, "/.well-known/transparency-configuration").await?;
-    let bad = |m: &str| MonitorError::Answer(format!("transparency-configuration: {m}"));
-    let Value::Map(m) = crate::cbor::decode(&body).map_err(|e| bad(&e.to_string()))? else {
-        return Err(bad("not a map"));
-    };
-    // A service older than the setting publishes none: its log is `entry`.
-    match m
-        .iter()
-        .find(|(k, _)| k.as_text() == Some("leaf_rule"))
-        .map(|(_, v)| v.as_text())
-    {
-        None => Ok(LeafRule::Entry),
-        Some(Some(name)) => name.parse().map_err(|e| bad(&format!("{e}"))),
-        Some(None) => Err(bad("leaf_rule is not text")),
-    }
+    crate::replica::TransparencyConfiguration::decode(&body)
+        .map(|tc| tc.leaf_rule)
+        .map_err(|m| MonitorError::Answer(format!("transparency-configuration: {m}")))
 }
 
 /// A log finding after which what the service serves can no longer be

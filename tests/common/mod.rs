@@ -1,6 +1,8 @@
 //! Shared test helpers: real RocksDB in temp dirs, real keys.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::Path;
 use std::sync::Arc;
 

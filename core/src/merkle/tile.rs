@@ -134,6 +134,20 @@ pub fn parse_c2sp_path(segments: &[&str]) -> Option<(TileId, Option<usize>)> {
     Some((TileId { level, index }, width))
 }
 
+/// Tile levels a u64-sized tree can have (8 bits per level, 2^64 leaves).
+pub const MAX_LEVELS: usize = 9;
+
+/// The C2SP path of hash tile `id` at `width` (`tile/<L>/<N>` when full,
+/// `tile/<L>/<N>.p/<W>` when partial); `parse_c2sp_path` reads it back.
+pub fn c2sp_path(id: TileId, width: usize) -> String {
+    let n = TileId::c2sp_index_path(id.index);
+    if width >= WIDTH {
+        format!("tile/{}/{n}", id.level)
+    } else {
+        format!("tile/{}/{n}.p/{width}", id.level)
+    }
+}
+
 /// Width of the tile at `level`, `index` in a tree of `size` leaves (0 if the
 /// tile has no node yet, 256 if full).
 pub fn width_at(id: TileId, size: u64) -> usize {
@@ -304,6 +318,15 @@ mod tests {
         assert_eq!(TileId::c2sp_index_path(1234067), "x001/x234/067");
         assert_eq!(TileId::c2sp_index_path(0), "000");
         assert_eq!(TileId::c2sp_index_path(1000), "x001/000");
+        let id = TileId {
+            level: 1,
+            index: 1234,
+        };
+        assert_eq!(c2sp_path(id, 256), "tile/1/x001/234");
+        assert_eq!(c2sp_path(id, 17), "tile/1/x001/234.p/17");
+        let p = c2sp_path(id, 17);
+        let segs: Vec<&str> = p.split('/').skip(1).collect();
+        assert_eq!(parse_c2sp_path(&segs), Some((id, Some(17))));
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub enum Command {
     Fsck {
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        /// Check a published bucket (s3://bucket[/prefix]) instead of a data
+        /// dir: the checkpoint note, every head signature, the tree rebuilt
+        /// from the statements, every hash tile and entry bundle against it.
+        /// Endpoint and credentials from the AWS_* variables.
+        #[arg(long, value_name = "S3_URL")]
+        bucket: Option<String>,
         /// Service key set (COSE_KeySet) to verify head signatures with;
         /// defaults to the data dir's own public keys.
         #[arg(long)]
@@ -316,6 +322,16 @@ pub struct ServeArgs {
     /// Registration wait budget before answering 202 (ms).
     #[arg(long)]
     pub wait_ms: Option<u64>,
+    /// Publish the log to object storage: s3://bucket[/prefix] (endpoint
+    /// and credentials from AWS_ENDPOINT, AWS_ALLOW_HTTP,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    #[arg(long, value_name = "S3_URL")]
+    pub publish_to: Option<String>,
+    /// Serve as a read replica of the log published at s3://bucket[/prefix]:
+    /// no key, no registrations (POST answers 421), cache in
+    /// <data-dir>/replica.
+    #[arg(long, value_name = "S3_URL", conflicts_with = "publish_to")]
+    pub replica_of: Option<String>,
 }
 
 /// Which test issuers sign the load generator's statements.
@@ -383,6 +399,12 @@ pub fn effective_config(a: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.wait_ms {
         c.registration.wait_ms = v;
+    }
+    if let Some(v) = &a.publish_to {
+        c.publish.bucket = Some(v.clone());
+    }
+    if let Some(v) = &a.replica_of {
+        c.replica.of = Some(v.clone());
     }
     Ok(c)
 }

@@ -51,9 +51,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             public_out,
         } => admin::keygen(&out, alg, public_out.as_deref()),
         Command::Fsck {
+            bucket: Some(url),
+            json,
+            ..
+        } => admin::fsck_bucket(&url, json),
+        Command::Fsck {
             data_dir,
             keys,
             json,
+            bucket: None,
         } => admin::fsck(&data_dir, keys.as_deref(), json),
         Command::RotateKey { alg, serve } => {
             admin::rotate_key(&args::effective_config(&serve)?, alg)

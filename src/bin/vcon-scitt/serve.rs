@@ -36,6 +36,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
             shutdown_signal().await;
             let _ = tx.send(());
         });
+        if config.replica.of.is_some() {
+            return serve_replica(config, rx).await;
+        }
+        let publish = config.publish.bucket.clone();
         let running = vcon_scitt::http::start(config, Some(rx))
             .await
             .map_err(anyhow::Error::msg)?;
@@ -58,12 +62,39 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
             svc.trust.registry.len(),
             svc.trust.anchors.len()
         );
+        if let Some(bucket) = publish {
+            println!("  publishing to: {bucket} (tiles, bundles, heads; checkpoint last)");
+        }
         println!("  try:           curl -s {url}/healthz");
         tracing::info!(%url, "serving");
         running.wait().await?;
         tracing::info!("stopped cleanly");
         Ok(0)
     })
+}
+
+/// `serve --replica-of s3://…`: a read replica of a published log.
+async fn serve_replica(
+    config: vcon_scitt::config::Config,
+    rx: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<u8> {
+    use vcon_scitt::reads::LogReads;
+    let cache = config.data_dir.join("replica");
+    let running = vcon_scitt::http::start_replica(config, Some(rx))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let r = &running.service;
+    let url = running.url();
+    println!("vcon-scitt read replica listening on {url}");
+    println!("  following:     {}", r.bucket_url());
+    println!("  writer:        {} (registrations go there)", r.writer());
+    println!("  cache:         {}", cache.display());
+    println!("  tree size:     {} (verified)", r.latest_head().head.size);
+    println!("  try:           curl -s {url}/healthz");
+    tracing::info!(%url, bucket = %r.bucket_url(), "serving as a read replica");
+    running.wait().await?;
+    tracing::info!("stopped cleanly");
+    Ok(0)
 }
 
 async fn shutdown_signal() {

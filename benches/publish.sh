@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Publishing to object storage and read replicas (BENCHMARKS.md, "Object
+# storage"), one run, loopback only. Not part of `cargo test`.
+#
+#   cargo build --release --bin vcon-scitt && tests/interop/setup.sh && benches/publish.sh [OUT_DIR]
+#
+# Needs: curl, wrk (Debian `wrk`), moto in the interop venv (setup.sh).
+# Alternates writers without and with publishing (off, on, on, off) on fresh
+# data dirs, so each pair is back to back on this shared machine; then a
+# replica of the published bucket and the writer serve the same receipts to
+# wrk in turn. Environment: B, CONNS (256), SECS (15). About 3 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${B:-${CARGO_TARGET_DIR:-target}/release/vcon-scitt}
+OUT=${1:-/tmp/vcon-scitt-publish-bench}
+CONNS=${CONNS:-256}
+SECS=${SECS:-15}
+MOTO=${VCON_SCITT_INTEROP_DIR:-$HOME/.cache/vcon-scitt/interop}/venv/bin/moto_server
+rm -rf "$OUT"; mkdir -p "$OUT"
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+
+"$MOTO" -H 127.0.0.1 -p 0 2>"$OUT/moto.err" >/dev/null & PIDS+=($!)
+for _ in $(seq 100); do grep -q '127.0.0.1:[0-9]' "$OUT/moto.err" && break; sleep 0.1; done
+S3=$(grep -om1 'http://127.0.0.1:[0-9]*' "$OUT/moto.err")
+export AWS_ENDPOINT=$S3 AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+
+serve() { # name port [flags...]
+  local name=$1 port=$2; shift 2
+  VCON_SCITT_RATE_LIMIT=0 "$B" serve --data-dir "$OUT/$name" --listen 127.0.0.1:"$port" "$@" >"$OUT/$name.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && return; sleep 0.1; done
+  echo "$name did not start" >&2; exit 1
+}
+metric() { curl -fs "$1/metrics" | awk -v m="$2" '$1==m {print $2}'; }
+# Quantile q of a Prometheus histogram, linear within the bucket.
+quantile() { # url name q
+  curl -fs "$1/metrics" | awk -v n="$2_bucket" -v q="$3" '
+    index($1, n"{le=") == 1 { split($1, a, "\""); le[++k] = a[2]; c[k] = $2 }
+    END { t = c[k]; want = q * t; p = 0; pc = 0
+      for (i = 1; i <= k; i++) { if (c[i] >= want) { if (le[i] == "+Inf") { print ">" p; exit }
+        printf "%.3f\n", p + (le[i] - p) * (want - pc) / ((c[i] - pc) || 1); exit }
+        p = le[i]; pc = c[i] } }'
+}
+load() { # name port
+  "$B" bench --url "http://127.0.0.1:$2" --connections "$CONNS" --duration "$SECS" --json >"$OUT/$1.json" 2>/dev/null
+  local rate cpu
+  rate=$(awk -F': ' '/"registrations_per_sec"/ {gsub(",","",$2); printf "%.0f", $2}' "$OUT/$1.json")
+  cpu=$(awk -F': ' '/"server_us_per_registration"/ {gsub(",","",$2); printf "%.1f", $2}' "$OUT/$1.json")
+  echo "$1: $rate registrations/s, server CPU ${cpu} µs/registration"
+}
+stop_last() { kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
+
+echo "== machine"; nproc; grep -m1 'model name' /proc/cpuinfo || true; "$B" --version || true
+curl -fs -X PUT "$S3/log" >/dev/null
+curl -fs -X PUT "$S3/log2" >/dev/null
+
+echo "== registrations/s, publishing off vs on ($CONNS connections, ${SECS}s each, fsync on)"
+serve off1 8201; load off1 8201; stop_last
+serve on1 8202 --publish-to s3://log; load on1 8202
+URL_ON=http://127.0.0.1:8202
+SIZE=$(metric $URL_ON vcon_scitt_tree_size)
+for _ in $(seq 600); do [ "$(metric $URL_ON vcon_scitt_published_tree_size)" = "$SIZE" ] && break; sleep 0.1; done
+echo "on1: bucket caught up to $SIZE; objects $(metric $URL_ON vcon_scitt_published_objects_total), failed rounds $(metric $URL_ON vcon_scitt_publish_failed_rounds_total)"
+echo "on1: publishing lag (head signed -> checkpoint in the bucket): p50 $(quantile $URL_ON vcon_scitt_publish_lag_seconds 0.5) s, p99 $(quantile $URL_ON vcon_scitt_publish_lag_seconds 0.99) s"
+WRITER_PID=${PIDS[-1]}
+serve on2 8203 --publish-to s3://log2; load on2 8203; stop_last
+serve off2 8204; load off2 8204; stop_last
+
+echo "== receipt GETs/s: replica of s3://log vs its writer, same receipts (wrk, 64 connections, 10 s)"
+serve replica 8205 --replica-of s3://log
+curl -fs "$URL_ON/events?limit=1000" | grep -o '"entry_id": *"[0-9a-f]*"' | grep -o '[0-9a-f]\{64\}' |
+  awk 'BEGIN{printf "paths={"} {printf "%s\"/entries/%s\"", (NR>1?",":""), $1} END{print "}"}' >"$OUT/get.lua"
+echo 'request = function() return wrk.format("GET", paths[math.random(#paths)]) end' >>"$OUT/get.lua"
+for target in "replica 8205" "writer 8202" "replica 8205"; do
+  set -- $target
+  echo "$1:"; wrk -t1 -c64 -d10s -s "$OUT/get.lua" --latency "http://127.0.0.1:$2" | grep -E 'Requests/sec|99%|Non-2xx' || true
+done
+echo "replica health: $(curl -fs http://127.0.0.1:8205/healthz)"
+kill "$WRITER_PID" 2>/dev/null || true

@@ -1,0 +1,230 @@
+//! The log's public copy in S3-compatible object storage (S3, R2, GCS's S3
+//! API, MinIO; moto in tests), through the `object_store` crate.
+//!
+//! Layout under `s3://<bucket>[/<prefix>]` (spec-notes/object-storage.md):
+//!
+//! | object | what | cache |
+//! |---|---|---|
+//! | `checkpoint` | C2SP checkpoint note of the newest published head; written **last** | `no-cache` |
+//! | `tile/<L>/<N>[.p/<W>]` | C2SP hash tiles | immutable |
+//! | `tile/entries/<N>[.p/<W>]` | C2SP entry bundles (leaf inputs) | immutable |
+//! | `tile/statements/<N>[.p/<W>]` | the statements, same framing (only when the leaf input is not the statement) | immutable |
+//! | `vcon-scitt/heads/<size>` | every signed head ([`crate::head_document`]), chained by `previous_size` | immutable |
+//! | `vcon-scitt/scitt-keys`, `vcon-scitt/transparency-configuration` | the writer's discovery documents | `no-cache` |
+//!
+//! With these static files anyone can rebuild every receipt the writer
+//! hands out: a receipt is a signed head plus an inclusion path, and the
+//! tiles hold every path.
+//!
+//! Object storage gives two guarantees this relies on: a PUT is atomic (an
+//! object is all there or absent), and `If-None-Match: *` makes a create
+//! conditional. A PUT that failed or timed out may still land later, so an
+//! object above the published checkpoint means nothing; the checkpoint,
+//! written after everything it covers, is the only commit point.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path;
+use object_store::{
+    Attribute, AttributeValue, Attributes, ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig,
+};
+
+/// Objects that never change once written.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Objects a reader must revalidate: the checkpoint, the discovery documents.
+pub const NO_CACHE: &str = "no-cache";
+
+pub const CHECKPOINT: &str = "checkpoint";
+pub const KEYS: &str = "vcon-scitt/scitt-keys";
+pub const CONFIGURATION: &str = "vcon-scitt/transparency-configuration";
+
+/// Where the signed head of `size` lives.
+pub fn head_path(size: u64) -> String {
+    format!("vcon-scitt/heads/{size}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BucketError {
+    #[error("{0}")]
+    Config(String),
+    #[error("object storage: {0}")]
+    Store(#[from] object_store::Error),
+    /// An immutable object already holds other bytes: a second writer, or a
+    /// fork. Never overwritten.
+    #[error("{0} already holds different bytes (another writer, or a forked log)")]
+    Conflict(String),
+    #[error("{path}: {why}")]
+    Malformed { path: String, why: String },
+}
+
+/// An S3-compatible bucket (and key prefix) holding one log.
+#[derive(Clone)]
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+}
+
+/// What an immutable PUT found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Created,
+    /// The same bytes were already there (a resumed publish).
+    AlreadyThere,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bucket({})", self.url)
+    }
+}
+
+impl Bucket {
+    /// Opens `s3://<bucket>[/<prefix>]`. Credentials, region and endpoint
+    /// come from the usual `AWS_*` variables (`AWS_ENDPOINT`,
+    /// `AWS_ALLOW_HTTP=true` for a plain-HTTP store such as moto or a local
+    /// MinIO, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`).
+    /// Every request is bounded by `timeout` and retried at most twice, so
+    /// a hung store delays publishing by seconds, not object_store's
+    /// default three minutes.
+    pub fn open(url: &str, timeout: Duration) -> Result<Bucket, BucketError> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            BucketError::Config(format!("{url:?} is not an s3://bucket[/prefix] URL"))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(BucketError::Config(format!("{url:?} names no bucket")));
+        }
+        let secs = format!("{}ms", timeout.as_millis().max(1));
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                secs.clone(),
+            )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                secs,
+            )
+            .with_retry(RetryConfig {
+                max_retries: 2,
+                retry_timeout: timeout.saturating_mul(3),
+                ..RetryConfig::default()
+            })
+            .build()?;
+        Ok(Bucket {
+            store: Arc::new(store),
+            prefix: prefix.trim_matches('/').to_owned(),
+            url: url.to_owned(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, name: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(name)
+        } else {
+            Path::from(format!("{}/{name}", self.prefix))
+        }
+    }
+
+    fn options(mode: PutMode, content_type: &str, cache: &str) -> PutOptions {
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::ContentType,
+            AttributeValue::from(content_type.to_owned()),
+        );
+        attributes.insert(
+            Attribute::CacheControl,
+            AttributeValue::from(cache.to_owned()),
+        );
+        PutOptions {
+            mode,
+            attributes,
+            ..PutOptions::default()
+        }
+    }
+
+    /// Writes an object that must never change (`If-None-Match: *`). If it
+    /// exists with the same bytes (a publish resumed after a crash) that is
+    /// success; with other bytes it is a [`BucketError::Conflict`], and
+    /// nothing is overwritten.
+    pub async fn put_immutable(
+        &self,
+        name: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<Put, BucketError> {
+        let path = self.path(name);
+        let opts = Self::options(PutMode::Create, content_type, IMMUTABLE);
+        match self
+            .store
+            .put_opts(&path, PutPayload::from_bytes(bytes.clone()), opts)
+            .await
+        {
+            Ok(_) => Ok(Put::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => match self.get(name).await? {
+                Some(b) if b == bytes => Ok(Put::AlreadyThere),
+                _ => Err(BucketError::Conflict(name.to_owned())),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes (or replaces) an object readers revalidate: the checkpoint and
+    /// the discovery documents.
+    pub async fn put_latest(
+        &self,
+        name: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), BucketError> {
+        let opts = Self::options(PutMode::Overwrite, content_type, NO_CACHE);
+        self.store
+            .put_opts(&self.path(name), PutPayload::from_bytes(bytes), opts)
+            .await?;
+        Ok(())
+    }
+
+    /// An object's bytes, or `None` if it does not exist.
+    pub async fn get(&self, name: &str) -> Result<Option<Bytes>, BucketError> {
+        match self.store.get(&self.path(name)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An object that must exist (the checkpoint says so).
+    pub async fn require(&self, name: &str) -> Result<Bytes, BucketError> {
+        self.get(name).await?.ok_or_else(|| BucketError::Malformed {
+            path: name.to_owned(),
+            why: "missing, though the published checkpoint covers it".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_s3_urls_with_a_bucket_open() {
+        let t = Duration::from_secs(1);
+        assert!(matches!(
+            Bucket::open("http://x/y", t),
+            Err(BucketError::Config(_))
+        ));
+        assert!(matches!(
+            Bucket::open("s3:///p", t),
+            Err(BucketError::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,351 @@
+//! Publishing the log to object storage (the layout is in [`crate::bucket`]).
+//!
+//! One task follows the signed head. Each round takes the newest head `L`
+//! (at most [`MAX_ROUND_ENTRIES`] past the published size `S`, so a long
+//! catch-up advances the checkpoint step by step with bounded memory) and:
+//!
+//! 1. PUTs, concurrently and each with `If-None-Match: *`, the hash tiles and
+//!    entry bundles that changed between `S` and `L` (full tiles once, the
+//!    right edge as partial tiles of their width at `L`) and every signed
+//!    head in `(S, L]`;
+//! 2. only when all of them are in the bucket, replaces `checkpoint` with
+//!    the note for `L`.
+//!
+//! Why it is safe to crash anywhere: step 2 is the only commit point, and it
+//! comes after everything it covers, so the bucket never shows a checkpoint
+//! whose tiles are missing. Every object is a deterministic function of the
+//! log, so a round redone after a crash writes the same bytes; an object
+//! found with *other* bytes is a fork or a second writer, and publishing
+//! stops with an alarm instead of overwriting it. On start the bucket's
+//! checkpoint is read back: its root must be the one this log signed at
+//! that size, and a bucket ahead of the local log is refused (a restored
+//! backup, or another log).
+//!
+//! Publishing never holds up registration: in `local` durability a 201
+//! means fsync'd and signed here, and the bucket trails by the lag the
+//! metrics show (`vcon_scitt_publish_lag_seconds`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+
+use crate::bucket::{self, Bucket, BucketError};
+use crate::head_document::HeadDocument;
+use crate::log::SignedTreeHead;
+use crate::log::metrics::Histogram;
+use crate::merkle::bundle;
+use crate::merkle::tile::{self, TileId};
+use crate::reads::{BundleKind, TileRead};
+use crate::service::Service;
+use crate::statement::LeafRule;
+
+/// At most this many entries per round (≈ 256 tiles and bundles).
+pub const MAX_ROUND_ENTRIES: u64 = 65_536;
+/// PUTs in flight at once (real object stores scale with it).
+const CONCURRENT_PUTS: usize = 16;
+const OCTETS: &str = "application/octet-stream";
+
+/// What `/metrics` shows about publishing.
+pub struct Status {
+    pub bucket: String,
+    /// Size of the checkpoint in the bucket.
+    pub published: AtomicU64,
+    pub objects: AtomicU64,
+    pub failed_rounds: AtomicU64,
+    /// Seconds from a head's signature to its checkpoint in the bucket.
+    pub lag: Histogram,
+    /// Set when publishing stopped for good (an integrity alarm).
+    pub stopped: std::sync::RwLock<Option<String>>,
+}
+
+impl Status {
+    fn new(bucket: &Bucket) -> Status {
+        Status {
+            bucket: bucket.url().to_owned(),
+            published: AtomicU64::new(0),
+            objects: AtomicU64::new(0),
+            failed_rounds: AtomicU64::new(0),
+            lag: Histogram::with_bounds(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            stopped: std::sync::RwLock::new(None),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Bucket(#[from] BucketError),
+    /// Publishing must stop: going on would show readers a forked log.
+    #[error("{0}")]
+    Alarm(String),
+    #[error("{0}")]
+    Local(String),
+}
+
+/// Starts publishing `svc`'s log to `bucket`. The task ends when `stop`
+/// fires, after one last round (so a clean shutdown leaves the bucket at the
+/// final head), or at an integrity alarm.
+pub fn start(
+    svc: Arc<Service>,
+    bucket: Bucket,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (Arc<Status>, tokio::task::JoinHandle<()>) {
+    let status = Arc::new(Status::new(&bucket));
+    let task = tokio::spawn(run(svc, bucket, status.clone(), stop));
+    (status, task)
+}
+
+async fn run(
+    svc: Arc<Service>,
+    bucket: Bucket,
+    status: Arc<Status>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut published: Option<u64> = None;
+    loop {
+        let stopping = *stop.borrow();
+        let round = match published {
+            None => resume(&svc, &bucket).await.map(|s| {
+                published = Some(s);
+                status.published.store(s, Ordering::Relaxed);
+                false
+            }),
+            Some(s) => round(&svc, &bucket, &status, s).await.map(|next| {
+                let moved = next > s;
+                published = Some(next);
+                moved
+            }),
+        };
+        match round {
+            Ok(moved) => {
+                backoff = Duration::from_millis(100);
+                if moved {
+                    continue;
+                }
+                if stopping {
+                    return;
+                }
+            }
+            Err(PublishError::Alarm(why)) => {
+                tracing::error!(alarm = true, bucket = %bucket.url(), "publishing stopped: {why}");
+                *crate::sync::write(&status.stopped) = Some(why);
+                return;
+            }
+            Err(e) => {
+                status.failed_rounds.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(bucket = %bucket.url(), error = %e, retry_in_ms = backoff.as_millis() as u64, "publishing round failed");
+                if stopping {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        }
+        // Nothing new: wait for the next head (or the stop).
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The size already in the bucket: its checkpoint, checked against this
+/// log. Also (re)publishes the discovery documents a replica starts from.
+async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
+    let configuration = crate::http::transparency_configuration_bytes(svc);
+    bucket
+        .put_latest(
+            bucket::CONFIGURATION,
+            configuration.into(),
+            "application/cbor",
+        )
+        .await?;
+    let keys = svc.public_keys().to_cose_keyset();
+    bucket
+        .put_latest(bucket::KEYS, keys.into(), "application/cbor")
+        .await?;
+    let Some(note) = bucket.get(bucket::CHECKPOINT).await? else {
+        tracing::info!(bucket = %bucket.url(), "publishing to an empty bucket");
+        return Ok(0);
+    };
+    let note = std::str::from_utf8(&note)
+        .map_err(|_| PublishError::Alarm("the bucket's checkpoint is not UTF-8".into()))?;
+    let (size, root) = crate::note::open_checkpoint(
+        note,
+        &svc.config.log_id(),
+        &svc.checkpoint_public_key(),
+    )
+    .map_err(|e| {
+        PublishError::Alarm(format!(
+            "the bucket's checkpoint is not this log's ({e}); publish to an empty bucket or prefix"
+        ))
+    })?;
+    let local = svc.latest_head().head.size;
+    if size > local {
+        return Err(PublishError::Alarm(format!(
+            "the bucket holds a checkpoint at size {size}, beyond this log's {local}: this data dir is behind what was published (restored from an old backup?)"
+        )));
+    }
+    match svc.log.store().head(size) {
+        Ok(Some(h)) if h.head.root == root => {}
+        Ok(_) => {
+            return Err(PublishError::Alarm(format!(
+                "the bucket's checkpoint at size {size} has a root this log never signed"
+            )));
+        }
+        Err(e) => return Err(PublishError::Local(e.to_string())),
+    }
+    tracing::info!(bucket = %bucket.url(), published = size, local, "resuming publishing");
+    Ok(size)
+}
+
+/// One round from `published`; returns the new published size.
+async fn round(
+    svc: &Arc<Service>,
+    bucket: &Bucket,
+    status: &Status,
+    published: u64,
+) -> Result<u64, PublishError> {
+    let latest = svc.latest_head();
+    if latest.head.size <= published {
+        return Ok(published);
+    }
+    let s = svc.clone();
+    let plan = tokio::task::spawn_blocking(move || plan(&s, published))
+        .await
+        .map_err(|e| PublishError::Local(e.to_string()))??;
+    let Some(plan) = plan else {
+        return Ok(published);
+    };
+    let count = plan.objects.len() as u64;
+    let mut set = JoinSet::new();
+    let mut objects = plan.objects.into_iter();
+    loop {
+        while set.len() < CONCURRENT_PUTS {
+            let Some((name, body)) = objects.next() else {
+                break;
+            };
+            let b = bucket.clone();
+            set.spawn(async move { b.put_immutable(&name, body, OCTETS).await });
+        }
+        let Some(done) = set.join_next().await else {
+            break;
+        };
+        match done.map_err(|e| PublishError::Local(e.to_string()))? {
+            Ok(_) => {}
+            Err(BucketError::Conflict(name)) => {
+                return Err(PublishError::Alarm(format!(
+                    "{name} in the bucket holds bytes this log did not write"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let head = plan.head;
+    let note = svc
+        .checkpoint_note_for(&head.head)
+        .map_err(|e| PublishError::Local(e.to_string()))?;
+    bucket
+        .put_latest(
+            bucket::CHECKPOINT,
+            Bytes::from(note.as_bytes().to_vec()),
+            "text/plain; charset=utf-8",
+        )
+        .await?;
+    status.objects.fetch_add(count + 1, Ordering::Relaxed);
+    status.published.store(head.head.size, Ordering::Relaxed);
+    let lag_ms = crate::time::now_ms().saturating_sub(head.head.timestamp_ms);
+    status.lag.observe(lag_ms as f64 / 1000.0);
+    Ok(head.head.size)
+}
+
+/// A round's objects, and the head its checkpoint will show.
+struct Plan {
+    head: SignedTreeHead,
+    objects: Vec<(String, Bytes)>,
+}
+
+/// Reads what a round publishes: the heads in `(published, L]` and the tiles
+/// and bundles that changed, where `L` is the last head within
+/// [`MAX_ROUND_ENTRIES`] of `published` (or the first beyond it).
+fn plan(svc: &Service, published: u64) -> Result<Option<Plan>, PublishError> {
+    let local = |e: &dyn std::fmt::Display| PublishError::Local(e.to_string());
+    let newest = svc.latest_head().head.size;
+    let store = svc.log.store();
+    let mut objects = Vec::new();
+    let mut previous = published;
+    let mut last = None;
+    for h in store.heads_after(published).map_err(|e| local(&e))? {
+        let h = h.map_err(|e| local(&e))?;
+        if h.head.size > newest {
+            break;
+        }
+        let size = h.head.size;
+        let doc = HeadDocument {
+            head: h,
+            previous_size: Some(previous),
+        };
+        objects.push((bucket::head_path(size), Bytes::from(doc.encode())));
+        previous = size;
+        last = Some(doc.head);
+        if size - published >= MAX_ROUND_ENTRIES {
+            break;
+        }
+    }
+    let Some(head) = last else { return Ok(None) };
+    let to = head.head.size;
+    let rule = store.leaf_rule();
+    for level in 0..tile::MAX_LEVELS {
+        let shift = tile::HEIGHT * level as u32;
+        let (old, new) = (
+            published.checked_shr(shift).unwrap_or(0),
+            to.checked_shr(shift).unwrap_or(0),
+        );
+        if new == 0 {
+            break;
+        }
+        let first = old / tile::WIDTH as u64;
+        let last = (new - 1) / tile::WIDTH as u64;
+        for index in first..=last {
+            let id = TileId {
+                level: level as u8,
+                index,
+            };
+            let width = tile::width_at(id, to);
+            if width == 0 || width == tile::width_at(id, published) {
+                continue;
+            }
+            let want = (width < tile::WIDTH).then_some(width);
+            let body = |r: TileRead| match r {
+                TileRead::Body(b) => Ok(Bytes::from(b)),
+                TileRead::Unsigned { .. } => Err(PublishError::Local(format!(
+                    "{id} is not covered by the head at {to}"
+                ))),
+            };
+            let read = crate::reads::tile(store, to, id, want).map_err(|e| local(&e))?;
+            objects.push((tile::c2sp_path(id, width), body(read)?));
+            if level == 0 {
+                let read = crate::reads::bundle(store, to, index, want, BundleKind::Leaves)
+                    .map_err(|e| local(&e))?;
+                objects.push((bundle::path("tile/entries", index, width), body(read)?));
+                // Under the `entry` rule the leaf inputs are the statements.
+                if rule != LeafRule::Entry {
+                    let read = crate::reads::bundle(store, to, index, want, BundleKind::Statements)
+                        .map_err(|e| local(&e))?;
+                    objects.push((bundle::path("tile/statements", index, width), body(read)?));
+                }
+            }
+        }
+    }
+    Ok(Some(Plan { head, objects }))
+}

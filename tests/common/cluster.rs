@@ -1,0 +1,224 @@
+//! Real processes for the scale-out tests: moto (an S3 API server from
+//! PyPI, installed by tests/interop/setup.sh) and `vcon-scitt serve`
+//! binaries, each on an ephemeral loopback port, killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where tests/interop/setup.sh put the third-party tools; a missing
+/// install is a failure that says how to fix it, never a silent skip.
+pub fn interop_dir() -> PathBuf {
+    let dir = std::env::var_os("VCON_SCITT_INTEROP_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/vcon-scitt/interop")
+        });
+    assert!(
+        dir.join("stamp").exists(),
+        "the third-party tools are not installed in {}: run tests/interop/setup.sh (README command 2 does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A moto S3 server with one bucket, `log`, readable anonymously (as a
+/// CDN or a static-file verifier would read it) and writable anonymously
+/// (so a test can play a hostile bucket).
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let exe = interop_dir().join("venv/bin/moto_server");
+        assert!(
+            exe.exists(),
+            "{} is missing: run tests/interop/setup.sh",
+            exe.display()
+        );
+        let mut child = Command::new(exe)
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(at) = line.find("http://127.0.0.1:") {
+                    let url: String = line[at..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect();
+                    let _ = tx.send(url);
+                    sent = true;
+                }
+            }
+        });
+        let endpoint = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("moto_server printed no address within 30 s");
+        let moto = Moto { child, endpoint };
+        let r = moto
+            .request(
+                hyper::Method::PUT,
+                "/log",
+                "application/octet-stream",
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            200,
+            "create bucket: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::log/*"}]}"#;
+        let r = moto
+            .request(
+                hyper::Method::PUT,
+                "/log?policy",
+                "application/json",
+                policy.as_bytes().to_vec(),
+            )
+            .await;
+        assert!(r.status < 300, "bucket policy: {}", r.status);
+        moto
+    }
+
+    /// One request on its own connection (moto closes it after answering).
+    async fn request(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> vcon_scitt_client::Reply {
+        vcon_scitt_client::Conn::connect(&self.endpoint)
+            .await
+            .unwrap()
+            .request(method, path, Some(content_type), body)
+            .await
+            .unwrap()
+    }
+
+    /// The variables that point object_store at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// An object of bucket `log`, read anonymously; `None` if absent.
+    pub async fn get(&self, name: &str) -> Option<Vec<u8>> {
+        let r = vcon_scitt_client::get(&self.endpoint, &format!("/log/{name}"))
+            .await
+            .ok()?;
+        (r.status == 200).then_some(r.body)
+    }
+
+    /// Overwrites an object (to play a hostile bucket).
+    pub async fn put(&self, name: &str, body: Vec<u8>) {
+        let r = self
+            .request(
+                hyper::Method::PUT,
+                &format!("/log/{name}"),
+                "application/octet-stream",
+                body,
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+
+    /// The size of the bucket's checkpoint note (0 if none yet).
+    pub async fn checkpoint_size(&self) -> u64 {
+        match self.get("checkpoint").await {
+            Some(b) => String::from_utf8_lossy(&b)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// Waits (≤ 60 s) until the bucket's checkpoint covers `size`.
+    pub async fn wait_for(&self, size: u64) {
+        let started = Instant::now();
+        while self.checkpoint_size().await < size {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the bucket's checkpoint did not reach size {size} in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `vcon-scitt serve` process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `vcon-scitt serve` with `args` (after `--listen 127.0.0.1:0
+    /// --data-dir <data>`) and `env`, and waits for its address.
+    pub fn spawn(data: &Path, args: &[&str], env: &[(&'static str, String)]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(args)
+            .env("VCON_SCITT_RATE_LIMIT", "0")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("vcon-scitt serve {args:?} exited before listening"))
+            .unwrap();
+        let url = first
+            .split_once("listening on ")
+            .unwrap_or_else(|| panic!("{first}"))
+            .1
+            .to_owned();
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, url }
+    }
+
+    /// SIGTERM (a clean stop: the publisher's last round), then wait.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,358 @@
+//! Beyond one machine, part 1, with real parts: moto (an S3 API server),
+//! a writer (`vcon-scitt serve --publish-to s3://log`) and a read replica
+//! (`vcon-scitt serve --replica-of s3://log`), each its own process on
+//! loopback.
+//!
+//! - Every receipt, statement and tile the replica serves is byte-identical
+//!   to the writer's, and every receipt verifies offline.
+//! - The replica follows new batches, and answers a registration with 421
+//!   naming the writer.
+//! - A writer SIGKILLed while publishing resumes: the bucket's checkpoint
+//!   never covers a missing object, and picks up where it stopped.
+//! - A replica refuses a bucket whose checkpoint is re-signed by another
+//!   key or goes back in size, and keeps serving what it verified.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{Moto, Server};
+use common::*;
+use vcon_scitt::verify;
+
+fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("writer.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "key_file = {:?}\n[[issuers]]\niss = {:?}\nkeys = [{:?}]\n",
+            repo("keys/test-service-es256.pk8"),
+            ISSUER,
+            repo("keys/test-issuer-es256.keys.cbor")
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Registers `n` statements with 4 concurrent clients; (entry id, receipt).
+async fn register(url: &str, tag: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let (url, tag) = (url.to_owned(), tag.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
+            let mut out = Vec::new();
+            for i in (w..n).step_by(4) {
+                let st = generic_statement(&format!("urn:example:{tag}:{i}"), b"{}");
+                let r = c.post_statement(st.clone()).await.unwrap();
+                assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+                verify::verify(&verify::Request {
+                    statement: st,
+                    receipts: vec![r.body.clone()],
+                    service_keys: service_keys(),
+                    ..Default::default()
+                })
+                .expect("a 201 receipt verifies");
+                let id = r
+                    .header("location")
+                    .unwrap()
+                    .trim_start_matches("/entries/")
+                    .to_owned();
+                out.push((id, r.body));
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+async fn tree_size(url: &str) -> u64 {
+    let cp = vcon_scitt_client::get(url, "/checkpoint").await.unwrap();
+    vcon_scitt::head_document::HeadDocument::decode(&cp.body)
+        .unwrap()
+        .head
+        .head
+        .size
+}
+
+/// Waits (≤ 60 s) until the replica shows `size`.
+async fn replica_reaches(url: &str, size: u64) {
+    let started = Instant::now();
+    while tree_size(url).await < size {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the replica did not reach size {size} in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn same(writer: &str, replica: &str, path: &str) -> Vec<u8> {
+    let w = vcon_scitt_client::get(writer, path).await.unwrap();
+    let r = vcon_scitt_client::get(replica, path).await.unwrap();
+    assert_eq!(w.status, 200, "writer {path}");
+    assert_eq!(r.status, 200, "replica {path}");
+    assert_eq!(w.body, r.body, "{path} differs between writer and replica");
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_the_writers_bytes_from_the_bucket_and_follows_it() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let writer = Server::spawn(
+        &dir.path().join("writer"),
+        &["--config", cfg, "--publish-to", "s3://log"],
+        &moto.env(),
+    );
+    // More than one full tile and bundle, in many batches.
+    let mut acked = register(&writer.url, "first", 600).await;
+    let size = tree_size(&writer.url).await;
+    assert!(size > 512, "{size}");
+    moto.wait_for(size).await;
+
+    let replica = Server::spawn(
+        &dir.path().join("replica"),
+        &["--replica-of", "s3://log"],
+        &moto.env(),
+    );
+    replica_reaches(&replica.url, size).await;
+    let (w, r) = (writer.url.as_str(), replica.url.as_str());
+    let check_all = |acked: Vec<(String, Vec<u8>)>| async move {
+        for (id, receipt) in &acked {
+            let got = same(w, r, &format!("/entries/{id}")).await;
+            assert_eq!(&got, receipt, "the replica's receipt is the 201's");
+            let ts = same(w, r, &format!("/entries/{id}/statement")).await;
+            let st = same(w, r, &format!("/signed-statements/{id}")).await;
+            let rep = verify::verify(&verify::Request {
+                statement: st,
+                receipts: vec![got],
+                service_keys: service_keys(),
+                ..Default::default()
+            })
+            .expect("a replica's receipt verifies offline");
+            assert!(rep.leaf_index < tree_size(r).await);
+            assert!(!ts.is_empty());
+        }
+    };
+    check_all(acked.clone()).await;
+    for path in [
+        "/tile/0/000",
+        "/tile/0/001",
+        "/tile/entries/000",
+        "/tile/statements/001",
+        "/.well-known/transparency-configuration",
+        "/.well-known/scitt-keys",
+        "/jwks",
+        "/consistency?from=1",
+    ] {
+        same(w, r, path).await;
+    }
+    // The C2SP note: the bucket's, which the writer signed.
+    let mut c = vcon_scitt_client::Conn::connect(r).await.unwrap();
+    c.headers
+        .push((hyper::header::ACCEPT, "text/plain".to_owned()));
+    let note = c.get("/checkpoint").await.unwrap();
+    assert_eq!(note.status, 200);
+    assert_eq!(Some(note.body), moto.get("checkpoint").await);
+
+    // Only reads: a registration is sent to the writer.
+    let post = vcon_scitt_client::Conn::connect(r)
+        .await
+        .unwrap()
+        .post_statement(generic_statement("urn:example:misdirected", b"{}"))
+        .await
+        .unwrap();
+    assert_eq!(post.status, 421);
+    let p = vcon_scitt::problem::Problem::from_cbor(post.status, &post.body).unwrap();
+    assert!(p.detail.contains(w), "{}", p.detail);
+    let view = vcon_scitt_client::get(r, "/vcons/0190c2f2-6d4e-7a45-9b1e-000000000001/entries")
+        .await
+        .unwrap();
+    assert_eq!(view.status, 421);
+
+    // It follows new batches.
+    let more = register(w, "second", 300).await;
+    let size2 = tree_size(w).await;
+    replica_reaches(r, size2).await;
+    check_all(more.clone()).await;
+    acked.extend(more);
+    same(w, r, &format!("/consistency?from={size}&to={size2}")).await;
+    let health = vcon_scitt_client::get(r, "/healthz").await.unwrap();
+    assert_eq!(health.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&health.body),
+        format!("ok replica tree_size={size2}\n")
+    );
+    writer.stop();
+    replica.stop();
+    // The bucket alone, checked by fsck: note, heads, tree, tiles, bundles.
+    let (code, out) = fsck_bucket(&moto);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("bucket OK: s3://log at size {size2}")),
+        "{out}"
+    );
+}
+
+/// `vcon-scitt fsck --bucket s3://log`: (exit code, stdout + stderr).
+fn fsck_bucket(moto: &Moto) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(["fsck", "--bucket", "s3://log"])
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_while_publishing_resumes_and_the_checkpoint_never_runs_ahead() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let data = dir.path().join("writer");
+    let mut total = 0;
+    // A writer keeps its public URL across restarts (the checkpoint's
+    // origin and the receipts' issuer derive from it); its port does not.
+    let args = [
+        "--config",
+        cfg,
+        "--publish-to",
+        "s3://log",
+        "--service-url",
+        "http://writer.test",
+    ];
+    for cycle in 0..3 {
+        let writer = Server::spawn(&data, &args, &moto.env());
+        register(&writer.url, &format!("c{cycle}"), 300).await;
+        total = tree_size(&writer.url).await;
+        // SIGKILL (drop) while the publisher is mid-round, most likely.
+        drop(writer);
+        // Whatever the bucket's checkpoint says, every object it covers is there.
+        let published = moto.checkpoint_size().await;
+        assert!(published <= total);
+        for index in 0..published.div_ceil(256) {
+            let width = (published - index * 256).min(256);
+            let name = vcon_scitt::merkle::bundle::path("tile/entries", index, width as usize);
+            assert!(
+                moto.get(&name).await.is_some(),
+                "{name} missing under a checkpoint at {published}"
+            );
+        }
+    }
+    // A clean start publishes the rest.
+    let writer = Server::spawn(&data, &args, &moto.env());
+    moto.wait_for(total).await;
+    let replica = Server::spawn(
+        &dir.path().join("replica"),
+        &["--replica-of", "s3://log"],
+        &moto.env(),
+    );
+    replica_reaches(&replica.url, total).await;
+    same(&writer.url, &replica.url, "/tile/0/000").await;
+    writer.stop();
+    replica.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stops_following_a_bucket_that_lies_and_keeps_what_it_verified() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let writer = Server::spawn(
+        &dir.path().join("writer"),
+        &["--config", cfg, "--publish-to", "s3://log"],
+        &moto.env(),
+    );
+    let acked = register(&writer.url, "lie", 100).await;
+    let size = tree_size(&writer.url).await;
+    moto.wait_for(size).await;
+    writer.stop();
+    let replica = Server::spawn(
+        &dir.path().join("replica"),
+        &["--replica-of", "s3://log"],
+        &moto.env(),
+    );
+    replica_reaches(&replica.url, size).await;
+
+    // A checkpoint for a bigger tree, signed by another key under the
+    // same origin: refused.
+    let note = String::from_utf8(moto.get("checkpoint").await.unwrap()).unwrap();
+    let origin = note.lines().next().unwrap().to_owned();
+    let (other, _) =
+        vcon_scitt::keys::SigningKey::generate(vcon_scitt::keys::Alg::Ed25519).unwrap();
+    let forged = vcon_scitt::note::sign_checkpoint(&origin, size + 5, &[9u8; 32], &other).unwrap();
+    moto.put("checkpoint", forged.into_bytes()).await;
+    let started = Instant::now();
+    loop {
+        let h = vcon_scitt_client::get(&replica.url, "/healthz")
+            .await
+            .unwrap();
+        if h.status == 503 {
+            let p = vcon_scitt::problem::Problem::from_cbor(h.status, &h.body).unwrap();
+            assert!(p.detail.contains("following stopped"), "{}", p.detail);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no alarm");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What it verified is still served, unchanged.
+    assert_eq!(tree_size(&replica.url).await, size);
+    let (id, receipt) = &acked[0];
+    let got = vcon_scitt_client::get(&replica.url, &format!("/entries/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(&got.body, receipt);
+    replica.stop();
+    // fsck of the bucket refuses it too.
+    let (code, out) = fsck_bucket(&moto);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("checkpoint"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsck_of_a_bucket_finds_a_tile_that_is_not_the_logs() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let writer = Server::spawn(
+        &dir.path().join("writer"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--publish-to",
+            "s3://log",
+        ],
+        &moto.env(),
+    );
+    register(&writer.url, "tile", 300).await;
+    let size = tree_size(&writer.url).await;
+    moto.wait_for(size).await;
+    writer.stop();
+    assert_eq!(fsck_bucket(&moto).0, 0);
+    let mut tile = moto.get("tile/0/000").await.unwrap();
+    tile[40] ^= 1;
+    moto.put("tile/0/000", tile).await;
+    let (code, out) = fsck_bucket(&moto);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tile/0/000 in the bucket is not the tile"),
+        "{out}"
+    );
+}
