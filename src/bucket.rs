@@ -25,6 +25,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::AtomicU64;
+
+use crate::log::metrics::Histogram;
 use bytes::Bytes;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
@@ -208,6 +211,34 @@ impl Bucket {
             path: name.to_owned(),
             why: "missing, though the published checkpoint covers it".into(),
         })
+    }
+}
+
+/// What `/metrics` shows about publishing (`crate::publish`).
+pub struct PublishStatus {
+    pub bucket: String,
+    /// Size of the checkpoint in the bucket.
+    pub published: AtomicU64,
+    pub objects: AtomicU64,
+    pub failed_rounds: AtomicU64,
+    /// Seconds from a head's signature to its checkpoint in the bucket.
+    pub lag: Histogram,
+    /// Set when publishing stopped for good (an integrity alarm).
+    pub stopped: std::sync::RwLock<Option<String>>,
+}
+
+impl PublishStatus {
+    pub fn new(bucket: &Bucket) -> PublishStatus {
+        PublishStatus {
+            bucket: bucket.url().to_owned(),
+            published: AtomicU64::new(0),
+            objects: AtomicU64::new(0),
+            failed_rounds: AtomicU64::new(0),
+            lag: Histogram::with_bounds(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            stopped: std::sync::RwLock::new(None),
+        }
     }
 }
 

@@ -162,6 +162,9 @@ pub struct Publish {
     pub bucket: Option<String>,
     /// Bound on each object-storage request (a retry or two included ×3).
     pub request_timeout_ms: u64,
+    /// At most one publishing round per interval (the checkpoint in the
+    /// bucket trails the log by about this much).
+    pub interval_ms: u64,
 }
 
 impl Default for Publish {
@@ -169,6 +172,7 @@ impl Default for Publish {
         Publish {
             bucket: None,
             request_timeout_ms: 10_000,
+            interval_ms: 500,
         }
     }
 }

@@ -11,8 +11,14 @@
 //!   the views read from them;
 //! - [`vcon_map`]: the verifiable vCon map the sequencer closes every batch
 //!   with (a map-root entry per batch);
+//! - [`reads`]: the log's reads (receipts, statements, tiles, bundles) and
+//!   the service error, shared by the writer and read replicas;
+//!   [`head_document`]: the signed head as CBOR;
 //! - [`service`]: registration (checks, policy, sequencing, receipts) and
 //!   the reads the API serves;
+//! - [`bucket`]: the C2SP layout in S3-compatible object storage;
+//!   [`publish`]: the writer's publisher; [`replica`]: a read replica that
+//!   follows a bucket;
 //! - [`metrics`]: Prometheus text; [`http`]: the SCRAPI API on hyper.
 #![forbid(unsafe_code)]
 

@@ -21,21 +21,25 @@
 //! that size, and a bucket ahead of the local log is refused (a restored
 //! backup, or another log).
 //!
+//! Rounds run at most once per `publish.interval_ms` (500 ms): each round
+//! rewrites the right edge's partial tiles and bundles, so one per batch
+//! would upload the same growing objects tens of times a second. The lag
+//! from a 201 to the bucket is about that interval plus the round.
+//!
 //! Publishing never holds up registration: in `local` durability a 201
 //! means fsync'd and signed here, and the bucket trails by the lag the
 //! metrics show (`vcon_scitt_publish_lag_seconds`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
-use crate::bucket::{self, Bucket, BucketError};
+use crate::bucket::{self, Bucket, BucketError, PublishStatus};
 use crate::head_document::HeadDocument;
 use crate::log::SignedTreeHead;
-use crate::log::metrics::Histogram;
 use crate::merkle::bundle;
 use crate::merkle::tile::{self, TileId};
 use crate::reads::{BundleKind, TileRead};
@@ -47,34 +51,6 @@ pub const MAX_ROUND_ENTRIES: u64 = 65_536;
 /// PUTs in flight at once (real object stores scale with it).
 const CONCURRENT_PUTS: usize = 16;
 const OCTETS: &str = "application/octet-stream";
-
-/// What `/metrics` shows about publishing.
-pub struct Status {
-    pub bucket: String,
-    /// Size of the checkpoint in the bucket.
-    pub published: AtomicU64,
-    pub objects: AtomicU64,
-    pub failed_rounds: AtomicU64,
-    /// Seconds from a head's signature to its checkpoint in the bucket.
-    pub lag: Histogram,
-    /// Set when publishing stopped for good (an integrity alarm).
-    pub stopped: std::sync::RwLock<Option<String>>,
-}
-
-impl Status {
-    fn new(bucket: &Bucket) -> Status {
-        Status {
-            bucket: bucket.url().to_owned(),
-            published: AtomicU64::new(0),
-            objects: AtomicU64::new(0),
-            failed_rounds: AtomicU64::new(0),
-            lag: Histogram::with_bounds(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            stopped: std::sync::RwLock::new(None),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 enum PublishError {
@@ -94,17 +70,19 @@ pub fn start(
     svc: Arc<Service>,
     bucket: Bucket,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> (Arc<Status>, tokio::task::JoinHandle<()>) {
-    let status = Arc::new(Status::new(&bucket));
-    let task = tokio::spawn(run(svc, bucket, status.clone(), stop));
+) -> (Arc<PublishStatus>, tokio::task::JoinHandle<()>) {
+    let status = Arc::new(PublishStatus::new(&bucket));
+    let interval = Duration::from_millis(svc.config.publish.interval_ms.max(1));
+    let task = tokio::spawn(run(svc, bucket, status.clone(), stop, interval));
     (status, task)
 }
 
 async fn run(
     svc: Arc<Service>,
     bucket: Bucket,
-    status: Arc<Status>,
+    status: Arc<PublishStatus>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    interval: Duration,
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut published: Option<u64> = None;
@@ -125,11 +103,13 @@ async fn run(
         match round {
             Ok(moved) => {
                 backoff = Duration::from_millis(100);
-                if moved {
-                    continue;
-                }
-                if stopping {
+                if stopping && !moved {
                     return;
+                }
+                // Catching up (the round hit its entry cap), or the last
+                // rounds before a stop: go on at once.
+                if moved && (stopping || round_was_capped(&svc, published)) {
+                    continue;
                 }
             }
             Err(PublishError::Alarm(why)) => {
@@ -151,18 +131,25 @@ async fn run(
                 continue;
             }
         }
-        // Nothing new: wait for the next head (or the stop).
+        // One round per interval: the right edge's partial tiles and
+        // bundles are rewritten every round, so a round per batch (tens a
+        // second) would upload the same growing objects over and over.
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = stop.changed() => {}
         }
     }
 }
 
+/// True when the log is more than a round's cap past `published`.
+fn round_was_capped(svc: &Service, published: Option<u64>) -> bool {
+    svc.latest_head().head.size > published.unwrap_or(0).saturating_add(MAX_ROUND_ENTRIES)
+}
+
 /// The size already in the bucket: its checkpoint, checked against this
 /// log. Also (re)publishes the discovery documents a replica starts from.
 async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
-    let configuration = crate::http::transparency_configuration_bytes(svc);
+    let configuration = svc.transparency_configuration();
     bucket
         .put_latest(
             bucket::CONFIGURATION,
@@ -213,7 +200,7 @@ async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
 async fn round(
     svc: &Arc<Service>,
     bucket: &Bucket,
-    status: &Status,
+    status: &PublishStatus,
     published: u64,
 ) -> Result<u64, PublishError> {
     let latest = svc.latest_head();
@@ -335,15 +322,23 @@ fn plan(svc: &Service, published: u64) -> Result<Option<Plan>, PublishError> {
             let read = crate::reads::tile(store, to, id, want).map_err(|e| local(&e))?;
             objects.push((tile::c2sp_path(id, width), body(read)?));
             if level == 0 {
-                let read = crate::reads::bundle(store, to, index, want, BundleKind::Leaves)
+                let read = crate::reads::bundle(store, to, index, want, BundleKind::Statements)
                     .map_err(|e| local(&e))?;
-                objects.push((bundle::path("tile/entries", index, width), body(read)?));
+                let statements = body(read)?;
                 // Under the `entry` rule the leaf inputs are the statements.
+                let leaves = if rule == LeafRule::Entry {
+                    statements.clone()
+                } else {
+                    let entries = bundle::parse(&statements, width).map_err(|e| local(&e))?;
+                    let inputs: Vec<_> = entries.iter().map(|e| rule.leaf_input(e)).collect();
+                    bundle::encode(inputs.iter().map(|c| c.as_ref()))
+                        .map(Bytes::from)
+                        .map_err(|e| local(&e))?
+                };
                 if rule != LeafRule::Entry {
-                    let read = crate::reads::bundle(store, to, index, want, BundleKind::Statements)
-                        .map_err(|e| local(&e))?;
-                    objects.push((bundle::path("tile/statements", index, width), body(read)?));
+                    objects.push((bundle::path("tile/statements", index, width), statements));
                 }
+                objects.push((bundle::path("tile/entries", index, width), leaves));
             }
         }
     }

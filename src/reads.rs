@@ -7,15 +7,62 @@
 //! before it publishes it, and a replica stores what it has verified; a
 //! reader never shows more than its newest head covers.
 
+use crate::log::LogError;
 use crate::log::store::StoreNodes;
 use crate::log::{SignedTreeHead, Store};
 use crate::merkle::tile::{self, TileId};
 use crate::merkle::{self, Hash};
 use crate::receipt;
-use crate::service::{ReceiptLookup, ServiceError};
 use crate::statement;
+use crate::statement::StatementError;
+use crate::vcon::policy::PolicyRejection;
 
-fn internal(e: impl std::fmt::Display) -> ServiceError {
+/// Why the service could not answer: one type for the writer and for
+/// replicas, so the HTTP layer maps it to a problem in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Statement(#[from] StatementError),
+    #[error(transparent)]
+    Policy(#[from] PolicyRejection),
+    #[error("the log is full; retry later")]
+    Overloaded,
+    #[error("the log is not accepting writes: {0}")]
+    Unavailable(String),
+    /// A view whose answer would exceed its stated bound (never cut short).
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// How a log failure reads to a registrant: the one mapping for everything
+/// `Log::submit_with` and `Pending::wait` return. A full queue is
+/// back-pressure (`Overloaded`, retry soon); anything else means the log is
+/// not taking writes now (halted, closing, a batch that did not commit, a
+/// storage error while deduplicating), and the registrant may retry later
+/// (`Unavailable`). Reads do not use this: a failed read is our fault, not a
+/// reason to retry, and maps to `Internal` through [`internal`].
+impl From<LogError> for ServiceError {
+    fn from(e: LogError) -> ServiceError {
+        match e {
+            LogError::QueueFull => ServiceError::Overloaded,
+            LogError::Halted(why) => ServiceError::Unavailable(why),
+            other => ServiceError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// GET /entries/{id}.
+#[derive(Debug)]
+pub enum ReceiptLookup {
+    Ready(Vec<u8>),
+    Pending,
+    Failed(String),
+    Unknown,
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Internal(e.to_string())
 }
 
@@ -212,12 +259,10 @@ pub fn bundle(
         .map_err(internal)
 }
 
-/// What the read API needs of whoever serves it: the writer ([`Service`]),
-/// or a read replica that follows the bucket ([`crate::replica::Replica`]).
-/// The HTTP handlers of these reads take `&dyn LogReads`, so both answer
-/// with the same code and the same bytes.
-///
-/// [`Service`]: crate::service::Service
+/// What the read API needs of whoever serves it: the writer (`Service`),
+/// or a read replica that follows the bucket (`Replica`). The HTTP
+/// handlers of these reads take `&dyn LogReads`, so both answer with the
+/// same code and the same bytes.
 pub trait LogReads: Send + Sync {
     /// `GET /entries/{id}`: the stable receipt, or one at the newest head.
     fn lookup_receipt(&self, leaf: &Hash, fresh: bool) -> Result<ReceiptLookup, ServiceError>;

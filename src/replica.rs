@@ -30,8 +30,7 @@ use crate::keys::KeySet;
 use crate::log::{LogError, SignedTreeHead, Store, TreeHead};
 use crate::merkle::tile::{self, TileId};
 use crate::merkle::{self, Hash, bundle};
-use crate::reads::{self, BundleKind, LogReads, TileRead};
-use crate::service::{ReceiptLookup, ServiceError};
+use crate::reads::{self, BundleKind, LogReads, ReceiptLookup, ServiceError, TileRead};
 use crate::statement::LeafRule;
 use crate::sync::{read, write};
 

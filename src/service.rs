@@ -17,53 +17,18 @@ use crate::receipt::{self, CoseTreeHeadSigner, ReceiptTemplate, ServiceIdentity}
 use crate::statement::{self, SignedStatement, StatementError};
 use crate::tree_head::SignedTreeHead;
 use crate::vcon::consent::{ConsentState, HistoryItem};
-use crate::vcon::policy::PolicyRejection;
 use crate::vcon_index::{FeedItem, FeedQuery, Lineage};
 
 /// Subject and content type of the registration-policy statements the
 /// service registers about itself.
 pub use crate::vcon::policy::{POLICY_CONTENT_TYPE, POLICY_SUBJECT};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error(transparent)]
-    Statement(#[from] StatementError),
-    #[error(transparent)]
-    Policy(#[from] PolicyRejection),
-    #[error("the log is full; retry later")]
-    Overloaded,
-    #[error("the log is not accepting writes: {0}")]
-    Unavailable(String),
-    /// A view whose answer would exceed its stated bound (never cut short).
-    #[error("{0}")]
-    TooLarge(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-/// How a log failure reads to a registrant: the one mapping for everything
-/// `Log::submit_with` and `Pending::wait` return. A full queue is
-/// back-pressure (`Overloaded`, retry soon); anything else means the log is
-/// not taking writes now (halted, closing, a batch that did not commit, a
-/// storage error while deduplicating), and the registrant may retry later
-/// (`Unavailable`). Reads do not use this: a failed read is our fault, not a
-/// reason to retry, and maps to `Internal` through [`internal`].
-impl From<LogError> for ServiceError {
-    fn from(e: LogError) -> ServiceError {
-        match e {
-            LogError::QueueFull => ServiceError::Overloaded,
-            LogError::Halted(why) => ServiceError::Unavailable(why),
-            other => ServiceError::Unavailable(other.to_string()),
-        }
-    }
-}
+pub use crate::reads::{ReceiptLookup, ServiceError};
 
 /// A failure that is ours, not the client's (a storage read, an encoding
 /// step). The text is for the operator: the HTTP layer logs it and sends the
 /// client a generic detail.
-fn internal(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::Internal(e.to_string())
-}
+use crate::reads::internal;
 
 /// Result of POST /entries.
 #[derive(Debug)]
@@ -76,15 +41,6 @@ pub enum Registered {
     },
     /// Still being sequenced when the wait budget ran out: 202.
     Accepted { entry_id: String },
-}
-
-/// GET /entries/{id}.
-#[derive(Debug)]
-pub enum ReceiptLookup {
-    Ready(Vec<u8>),
-    Pending,
-    Failed(String),
-    Unknown,
 }
 
 /// Readiness, for `GET /healthz`.
@@ -144,7 +100,7 @@ pub struct Service {
     checkpoint_key: SigningKey,
     checkpoint_note: Mutex<Option<(u64, Hash, Arc<str>)>>,
     /// Set when the log is published to object storage (`/metrics`).
-    pub publishing: std::sync::OnceLock<Arc<crate::publish::Status>>,
+    pub publishing: std::sync::OnceLock<Arc<crate::bucket::PublishStatus>>,
 }
 
 impl Service {
@@ -793,6 +749,39 @@ impl Service {
         Ok(note)
     }
 
+    /// `/.well-known/transparency-configuration` (CBOR): the issuer and
+    /// where its JWKS is, the leaf rule, the checkpoint's origin and key.
+    /// Also published to the bucket, where replicas read it.
+    pub fn transparency_configuration(&self) -> Vec<u8> {
+        use ciborium::value::Value;
+        let url = self.identity().issuer.trim_end_matches('/').to_owned();
+        crate::cbor::encode(&Value::Map(vec![
+            (Value::Text("issuer".into()), Value::Text(url.clone())),
+            (
+                Value::Text("jwks_uri".into()),
+                Value::Text(format!("{url}/jwks")),
+            ),
+            // Which vds-1 leaf this log's receipts prove (two conventions
+            // are in use, spec-notes/interop.md): fixed when the log was
+            // created, so a verifier applies this one, e.g. `vcon-verify
+            // --leaf-rule statement-sha256`.
+            (
+                Value::Text("leaf_rule".into()),
+                Value::Text(self.log.store().leaf_rule().name().into()),
+            ),
+            // The C2SP checkpoint (`GET /checkpoint`, `Accept: text/plain`):
+            // its origin, and the verifier key that signs it.
+            (
+                Value::Text("checkpoint_origin".into()),
+                Value::Text(self.config.log_id()),
+            ),
+            (
+                Value::Text("checkpoint_vkey".into()),
+                Value::Text(self.checkpoint_vkey()),
+            ),
+        ]))
+    }
+
     /// The checkpoint key's Ed25519 public key (the publisher checks the
     /// bucket's checkpoint with it).
     pub fn checkpoint_public_key(&self) -> Vec<u8> {
@@ -889,7 +878,7 @@ impl crate::reads::LogReads for Service {
         Service::public_keys(self)
     }
     fn transparency_configuration(&self) -> Vec<u8> {
-        crate::http::transparency_configuration_bytes(self)
+        Service::transparency_configuration(self)
     }
     fn retry_after_secs(&self) -> u64 {
         self.config.registration.retry_after_secs

@@ -1,7 +1,6 @@
 //! Discovery: the service's keys (`/.well-known/scitt-keys`, `/jwks`) and
 //! `/.well-known/transparency-configuration`.
 
-use ciborium::value::Value;
 use hyper::header;
 use hyper::{Response, StatusCode};
 
@@ -9,7 +8,6 @@ use super::error::ApiError;
 use super::{Body, CBOR, JSON, respond, set};
 use crate::keys::{Alg, PublicKey};
 use crate::reads::LogReads;
-use crate::service::Service;
 
 /// Keys change only when the service key is rotated, which takes a restart;
 /// retired keys stay listed.
@@ -49,37 +47,6 @@ pub(super) fn key_by_kid(svc: &dyn LogReads, kid: &str) -> Result<Response<Body>
 /// copy a replica read from the bucket).
 pub(super) fn transparency_configuration(svc: &dyn LogReads) -> Response<Body> {
     respond(StatusCode::OK, CBOR, svc.transparency_configuration())
-}
-
-/// The writer's transparency configuration: the issuer and where its JWKS
-/// is, the leaf rule, the checkpoint's origin and key.
-pub fn transparency_configuration_bytes(svc: &Service) -> Vec<u8> {
-    let url = svc.identity().issuer.trim_end_matches('/').to_owned();
-    crate::cbor::encode(&Value::Map(vec![
-        (Value::Text("issuer".into()), Value::Text(url.clone())),
-        (
-            Value::Text("jwks_uri".into()),
-            Value::Text(format!("{url}/jwks")),
-        ),
-        // Which vds-1 leaf this log's receipts prove (two conventions are in
-        // use, spec-notes/interop.md): fixed when the log was created, so a
-        // verifier applies this one, e.g. `vcon-verify --leaf-rule
-        // statement-sha256`.
-        (
-            Value::Text("leaf_rule".into()),
-            Value::Text(svc.log.store().leaf_rule().name().into()),
-        ),
-        // The C2SP checkpoint (`GET /checkpoint`, `Accept: text/plain`):
-        // its origin, and the verifier key that signs it.
-        (
-            Value::Text("checkpoint_origin".into()),
-            Value::Text(svc.config.log_id()),
-        ),
-        (
-            Value::Text("checkpoint_vkey".into()),
-            Value::Text(svc.checkpoint_vkey()),
-        ),
-    ]))
 }
 
 /// `GET /jwks`: the service keys as a JWK Set, each key once.

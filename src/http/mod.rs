@@ -42,7 +42,6 @@ use crate::service::Service;
 use admission::RateLimiter;
 use error::ProblemKind;
 
-pub use discovery::transparency_configuration_bytes;
 pub use error::ApiError;
 
 pub type Body = Full<Bytes>;
