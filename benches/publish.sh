@@ -8,7 +8,7 @@
 # Alternates writers without and with publishing (off, on, on, off) on fresh
 # data dirs, so each pair is back to back on this shared machine; then a
 # replica of the published bucket and the writer serve the same receipts to
-# wrk in turn. Environment: B, CONNS (256), SECS (15). About 3 minutes.
+# wrk in turn. Environment: B, CONNS (256), SECS (15), RATE (3000). About 4 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-${CARGO_TARGET_DIR:-target}/release/vcon-scitt}
@@ -21,6 +21,8 @@ PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 
 "$MOTO" -H 127.0.0.1 -p 0 2>"$OUT/moto.err" >/dev/null & PIDS+=($!)
+MOTO_PID=$!
+moto_cpu() { ps -o cputimes= -p "$MOTO_PID" | tr -d ' '; }
 for _ in $(seq 100); do grep -q '127.0.0.1:[0-9]' "$OUT/moto.err" && break; sleep 0.1; done
 S3=$(grep -om1 'http://127.0.0.1:[0-9]*' "$OUT/moto.err")
 export AWS_ENDPOINT=$S3 AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
@@ -42,12 +44,23 @@ quantile() { # url name q
         printf "%.3f\n", p + (le[i] - p) * (want - pc) / ((c[i] - pc) || 1); exit }
         p = le[i]; pc = c[i] } }'
 }
-load() { # name port
-  "$B" bench --url "http://127.0.0.1:$2" --connections "$CONNS" --duration "$SECS" --json >"$OUT/$1.json" 2>/dev/null
-  local rate cpu
-  rate=$(awk -F': ' '/"registrations_per_sec"/ {gsub(",","",$2); printf "%.0f", $2}' "$OUT/$1.json")
-  cpu=$(awk -F': ' '/"server_us_per_registration"/ {gsub(",","",$2); printf "%.1f", $2}' "$OUT/$1.json")
-  echo "$1: $rate registrations/s, server CPU ${cpu} µs/registration"
+load() { # name port [bench flags...]
+  local name=$1 port=$2 m0 m1; shift 2
+  m0=$(moto_cpu)
+  "$B" bench --url "http://127.0.0.1:$port" --connections "$CONNS" --duration "$SECS" --json "$@" >"$OUT/$name.json" 2>/dev/null
+  m1=$(moto_cpu)
+  local rate cpu p99
+  rate=$(awk -F': ' '/"registrations_per_sec"/ {gsub(",","",$2); printf "%.0f", $2}' "$OUT/$name.json")
+  cpu=$(awk -F': ' '/"server_us_per_registration"/ {gsub(",","",$2); printf "%.1f", $2}' "$OUT/$name.json")
+  p99=$(awk -F': ' '/"p99"/ {gsub(",","",$2); printf "%.2f", $2; exit}' "$OUT/$name.json")
+  echo "$name: $rate registrations/s, p99 $p99 ms, writer CPU ${cpu} µs/registration, moto CPU $((m1 - m0)) s"
+}
+lag() { # name url
+  local size
+  size=$(metric "$2" vcon_scitt_tree_size)
+  for _ in $(seq 600); do [ "$(metric "$2" vcon_scitt_published_tree_size)" = "$size" ] && break; sleep 0.1; done
+  echo "$1: bucket caught up to $size; objects $(metric "$2" vcon_scitt_published_objects_total), failed rounds $(metric "$2" vcon_scitt_publish_failed_rounds_total)"
+  echo "$1: publishing lag (head signed -> checkpoint in the bucket): p50 $(quantile "$2" vcon_scitt_publish_lag_seconds 0.5) s, p99 $(quantile "$2" vcon_scitt_publish_lag_seconds 0.99) s"
 }
 stop_last() { kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
 
@@ -55,17 +68,21 @@ echo "== machine"; nproc; grep -m1 'model name' /proc/cpuinfo || true; "$B" --ve
 curl -fs -X PUT "$S3/log" >/dev/null
 curl -fs -X PUT "$S3/log2" >/dev/null
 
-echo "== registrations/s, publishing off vs on ($CONNS connections, ${SECS}s each, fsync on)"
+echo "== registrations/s, publishing off vs on, at full load ($CONNS connections, ${SECS}s each, fsync on)"
 serve off1 8201; load off1 8201; stop_last
 serve on1 8202 --publish-to s3://log; load on1 8202
 URL_ON=http://127.0.0.1:8202
-SIZE=$(metric $URL_ON vcon_scitt_tree_size)
-for _ in $(seq 600); do [ "$(metric $URL_ON vcon_scitt_published_tree_size)" = "$SIZE" ] && break; sleep 0.1; done
-echo "on1: bucket caught up to $SIZE; objects $(metric $URL_ON vcon_scitt_published_objects_total), failed rounds $(metric $URL_ON vcon_scitt_publish_failed_rounds_total)"
-echo "on1: publishing lag (head signed -> checkpoint in the bucket): p50 $(quantile $URL_ON vcon_scitt_publish_lag_seconds 0.5) s, p99 $(quantile $URL_ON vcon_scitt_publish_lag_seconds 0.99) s"
+lag on1 $URL_ON
 WRITER_PID=${PIDS[-1]}
 serve on2 8203 --publish-to s3://log2; load on2 8203; stop_last
 serve off2 8204; load off2 8204; stop_last
+
+RATE=${RATE:-3000}
+echo "== the same at a steady $RATE registrations/s (below both capacities): cost per registration, latency, lag"
+curl -fs -X PUT "$S3/log3" >/dev/null
+serve off3 8206; load off3 8206 --rate "$RATE"; stop_last
+serve on3 8207 --publish-to s3://log3; load on3 8207 --rate "$RATE"
+lag on3 http://127.0.0.1:8207; stop_last
 
 echo "== receipt GETs/s: replica of s3://log vs its writer, same receipts (wrk, 64 connections, 10 s)"
 serve replica 8205 --replica-of s3://log

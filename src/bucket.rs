@@ -9,7 +9,7 @@
 //! | `tile/<L>/<N>[.p/<W>]` | C2SP hash tiles | immutable |
 //! | `tile/entries/<N>[.p/<W>]` | C2SP entry bundles (leaf inputs) | immutable |
 //! | `tile/statements/<N>[.p/<W>]` | the statements, same framing (only when the leaf input is not the statement) | immutable |
-//! | `vcon-scitt/heads/<size>` | every signed head ([`crate::head_document`]), chained by `previous_size` | immutable |
+//! | `vcon-scitt/heads/<size>` | the signed heads of the round that ended at `<size>` ([`crate::head_document::HeadBatch`]), chained by `previous_size` | immutable |
 //! | `vcon-scitt/scitt-keys`, `vcon-scitt/transparency-configuration` | the writer's discovery documents | `no-cache` |
 //!
 //! With these static files anyone can rebuild every receipt the writer
@@ -45,7 +45,7 @@ pub const CHECKPOINT: &str = "checkpoint";
 pub const KEYS: &str = "vcon-scitt/scitt-keys";
 pub const CONFIGURATION: &str = "vcon-scitt/transparency-configuration";
 
-/// Where the signed head of `size` lives.
+/// Where the heads of the round that ended at `size` live.
 pub fn head_path(size: u64) -> String {
     format!("vcon-scitt/heads/{size}")
 }

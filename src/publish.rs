@@ -6,8 +6,8 @@
 //!
 //! 1. PUTs, concurrently and each with `If-None-Match: *`, the hash tiles and
 //!    entry bundles that changed between `S` and `L` (full tiles once, the
-//!    right edge as partial tiles of their width at `L`) and every signed
-//!    head in `(S, L]`;
+//!    right edge as partial tiles of their width at `L`) and one object
+//!    with every signed head in `(S, L]`;
 //! 2. only when all of them are in the bucket, replaces `checkpoint` with
 //!    the note for `L`.
 //!
@@ -38,7 +38,7 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use crate::bucket::{self, Bucket, BucketError, PublishStatus};
-use crate::head_document::HeadDocument;
+use crate::head_document::HeadBatch;
 use crate::log::SignedTreeHead;
 use crate::merkle::bundle;
 use crate::merkle::tile::{self, TileId};
@@ -149,6 +149,9 @@ fn round_was_capped(svc: &Service, published: Option<u64>) -> bool {
 /// The size already in the bucket: its checkpoint, checked against this
 /// log. Also (re)publishes the discovery documents a replica starts from.
 async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
+    let size = published_size(svc, bucket).await?;
+    // Only once the bucket is known to be this log's (or empty): never
+    // overwrite another log's documents.
     let configuration = svc.transparency_configuration();
     bucket
         .put_latest(
@@ -161,6 +164,12 @@ async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
     bucket
         .put_latest(bucket::KEYS, keys.into(), "application/cbor")
         .await?;
+    Ok(size)
+}
+
+/// The bucket's checkpoint size (0 for an empty bucket), refused unless
+/// this log signed it.
+async fn published_size(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
     let Some(note) = bucket.get(bucket::CHECKPOINT).await? else {
         tracing::info!(bucket = %bucket.url(), "publishing to an empty bucket");
         return Ok(0);
@@ -262,34 +271,37 @@ struct Plan {
     objects: Vec<(String, Bytes)>,
 }
 
-/// Reads what a round publishes: the heads in `(published, L]` and the tiles
+/// Reads what a round publishes: the heads in `(published, L]` (one object)
+/// and the tiles
 /// and bundles that changed, where `L` is the last head within
 /// [`MAX_ROUND_ENTRIES`] of `published` (or the first beyond it).
 fn plan(svc: &Service, published: u64) -> Result<Option<Plan>, PublishError> {
     let local = |e: &dyn std::fmt::Display| PublishError::Local(e.to_string());
     let newest = svc.latest_head().head.size;
     let store = svc.log.store();
-    let mut objects = Vec::new();
-    let mut previous = published;
-    let mut last = None;
+    let mut heads = Vec::new();
     for h in store.heads_after(published).map_err(|e| local(&e))? {
         let h = h.map_err(|e| local(&e))?;
         if h.head.size > newest {
             break;
         }
         let size = h.head.size;
-        let doc = HeadDocument {
-            head: h,
-            previous_size: Some(previous),
-        };
-        objects.push((bucket::head_path(size), Bytes::from(doc.encode())));
-        previous = size;
-        last = Some(doc.head);
+        heads.push(h);
         if size - published >= MAX_ROUND_ENTRIES {
             break;
         }
     }
-    let Some(head) = last else { return Ok(None) };
+    let Some(head) = heads.last().cloned() else {
+        return Ok(None);
+    };
+    let batch = HeadBatch {
+        previous_size: published,
+        heads,
+    };
+    let mut objects = vec![(
+        bucket::head_path(head.head.size),
+        Bytes::from(batch.encode()),
+    )];
     let to = head.head.size;
     let rule = store.leaf_rule();
     for level in 0..tile::MAX_LEVELS {

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use ciborium::value::Value;
 
 use crate::bucket::{self, Bucket, BucketError};
-use crate::head_document::HeadDocument;
+use crate::head_document::HeadBatch;
 use crate::keys::KeySet;
 use crate::log::{LogError, SignedTreeHead, Store, TreeHead};
 use crate::merkle::tile::{self, TileId};
@@ -277,46 +277,51 @@ impl Replica {
     }
 
     /// The signed heads in `(local, size]`, oldest first, each signature
-    /// checked, walked back through `previous_size` from the checkpoint's.
+    /// checked: the rounds' head objects, walked back through
+    /// `previous_size` from the checkpoint's size.
     async fn heads_between(
         &self,
         local: u64,
         size: u64,
         root: &Hash,
     ) -> Result<Vec<SignedTreeHead>, ReplicaError> {
-        let mut heads = Vec::new();
+        let mut rounds = Vec::new();
         let mut at = size;
         while at > local {
             let name = bucket::head_path(at);
-            let doc = HeadDocument::decode(&self.bucket.require(&name).await?)
+            let batch = HeadBatch::decode(&self.bucket.require(&name).await?)
                 .map_err(|e| ReplicaError::Alarm(format!("{name}: {e}")))?;
-            let h = doc.head;
-            if h.head.size != at {
+            let last = batch.heads.last().map(|h| h.head.size);
+            if last != Some(at) {
                 return Err(ReplicaError::Alarm(format!(
-                    "{name} holds the head of size {}",
-                    h.head.size
+                    "{name} ends at size {last:?}, not {at}"
                 )));
             }
-            if at == size && h.head.root != *root {
+            if at == size && batch.heads.last().map(|h| h.head.root) != Some(*root) {
                 return Err(ReplicaError::Alarm(format!(
                     "the checkpoint and the signed head at size {size} state different roots"
                 )));
             }
-            crate::receipt::verify_tree_head(&h.signature, &h.head, &self.keys).map_err(|e| {
-                ReplicaError::Alarm(format!(
-                    "{name}: the head's signature does not verify ({e})"
-                ))
-            })?;
-            let previous = doc.previous_size.unwrap_or(0);
-            if previous < local {
+            for h in &batch.heads {
+                crate::receipt::verify_tree_head(&h.signature, &h.head, &self.keys).map_err(
+                    |e| {
+                        ReplicaError::Alarm(format!(
+                            "{name}: the head at size {} does not verify ({e})",
+                            h.head.size
+                        ))
+                    },
+                )?;
+            }
+            if batch.previous_size < local {
                 return Err(ReplicaError::Alarm(format!(
-                    "{name} says the head before it is at size {previous}, but a head at {local} was verified: the chain skips it"
+                    "{name} says the round before it ended at size {}, but a head at {local} was verified: the chain skips it",
+                    batch.previous_size
                 )));
             }
-            heads.push(h);
-            at = previous;
+            at = batch.previous_size;
+            rounds.push(batch.heads);
         }
-        heads.reverse();
+        let heads: Vec<SignedTreeHead> = rounds.into_iter().rev().flatten().collect();
         Ok(heads)
     }
 

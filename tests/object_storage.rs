@@ -356,3 +356,49 @@ async fn fsck_of_a_bucket_finds_a_tile_that_is_not_the_logs() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_never_publishes_over_another_logs_bucket() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let first = Server::spawn(
+        &dir.path().join("first"),
+        &["--config", cfg, "--publish-to", "s3://log"],
+        &moto.env(),
+    );
+    register(&first.url, "first", 50).await;
+    let size = tree_size(&first.url).await;
+    moto.wait_for(size).await;
+    first.stop();
+    let configuration = moto.get("vcon-scitt/transparency-configuration").await;
+    let checkpoint = moto.get("checkpoint").await;
+    // Another data dir: another checkpoint key, another log.
+    let second = Server::spawn(
+        &dir.path().join("second"),
+        &["--config", cfg, "--publish-to", "s3://log"],
+        &moto.env(),
+    );
+    register(&second.url, "second", 10).await;
+    let started = Instant::now();
+    loop {
+        let m = vcon_scitt_client::get(&second.url, "/metrics")
+            .await
+            .unwrap();
+        if String::from_utf8_lossy(&m.body).contains("vcon_scitt_publish_stopped 1") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no alarm");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It still registers (publishing is not durability in `local` mode)...
+    register(&second.url, "after", 4).await;
+    // ...and the bucket is the first log's, untouched.
+    assert_eq!(
+        moto.get("vcon-scitt/transparency-configuration").await,
+        configuration
+    );
+    assert_eq!(moto.get("checkpoint").await, checkpoint);
+    second.stop();
+}

@@ -26,7 +26,6 @@ pub(super) fn checkpoint(svc: &dyn LogReads, note: bool) -> Result<Response<Body
     }
     let body = crate::head_document::HeadDocument {
         head: (*svc.latest_head()).clone(),
-        previous_size: None,
     }
     .encode();
     let mut r = respond(StatusCode::OK, CBOR, body);
