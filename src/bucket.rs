@@ -70,6 +70,9 @@ pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     url: String,
+    /// Whether the store keeps Content-Type and Cache-Control (S3 does; a
+    /// local directory does not).
+    attributes: bool,
 }
 
 /// What an immutable PUT found.
@@ -87,7 +90,8 @@ impl std::fmt::Debug for Bucket {
 }
 
 impl Bucket {
-    /// Opens `s3://<bucket>[/<prefix>]`. Credentials, region and endpoint
+    /// Opens `s3://<bucket>[/<prefix>]` (or a local directory,
+    /// `file:///dir`). Credentials, region and endpoint
     /// come from the usual `AWS_*` variables (`AWS_ENDPOINT`,
     /// `AWS_ALLOW_HTTP=true` for a plain-HTTP store such as moto or a local
     /// MinIO, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`).
@@ -95,6 +99,9 @@ impl Bucket {
     /// a hung store delays publishing by seconds, not object_store's
     /// default three minutes.
     pub fn open(url: &str, timeout: Duration) -> Result<Bucket, BucketError> {
+        if let Some(dir) = url.strip_prefix("file://") {
+            return Self::open_dir(url, dir);
+        }
         let rest = url.strip_prefix("s3://").ok_or_else(|| {
             BucketError::Config(format!("{url:?} is not an s3://bucket[/prefix] URL"))
         })?;
@@ -123,6 +130,28 @@ impl Bucket {
             store: Arc::new(store),
             prefix: prefix.trim_matches('/').to_owned(),
             url: url.to_owned(),
+            attributes: true,
+        })
+    }
+
+    /// `file:///absolute/dir`: the same layout in a local directory (for a
+    /// web server or a sync job to serve), every file and its directory
+    /// fsync'd before the next step, so the checkpoint still comes after
+    /// what it covers. No object attributes: the web server sets the cache
+    /// headers (immutable for `tile/` and `vcon-scitt/heads/`).
+    fn open_dir(url: &str, dir: &str) -> Result<Bucket, BucketError> {
+        if !dir.starts_with('/') {
+            return Err(BucketError::Config(format!(
+                "{url:?}: a file:// URL needs an absolute path (file:///srv/log)"
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| BucketError::Config(format!("{url}: {e}")))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
+        Ok(Bucket {
+            store: Arc::new(store),
+            prefix: String::new(),
+            url: url.to_owned(),
+            attributes: false,
         })
     }
 
@@ -138,7 +167,13 @@ impl Bucket {
         }
     }
 
-    fn options(mode: PutMode, content_type: &str, cache: &str) -> PutOptions {
+    fn options(&self, mode: PutMode, content_type: &str, cache: &str) -> PutOptions {
+        if !self.attributes {
+            return PutOptions {
+                mode,
+                ..PutOptions::default()
+            };
+        }
         let mut attributes = Attributes::new();
         attributes.insert(
             Attribute::ContentType,
@@ -166,7 +201,7 @@ impl Bucket {
         content_type: &str,
     ) -> Result<Put, BucketError> {
         let path = self.path(name);
-        let opts = Self::options(PutMode::Create, content_type, IMMUTABLE);
+        let opts = self.options(PutMode::Create, content_type, IMMUTABLE);
         match self
             .store
             .put_opts(&path, PutPayload::from_bytes(bytes.clone()), opts)
@@ -189,7 +224,7 @@ impl Bucket {
         bytes: Bytes,
         content_type: &str,
     ) -> Result<(), BucketError> {
-        let opts = Self::options(PutMode::Overwrite, content_type, NO_CACHE);
+        let opts = self.options(PutMode::Overwrite, content_type, NO_CACHE);
         self.store
             .put_opts(&self.path(name), PutPayload::from_bytes(bytes), opts)
             .await?;
@@ -255,6 +290,10 @@ mod tests {
         ));
         assert!(matches!(
             Bucket::open("s3:///p", t),
+            Err(BucketError::Config(_))
+        ));
+        assert!(matches!(
+            Bucket::open("file://relative/dir", t),
             Err(BucketError::Config(_))
         ));
     }

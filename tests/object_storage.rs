@@ -402,3 +402,50 @@ async fn a_writer_never_publishes_over_another_logs_bucket() {
     assert_eq!(moto.get("checkpoint").await, checkpoint);
     second.stop();
 }
+
+/// The same layout in a local directory (`file:///dir`, for a web server
+/// or a sync job to serve): published, checked by fsck, followed by a
+/// replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_published_to_a_directory_is_checked_and_followed_like_a_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let out = dir.path().join("published");
+    let url = format!("file://{}", out.display());
+    let writer = Server::spawn(
+        &dir.path().join("writer"),
+        &["--config", cfg.to_str().unwrap(), "--publish-to", &url],
+        &[],
+    );
+    let acked = register(&writer.url, "dir", 300).await;
+    let size = tree_size(&writer.url).await;
+    let started = Instant::now();
+    loop {
+        let note = std::fs::read_to_string(out.join("checkpoint")).unwrap_or_default();
+        if note.lines().nth(1) == Some(size.to_string().as_str()) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "not published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(out.join("tile/0/000").exists() && out.join("tile/statements/000").exists());
+    let replica = Server::spawn(&dir.path().join("replica"), &["--replica-of", &url], &[]);
+    replica_reaches(&replica.url, size).await;
+    let (id, receipt) = &acked[7];
+    assert_eq!(
+        &same(&writer.url, &replica.url, &format!("/entries/{id}")).await,
+        receipt
+    );
+    writer.stop();
+    replica.stop();
+    let fsck = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(["fsck", "--bucket", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&fsck.stdout);
+    assert!(fsck.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("bucket OK: {url} at size {size}")),
+        "{text}"
+    );
+}
