@@ -41,7 +41,8 @@ quantile() { # url name q
     index($1, n"{le=") == 1 { split($1, a, "\""); le[++k] = a[2]; c[k] = $2 }
     END { t = c[k]; want = q * t; p = 0; pc = 0
       for (i = 1; i <= k; i++) { if (c[i] >= want) { if (le[i] == "+Inf") { print ">" p; exit }
-        printf "%.3f\n", p + (le[i] - p) * (want - pc) / ((c[i] - pc) || 1); exit }
+        d = c[i] - pc; if (d <= 0) d = 1
+        printf "%.3f\n", p + (le[i] - p) * (want - pc) / d; exit }
         p = le[i]; pc = c[i] } }'
 }
 load() { # name port [bench flags...]
@@ -60,7 +61,8 @@ lag() { # name url
   size=$(metric "$2" vcon_scitt_tree_size)
   for _ in $(seq 600); do [ "$(metric "$2" vcon_scitt_published_tree_size)" = "$size" ] && break; sleep 0.1; done
   echo "$1: bucket caught up to $size; objects $(metric "$2" vcon_scitt_published_objects_total), failed rounds $(metric "$2" vcon_scitt_publish_failed_rounds_total)"
-  echo "$1: publishing lag (head signed -> checkpoint in the bucket): p50 $(quantile "$2" vcon_scitt_publish_lag_seconds 0.5) s, p99 $(quantile "$2" vcon_scitt_publish_lag_seconds 0.99) s"
+  echo "$1: publishing lag per batch (201 -> checkpoint covering it in the bucket): p50 $(quantile "$2" vcon_scitt_publish_lag_seconds 0.5) s, p99 $(quantile "$2" vcon_scitt_publish_lag_seconds 0.99) s (interpolated in the histogram's buckets:)"
+  curl -fs "$2/metrics" | awk '/^vcon_scitt_publish_lag_seconds_bucket/ {split($1, a, "\""); printf " le %s: %s;", a[2], $2} END {print ""}'
 }
 stop_last() { kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
 

@@ -256,7 +256,8 @@ pub struct PublishStatus {
     pub published: AtomicU64,
     pub objects: AtomicU64,
     pub failed_rounds: AtomicU64,
-    /// Seconds from a head's signature to its checkpoint in the bucket.
+    /// Seconds from each batch's head signature (its 201s) to the
+    /// checkpoint in the bucket that covers it.
     pub lag: Histogram,
     /// Set when publishing stopped for good (an integrity alarm).
     pub stopped: std::sync::RwLock<Option<String>>,
@@ -270,7 +271,8 @@ impl PublishStatus {
             objects: AtomicU64::new(0),
             failed_rounds: AtomicU64::new(0),
             lag: Histogram::with_bounds(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5, 2.0, 3.0, 5.0,
+                10.0, 20.0, 30.0,
             ]),
             stopped: std::sync::RwLock::new(None),
         }

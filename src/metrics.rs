@@ -165,7 +165,7 @@ pub fn render(svc: &Service) -> String {
         histogram(
             &mut s,
             "vcon_scitt_publish_lag_seconds",
-            "From a head's signature to its checkpoint in the bucket.",
+            "Per batch: from its signed head (its 201s) to a checkpoint in the bucket covering it.",
             &p.lag,
         );
     }

@@ -260,14 +260,23 @@ async fn round(
         .await?;
     status.objects.fetch_add(count + 1, Ordering::Relaxed);
     status.published.store(head.head.size, Ordering::Relaxed);
-    let lag_ms = crate::time::now_ms().saturating_sub(head.head.timestamp_ms);
-    status.lag.observe(lag_ms as f64 / 1000.0);
+    // One observation per batch: from its 201s to the checkpoint that
+    // makes it visible in the bucket.
+    let now = crate::time::now_ms();
+    for signed in plan.signed_ms {
+        status
+            .lag
+            .observe(now.saturating_sub(signed) as f64 / 1000.0);
+    }
     Ok(head.head.size)
 }
 
 /// A round's objects, and the head its checkpoint will show.
 struct Plan {
     head: SignedTreeHead,
+    /// When each head of the round was signed: its batch's 201s went out
+    /// then.
+    signed_ms: Vec<u64>,
     objects: Vec<(String, Bytes)>,
 }
 
@@ -294,6 +303,7 @@ fn plan(svc: &Service, published: u64) -> Result<Option<Plan>, PublishError> {
     let Some(head) = heads.last().cloned() else {
         return Ok(None);
     };
+    let signed_ms = heads.iter().map(|h| h.head.timestamp_ms).collect();
     let batch = HeadBatch {
         previous_size: published,
         heads,
@@ -354,5 +364,9 @@ fn plan(svc: &Service, published: u64) -> Result<Option<Plan>, PublishError> {
             }
         }
     }
-    Ok(Some(Plan { head, objects }))
+    Ok(Some(Plan {
+        head,
+        signed_ms,
+        objects,
+    }))
 }

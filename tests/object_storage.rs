@@ -191,6 +191,22 @@ async fn a_replica_serves_the_writers_bytes_from_the_bucket_and_follows_it() {
         String::from_utf8_lossy(&health.body),
         format!("ok replica tree_size={size2}\n")
     );
+    // A monitor can follow the replica instead of the writer: it recomputes
+    // every root and map root from what the replica serves, and checks
+    // every issuer signature, with the same result.
+    let state = tempfile::tempdir().unwrap();
+    let mon = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(["monitor", "--rounds", "1", "--url", r, "--state"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        mon.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&mon.stdout),
+        String::from_utf8_lossy(&mon.stderr)
+    );
     writer.stop();
     replica.stop();
     // The bucket alone, checked by fsck: note, heads, tree, tiles, bundles.
