@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::log::store::{CF_INDEX, KeyValue, Store, be_u64};
 use crate::log::{IndexRows, LogError};
+use crate::merkle::sha256;
 use crate::time::format_ms;
 use crate::vcon::consent::{
     Authority, ConsentEvent, ConsentState, Delegates, HistoryCarry, HistoryItem, consent_state,
@@ -77,16 +78,9 @@ pub const MAX_PAGE: usize = 1000;
 /// 64 KiB of text, so a count alone does not bound a response.
 pub const MAX_PAGE_BYTES: usize = 1 << 20;
 
-fn sha256(b: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, b);
-    let mut k = [0u8; 32];
-    k.copy_from_slice(d.as_ref());
-    k
-}
-
 fn iss_key(iss: &str) -> [u8; 8] {
     let mut k = [0u8; 8];
-    k.copy_from_slice(&sha256(iss.as_bytes())[..8]);
+    k.copy_from_slice(&sha256(&[iss.as_bytes()])[..8]);
     k
 }
 
@@ -105,7 +99,7 @@ fn from_ordered_i64(b: &[u8]) -> Option<i64> {
 
 /// `c` ‖ uuid ‖ SHA-256(iss): one issuer's consent rows for one vCon.
 fn consent_issuer_prefix(uuid: &[u8; 16], iss: &str) -> Vec<u8> {
-    key(&[b"c", uuid, &sha256(iss.as_bytes())])
+    key(&[b"c", uuid, &sha256(&[iss.as_bytes()])])
 }
 
 /// ... ‖ len ‖ purpose: one purpose's rows. The length byte keeps the

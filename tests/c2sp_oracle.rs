@@ -88,20 +88,16 @@ fn split_bundle(mut b: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c2sp_tools_verify_our_checkpoint_note_and_rebuild_its_root_from_our_tiles_and_bundles() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(server_config(dir.path()), None).await.unwrap();
-    let url = srv.url();
-    // More than one full tile and bundle.
-    let tasks: Vec<_> = (0..300)
+/// Registers `n` statements, each answered 201.
+async fn register(url: &str, tag: &str, n: usize) {
+    let tasks: Vec<_> = (0..n)
         .map(|i| {
-            let url = url.clone();
+            let (url, subject) = (url.to_owned(), format!("urn:example:{tag}{i}"));
             tokio::spawn(async move {
                 let r = vcon_scitt_client::Conn::connect(&url)
                     .await
                     .unwrap()
-                    .post_statement(generic_statement(&format!("urn:example:c2sp{i}"), b"{}"))
+                    .post_statement(generic_statement(&subject, b"{}"))
                     .await
                     .unwrap();
                 assert_eq!(r.status, 201);
@@ -111,6 +107,15 @@ async fn c2sp_tools_verify_our_checkpoint_note_and_rebuild_its_root_from_our_til
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2sp_tools_verify_our_checkpoint_note_and_rebuild_its_root_from_our_tiles_and_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(server_config(dir.path()), None).await.unwrap();
+    let url = srv.url();
+    // More than one full tile and bundle.
+    register(&url, "c2sp", 300).await;
     let (vkey, origin) = published_key(&url).await;
     let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
     c.headers
@@ -240,17 +245,7 @@ async fn c2sp_tools_verify_the_log_as_published_in_the_bucket() {
     use common::cluster::{Moto, Server};
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("writer.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "key_file = {:?}\n[[issuers]]\niss = {:?}\nkeys = [{:?}]\n",
-            repo("keys/test-service-es256.pk8"),
-            ISSUER,
-            repo("keys/test-issuer-es256.keys.cbor")
-        ),
-    )
-    .unwrap();
+    let cfg = writer_config_file(dir.path());
     let writer = Server::spawn(
         &dir.path().join("writer"),
         &[
@@ -262,23 +257,7 @@ async fn c2sp_tools_verify_the_log_as_published_in_the_bucket() {
         &moto.env(),
     );
     let url = writer.url.clone();
-    let tasks: Vec<_> = (0..300)
-        .map(|i| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                let r = vcon_scitt_client::Conn::connect(&url)
-                    .await
-                    .unwrap()
-                    .post_statement(generic_statement(&format!("urn:example:bucket{i}"), b"{}"))
-                    .await
-                    .unwrap();
-                assert_eq!(r.status, 201);
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    register(&url, "bucket", 300).await;
     let size = vcon_scitt::head_document::HeadDocument::decode(
         &vcon_scitt_client::get(&url, "/checkpoint")
             .await

@@ -11,11 +11,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::cluster::Server;
 use common::*;
 use vcon_scitt::merkle::Hash;
 use vcon_scitt::statement::SignedStatement;
@@ -25,52 +25,13 @@ use vcon_scitt_client::Conn;
 /// (statement, index, receipt) of a 201.
 type Acked = (Vec<u8>, u64, Vec<u8>);
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
 fn spawn(data: &std::path::Path, config: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("VCON_SCITT_RATE_LIMIT", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .strip_prefix("vcon-scitt listening on ")
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_owned();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, url }
+    Server::spawn(data, &["--config", config.to_str().unwrap()], &[])
 }
 
 /// One vCon per (cycle, writer).
 fn crash_uuid(cycle: u64, writer: u64) -> String {
     format!("0190c2f2-6d4e-7a45-9b1e-{:012x}", cycle * 16 + writer)
-}
-
-fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let p = dir.join("crash.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "key_file = {:?}\n[[issuers]]\niss = {:?}\nkeys = [{:?}]\n",
-            repo("keys/test-service-es256.pk8"),
-            ISSUER,
-            repo("keys/test-issuer-es256.keys.cbor")
-        ),
-    )
-    .unwrap();
-    p
 }
 
 #[test]
@@ -81,7 +42,7 @@ fn sigkill_the_server_at_random_moments() {
         .unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cfg = config_file(dir.path());
+    let cfg = writer_config_file(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

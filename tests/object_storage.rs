@@ -21,18 +21,22 @@ use common::*;
 use vcon_scitt::verify;
 
 fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let p = dir.join("writer.toml");
-    std::fs::write(
-        &p,
-        format!(
-            "key_file = {:?}\n[[issuers]]\niss = {:?}\nkeys = [{:?}]\n",
-            repo("keys/test-service-es256.pk8"),
-            ISSUER,
-            repo("keys/test-issuer-es256.keys.cbor")
-        ),
+    writer_config_file(dir)
+}
+
+/// A writer on `dir/<name>` publishing to the moto bucket `log`.
+fn writer(moto: &Moto, dir: &std::path::Path, name: &str) -> Server {
+    let cfg = config_file(dir);
+    Server::spawn(
+        &dir.join(name),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--publish-to",
+            "s3://log",
+        ],
+        &moto.env(),
     )
-    .unwrap();
-    p
 }
 
 /// Registers `n` statements with 4 concurrent clients; (entry id, receipt).
@@ -105,13 +109,7 @@ async fn same(writer: &str, replica: &str, path: &str) -> Vec<u8> {
 async fn a_replica_serves_the_writers_bytes_from_the_bucket_and_follows_it() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config_file(dir.path());
-    let cfg = cfg.to_str().unwrap();
-    let writer = Server::spawn(
-        &dir.path().join("writer"),
-        &["--config", cfg, "--publish-to", "s3://log"],
-        &moto.env(),
-    );
+    let writer = writer(&moto, dir.path(), "writer");
     // More than one full tile and bundle, in many batches.
     let mut acked = register(&writer.url, "first", 600).await;
     let size = tree_size(&writer.url).await;
@@ -289,13 +287,7 @@ async fn a_writer_killed_while_publishing_resumes_and_the_checkpoint_never_runs_
 async fn a_replica_stops_following_a_bucket_that_lies_and_keeps_what_it_verified() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config_file(dir.path());
-    let cfg = cfg.to_str().unwrap();
-    let writer = Server::spawn(
-        &dir.path().join("writer"),
-        &["--config", cfg, "--publish-to", "s3://log"],
-        &moto.env(),
-    );
+    let writer = writer(&moto, dir.path(), "writer");
     let acked = register(&writer.url, "lie", 100).await;
     let size = tree_size(&writer.url).await;
     moto.wait_for(size).await;
@@ -346,17 +338,7 @@ async fn a_replica_stops_following_a_bucket_that_lies_and_keeps_what_it_verified
 async fn fsck_of_a_bucket_finds_a_tile_that_is_not_the_logs() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config_file(dir.path());
-    let writer = Server::spawn(
-        &dir.path().join("writer"),
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--publish-to",
-            "s3://log",
-        ],
-        &moto.env(),
-    );
+    let writer = writer(&moto, dir.path(), "writer");
     register(&writer.url, "tile", 300).await;
     let size = tree_size(&writer.url).await;
     moto.wait_for(size).await;
@@ -377,13 +359,7 @@ async fn fsck_of_a_bucket_finds_a_tile_that_is_not_the_logs() {
 async fn a_writer_never_publishes_over_another_logs_bucket() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config_file(dir.path());
-    let cfg = cfg.to_str().unwrap();
-    let first = Server::spawn(
-        &dir.path().join("first"),
-        &["--config", cfg, "--publish-to", "s3://log"],
-        &moto.env(),
-    );
+    let first = writer(&moto, dir.path(), "first");
     register(&first.url, "first", 50).await;
     let size = tree_size(&first.url).await;
     moto.wait_for(size).await;
@@ -391,11 +367,7 @@ async fn a_writer_never_publishes_over_another_logs_bucket() {
     let configuration = moto.get("vcon-scitt/transparency-configuration").await;
     let checkpoint = moto.get("checkpoint").await;
     // Another data dir: another checkpoint key, another log.
-    let second = Server::spawn(
-        &dir.path().join("second"),
-        &["--config", cfg, "--publish-to", "s3://log"],
-        &moto.env(),
-    );
+    let second = writer(&moto, dir.path(), "second");
     register(&second.url, "second", 10).await;
     let started = Instant::now();
     loop {

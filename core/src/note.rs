@@ -11,20 +11,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::keys::{Alg, SigningKey};
-use crate::merkle::Hash;
+use crate::merkle::{Hash, sha256};
 
 /// Signature type 0x01: Ed25519 over the note text.
 pub const ALG_ED25519: u8 = 0x01;
-
-fn sha256(parts: &[&[u8]]) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for p in parts {
-        ctx.update(p);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
-}
 
 /// Key ID: `SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key)[:4]`.
 pub fn key_id(name: &str, ed25519_public: &[u8]) -> [u8; 4] {

@@ -178,3 +178,20 @@ pub fn lifecycle_statement(
     let (out, _) = create(&spec).unwrap();
     std::fs::read(out).unwrap()
 }
+
+/// A server config file trusting the ES256 test issuer, with the fixed
+/// test service key (for `vcon-scitt serve --config` in a child process).
+pub fn writer_config_file(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("writer.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "key_file = {:?}\n[[issuers]]\niss = {:?}\nkeys = [{:?}]\n",
+            repo("keys/test-service-es256.pk8"),
+            ISSUER,
+            repo("keys/test-issuer-es256.keys.cbor")
+        ),
+    )
+    .unwrap();
+    p
+}

@@ -4,11 +4,7 @@
 //! layer sees it (entries are opaque bytes here). What each rule means for a
 //! Signed Statement is in `crate::statement`.
 
-use super::Hash;
-
-fn sha256(b: &[u8]) -> ring::digest::Digest {
-    ring::digest::digest(&ring::digest::SHA256, b)
-}
+use super::{Hash, sha256};
 
 /// How a log turns a registered Signed Statement into its Merkle leaf entry
 /// (the leaf hash is then RFC 9162's `SHA-256(0x00 ‖ entry)` under either
@@ -94,7 +90,7 @@ impl LeafRule {
         use std::borrow::Cow;
         match self {
             LeafRule::Entry => Cow::Borrowed(entry),
-            LeafRule::StatementSha256 => Cow::Owned(sha256(entry).as_ref().to_vec()),
+            LeafRule::StatementSha256 => Cow::Owned(sha256(&[entry]).to_vec()),
             // An entry that is not a COSE_Sign1 with an attached payload
             // (raw bytes a tool appended) is its own payload.
             LeafRule::PayloadSha256 => {
@@ -103,7 +99,7 @@ impl LeafRule {
                     .as_ref()
                     .and_then(|p| p.payload.as_deref())
                     .unwrap_or(entry);
-                Cow::Owned(sha256(payload).as_ref().to_vec())
+                Cow::Owned(sha256(&[payload]).to_vec())
             }
         }
     }

@@ -54,6 +54,16 @@ pub fn leaf_hash(entry: &[u8]) -> Hash {
     finish(ctx)
 }
 
+/// SHA-256 over the concatenation of `parts`: the one plain digest helper
+/// (map keys and history chains, note key ids, leaf rules, index keys).
+pub fn sha256(parts: &[&[u8]]) -> Hash {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    finish(ctx)
+}
+
 /// SHA-256(0x01 || left || right): RFC 9162 interior node hash.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut buf = [0u8; 65];

@@ -32,22 +32,12 @@ use super::consent::{
 };
 use super::profile::{Event, LifecycleRecord};
 use crate::cbor::{self, int};
-use crate::merkle::Hash;
+use crate::merkle::{Hash, sha256};
 
 /// Domain tag of the history chain.
 const CHAIN_TAG: &[u8] = b"vcon-scitt/map/history/v1";
 /// Domain tag of the map key (key function 1).
 const KEY_TAG: &[u8] = b"vcon-scitt/map/key/v1";
-
-fn sha256(parts: &[&[u8]]) -> Hash {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for p in parts {
-        ctx.update(p);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
-}
 
 /// The map key of a vCon (key function 1): `SHA-256(tag ‖ uuid as 16
 /// bytes)`. Anyone who knows the uuid computes it, which is what lets a
