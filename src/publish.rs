@@ -46,8 +46,10 @@ use crate::reads::{BundleKind, TileRead};
 use crate::service::Service;
 use crate::statement::LeafRule;
 
-/// At most this many entries per round (≈ 256 tiles and bundles).
-pub const MAX_ROUND_ENTRIES: u64 = 65_536;
+/// At most this many entries per round (64 bundles of each kind): a round
+/// holds its objects in memory, the statements included (≈ 6 MB of them at
+/// a typical 400 bytes each, 1 GiB at the 64 KiB cap).
+pub const MAX_ROUND_ENTRIES: u64 = 16_384;
 /// PUTs in flight at once (real object stores scale with it).
 const CONCURRENT_PUTS: usize = 16;
 const OCTETS: &str = "application/octet-stream";
