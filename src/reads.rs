@@ -122,6 +122,29 @@ pub fn receipt_at(
     receipt::inclusion_receipt(&head.signature, size, index, &proof).map_err(internal)
 }
 
+/// `GET /entries/{id}` as far as the store knows: `None` when `leaf` is
+/// not stored, `Ready` with the stable receipt (or, `fresh`, one at
+/// `latest`), `Pending` while no published head covers it yet.
+pub fn stored_receipt(
+    store: &Store,
+    leaf: &Hash,
+    fresh: bool,
+    latest: &SignedTreeHead,
+) -> Result<Option<ReceiptLookup>, ServiceError> {
+    let Some(index) = store.index_of(leaf).map_err(internal)? else {
+        return Ok(None);
+    };
+    let head = if fresh {
+        (latest.head.size > index).then(|| latest.clone())
+    } else {
+        stable_head(store, index, latest.head.size)?
+    };
+    Ok(Some(match head {
+        Some(h) => ReceiptLookup::Ready(receipt_at(store, index, &h, leaf)?),
+        None => ReceiptLookup::Pending,
+    }))
+}
+
 /// The stored entry of `leaf` and its stable head, once `published` covers it.
 fn covered_entry(
     store: &Store,

@@ -489,26 +489,10 @@ fn unverified_note() -> ServiceError {
 
 impl LogReads for Replica {
     fn lookup_receipt(&self, leaf: &Hash, fresh: bool) -> Result<ReceiptLookup, ServiceError> {
-        let published = self.published();
-        let internal = |e: LogError| ServiceError::Internal(e.to_string());
-        let Some(index) = self.store.index_of(leaf).map_err(internal)? else {
-            return Ok(ReceiptLookup::Unknown);
-        };
-        let head = if fresh {
-            let latest = self.latest_head();
-            (latest.head.size > index).then(|| (*latest).clone())
-        } else {
-            reads::stable_head(&self.store, index, published)?
-        };
-        match head {
-            Some(h) => Ok(ReceiptLookup::Ready(reads::receipt_at(
-                &self.store,
-                index,
-                &h,
-                leaf,
-            )?)),
-            None => Ok(ReceiptLookup::Unknown),
-        }
+        Ok(
+            reads::stored_receipt(&self.store, leaf, fresh, &self.latest_head())?
+                .unwrap_or(ReceiptLookup::Unknown),
+        )
     }
     fn signed_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
         reads::signed_statement(&self.store, leaf, self.published())

@@ -569,23 +569,15 @@ impl Service {
     }
 
     pub fn lookup_receipt(&self, leaf: &Hash, fresh: bool) -> Result<ReceiptLookup, ServiceError> {
-        if let Some(index) = self.log.index_of(leaf).map_err(internal)? {
-            let head = if fresh {
-                let latest = self.log.latest();
-                (latest.head.size > index).then(|| (*latest).clone())
-            } else {
-                self.log.first_head_covering(index).map_err(internal)?
-            };
-            return match head {
-                Some(h) => {
-                    self.counters
-                        .receipts_served
-                        .fetch_add(1, Ordering::Relaxed);
-                    Ok(ReceiptLookup::Ready(self.receipt_at(index, &h, leaf)?))
-                }
-                // Durable, head not signed yet.
-                None => Ok(ReceiptLookup::Pending),
-            };
+        let stored =
+            crate::reads::stored_receipt(self.log.store(), leaf, fresh, &self.log.latest())?;
+        if let Some(found) = stored {
+            if matches!(found, ReceiptLookup::Ready(_)) {
+                self.counters
+                    .receipts_served
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(found);
         }
         if self.pending.contains(leaf) {
             return Ok(ReceiptLookup::Pending);
@@ -594,25 +586,6 @@ impl Service {
             return Ok(ReceiptLookup::Failed(why.clone()));
         }
         Ok(ReceiptLookup::Unknown)
-    }
-
-    /// GET /signed-statements/{id} ([`crate::reads::signed_statement`]).
-    pub fn signed_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
-        crate::reads::signed_statement(self.log.store(), leaf, self.published())
-    }
-
-    /// GET /entries/{id}/statement ([`crate::reads::transparent_statement`]).
-    pub fn transparent_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
-        crate::reads::transparent_statement(self.log.store(), leaf, self.published())
-    }
-
-    /// A consistency receipt from `size1` to the signed head at `size2`.
-    pub fn consistency_receipt(
-        &self,
-        size1: u64,
-        size2: Option<u64>,
-    ) -> Result<Option<Vec<u8>>, ServiceError> {
-        crate::reads::consistency_receipt(self.log.store(), &self.log.latest(), size1, size2)
     }
 
     /// The newest published size: what every read may show.
@@ -712,11 +685,6 @@ impl Service {
             .map_err(internal)
     }
 
-    /// Row 0 of a hash tile ([`crate::reads::tile`]).
-    pub fn tile(&self, id: TileId, want: Option<usize>) -> Result<TileRead, ServiceError> {
-        crate::reads::tile(self.log.store(), self.published(), id, want)
-    }
-
     /// The latest signed head as a C2SP checkpoint note (origin = the log
     /// id), signed by the checkpoint key; only ever for a head the service
     /// already signed.
@@ -793,17 +761,6 @@ impl Service {
         crate::note::vkey(&self.config.log_id(), &self.checkpoint_key.public().bytes)
     }
 
-    /// A C2SP entry bundle, or the same bundle of the stored statements
-    /// ([`crate::reads::bundle`]).
-    pub fn bundle(
-        &self,
-        index: u64,
-        want: Option<usize>,
-        kind: BundleKind,
-    ) -> Result<TileRead, ServiceError> {
-        crate::reads::bundle(self.log.store(), self.published(), index, want, kind)
-    }
-
     /// A consistent online backup: a RocksDB checkpoint under
     /// `<data_dir>/backups/`, plus the public key set. The service private
     /// key is *not* copied: back it up separately, as the secret it is.
@@ -845,20 +802,20 @@ impl crate::reads::LogReads for Service {
         Service::lookup_receipt(self, leaf, fresh)
     }
     fn signed_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
-        Service::signed_statement(self, leaf)
+        crate::reads::signed_statement(self.log.store(), leaf, self.published())
     }
     fn transparent_statement(&self, leaf: &Hash) -> Result<Option<Vec<u8>>, ServiceError> {
-        Service::transparent_statement(self, leaf)
+        crate::reads::transparent_statement(self.log.store(), leaf, self.published())
     }
     fn consistency_receipt(
         &self,
         size1: u64,
         size2: Option<u64>,
     ) -> Result<Option<Vec<u8>>, ServiceError> {
-        Service::consistency_receipt(self, size1, size2)
+        crate::reads::consistency_receipt(self.log.store(), &self.log.latest(), size1, size2)
     }
     fn tile(&self, id: TileId, want: Option<usize>) -> Result<TileRead, ServiceError> {
-        Service::tile(self, id, want)
+        crate::reads::tile(self.log.store(), self.published(), id, want)
     }
     fn bundle(
         &self,
@@ -866,7 +823,7 @@ impl crate::reads::LogReads for Service {
         want: Option<usize>,
         kind: BundleKind,
     ) -> Result<TileRead, ServiceError> {
-        Service::bundle(self, index, want, kind)
+        crate::reads::bundle(self.log.store(), self.published(), index, want, kind)
     }
     fn latest_head(&self) -> Arc<SignedTreeHead> {
         Service::latest_head(self)

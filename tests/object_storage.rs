@@ -39,6 +39,22 @@ fn writer(moto: &Moto, dir: &std::path::Path, name: &str) -> Server {
     )
 }
 
+/// A writer publishes `n` registrations to the bucket and stops; their
+/// (entry id, receipt) and the published size.
+async fn published_log(
+    moto: &Moto,
+    dir: &std::path::Path,
+    name: &str,
+    n: usize,
+) -> (Vec<(String, Vec<u8>)>, u64) {
+    let w = writer(moto, dir, name);
+    let acked = register(&w.url, name, n).await;
+    let size = tree_size(&w.url).await;
+    moto.wait_for(size).await;
+    w.stop();
+    (acked, size)
+}
+
 /// Registers `n` statements with 4 concurrent clients; (entry id, receipt).
 async fn register(url: &str, tag: &str, n: usize) -> Vec<(String, Vec<u8>)> {
     let mut tasks = Vec::new();
@@ -287,11 +303,7 @@ async fn a_writer_killed_while_publishing_resumes_and_the_checkpoint_never_runs_
 async fn a_replica_stops_following_a_bucket_that_lies_and_keeps_what_it_verified() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let writer = writer(&moto, dir.path(), "writer");
-    let acked = register(&writer.url, "lie", 100).await;
-    let size = tree_size(&writer.url).await;
-    moto.wait_for(size).await;
-    writer.stop();
+    let (acked, size) = published_log(&moto, dir.path(), "lie", 100).await;
     let replica = Server::spawn(
         &dir.path().join("replica"),
         &["--replica-of", "s3://log"],
@@ -338,11 +350,7 @@ async fn a_replica_stops_following_a_bucket_that_lies_and_keeps_what_it_verified
 async fn fsck_of_a_bucket_finds_a_tile_that_is_not_the_logs() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let writer = writer(&moto, dir.path(), "writer");
-    register(&writer.url, "tile", 300).await;
-    let size = tree_size(&writer.url).await;
-    moto.wait_for(size).await;
-    writer.stop();
+    published_log(&moto, dir.path(), "tile", 300).await;
     assert_eq!(fsck_bucket(&moto).0, 0);
     let mut tile = moto.get("tile/0/000").await.unwrap();
     tile[40] ^= 1;
@@ -359,11 +367,7 @@ async fn fsck_of_a_bucket_finds_a_tile_that_is_not_the_logs() {
 async fn a_writer_never_publishes_over_another_logs_bucket() {
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let first = writer(&moto, dir.path(), "first");
-    register(&first.url, "first", 50).await;
-    let size = tree_size(&first.url).await;
-    moto.wait_for(size).await;
-    first.stop();
+    published_log(&moto, dir.path(), "first", 50).await;
     let configuration = moto.get("vcon-scitt/transparency-configuration").await;
     let checkpoint = moto.get("checkpoint").await;
     // Another data dir: another checkpoint key, another log.
