@@ -261,6 +261,9 @@ pub struct PublishStatus {
     pub lag: Histogram,
     /// Set when publishing stopped for good (an integrity alarm).
     pub stopped: std::sync::RwLock<Option<String>>,
+    /// The checkpoint's size, for registrations waiting on it
+    /// (`replicated` durability).
+    checkpoint: tokio::sync::watch::Sender<u64>,
 }
 
 impl PublishStatus {
@@ -275,6 +278,29 @@ impl PublishStatus {
                 10.0, 20.0, 30.0,
             ]),
             stopped: std::sync::RwLock::new(None),
+            checkpoint: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// The bucket's checkpoint now covers `size` entries.
+    pub fn set_published(&self, size: u64) {
+        self.published.store(size, std::sync::atomic::Ordering::Relaxed);
+        self.checkpoint.send_replace(size);
+    }
+
+    /// Waits until the bucket's checkpoint covers `size` entries, or
+    /// publishing stops for good (then the reason).
+    pub async fn covered(&self, size: u64) -> Result<(), String> {
+        let mut rx = self.checkpoint.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= size {
+                return Ok(());
+            }
+            if let Some(why) = crate::sync::read(&self.stopped).clone() {
+                return Err(why);
+            }
+            // Woken by every new checkpoint; an alarm is seen within 100 ms.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), rx.changed()).await;
         }
     }
 }

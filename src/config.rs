@@ -210,6 +210,32 @@ pub struct Registration {
     pub max_statement_bytes: usize,
     /// Retry-After (seconds) on 202, 204, 503.
     pub retry_after_secs: u64,
+    /// What a 201 promises: `local` (fsync'd here and covered by a signed
+    /// head) or `replicated` (also in the bucket `publish.bucket` names,
+    /// under a checkpoint: the entry survives the loss of this machine).
+    pub durability: Durability,
+}
+
+/// What a 201 promises (`registration.durability`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync'd on this machine and covered by a signed head.
+    #[default]
+    Local,
+    /// Also published to the bucket and covered by its checkpoint.
+    Replicated,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Durability::Local),
+            "replicated" => Ok(Durability::Replicated),
+            other => Err(format!("{other:?} is not a durability (local or replicated)")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -293,6 +319,7 @@ impl Default for Registration {
             max_wait_ms: 30_000,
             max_statement_bytes: crate::statement::DEFAULT_MAX_BYTES,
             retry_after_secs: 1,
+                durability: Durability::Local,
         }
     }
 }
@@ -394,6 +421,9 @@ impl Config {
         }
         if let Some(v) = get("VCON_SCITT_PUBLISH_TO") {
             self.publish.bucket = Some(v);
+        }
+        if let Some(v) = get("VCON_SCITT_DURABILITY") {
+            self.registration.durability = parse("VCON_SCITT_DURABILITY", v)?;
         }
         if let Some(v) = get("VCON_SCITT_REPLICA_OF") {
             self.replica.of = Some(v);

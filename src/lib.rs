@@ -10,9 +10,11 @@
 //! - [`vcon_index`]: the per-vCon index rows written with each entry, and
 //!   the views read from them;
 //! - [`vcon_map`]: the verifiable vCon map the sequencer closes every batch
-//!   with (a map-root entry per batch);
-//! - [`reads`]: the log's reads (receipts, statements, tiles, bundles) and
-//!   the service error, shared by the writer and read replicas;
+//!   with (a map-root entry per batch); [`vcon_follow`]: both derived again
+//!   by a follower from the entries, the map checked as it goes;
+//! - [`reads`]: the log's reads (receipts, statements, tiles, bundles, the
+//!   vCon views) and the service error, shared by the writer and read
+//!   replicas;
 //!   [`head_document`]: the signed head as CBOR;
 //! - [`service`]: registration (checks, policy, sequencing, receipts) and
 //!   the reads the API serves;
@@ -43,5 +45,6 @@ pub mod reads;
 pub mod replica;
 pub mod service;
 pub(crate) mod sync;
+pub mod vcon_follow;
 pub mod vcon_index;
 pub mod vcon_map;

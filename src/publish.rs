@@ -26,9 +26,11 @@
 //! would upload the same growing objects tens of times a second. The lag
 //! from a 201 to the bucket is about that interval plus the round.
 //!
-//! Publishing never holds up registration: in `local` durability a 201
+//! In `local` durability publishing never holds up registration: a 201
 //! means fsync'd and signed here, and the bucket trails by the lag the
-//! metrics show (`vcon_scitt_publish_lag_seconds`).
+//! metrics show (`vcon_scitt_publish_lag_seconds`). In `replicated`
+//! durability a 201 waits for the checkpoint that covers the entry
+//! ([`crate::bucket::PublishStatus::covered`]), and rounds run back to back.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -74,7 +76,16 @@ pub fn start(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> (Arc<PublishStatus>, tokio::task::JoinHandle<()>) {
     let status = Arc::new(PublishStatus::new(&bucket));
-    let interval = Duration::from_millis(svc.config.publish.interval_ms.max(1));
+    // In `replicated` durability every 201 waits for the checkpoint: a
+    // round starts as soon as the last one ended and a new head exists, so
+    // each round is a group commit to the bucket covering every batch
+    // signed while the previous one ran.
+    let interval = match svc.config.registration.durability {
+        crate::config::Durability::Replicated => Duration::from_millis(1),
+        crate::config::Durability::Local => {
+            Duration::from_millis(svc.config.publish.interval_ms.max(1))
+        }
+    };
     let task = tokio::spawn(run(svc, bucket, status.clone(), stop, interval));
     (status, task)
 }
@@ -93,7 +104,7 @@ async fn run(
         let round = match published {
             None => resume(&svc, &bucket).await.map(|s| {
                 published = Some(s);
-                status.published.store(s, Ordering::Relaxed);
+                status.set_published(s);
                 false
             }),
             Some(s) => round(&svc, &bucket, &status, s).await.map(|next| {
@@ -261,7 +272,7 @@ async fn round(
         )
         .await?;
     status.objects.fetch_add(count + 1, Ordering::Relaxed);
-    status.published.store(head.head.size, Ordering::Relaxed);
+    status.set_published(head.head.size);
     // One observation per batch: from its 201s to the checkpoint that
     // makes it visible in the bucket.
     let now = crate::time::now_ms();

@@ -314,3 +314,112 @@ pub trait LogReads: Send + Sync {
     /// `Retry-After` for a registration still being sequenced.
     fn retry_after_secs(&self) -> u64;
 }
+
+/// One vCon in the map, read consistently: the last committed map root, the
+/// map's proof for the vCon under it, and its stored state record.
+pub struct MapSnapshot {
+    pub last: Option<crate::vcon_map::MapRoot>,
+    pub proof: Vec<u8>,
+    pub state: Option<Vec<u8>>,
+}
+
+/// The vCon views' needs, met by the writer (rows written at registration)
+/// and by a replica (the same rows derived again, `vcon_follow`): the
+/// handlers take `&dyn VconReads`, so both answer with the same code.
+pub trait VconReads: LogReads {
+    /// The store holding the vCon index rows.
+    fn vcon_store(&self) -> &Store;
+    /// The consent delegates of the registration policy in force.
+    fn delegates(&self) -> crate::vcon::consent::Delegates;
+    /// `None` while the map is between a batch's new states and their
+    /// commit (then the stored rows and the tree may disagree).
+    fn map_snapshot(&self, key: &crate::map::Key) -> Result<Option<MapSnapshot>, ServiceError>;
+    /// `GET /policy`: the registration policy in force and its entry id.
+    fn policy(&self) -> Result<serde_json::Value, ServiceError>;
+}
+
+/// `GET /vcons/{uuid}/proof`: the proof bundle of a vCon's complete
+/// history (or its absence) as of the last map root, every receipt at one
+/// signed head (core `vcon::proof`, spec-notes/vcon-map.md).
+pub async fn vcon_proof(
+    r: &dyn VconReads,
+    uuid: &str,
+) -> Result<crate::vcon::proof::Bundle, ServiceError> {
+    use crate::vcon::proof::{Bundle, BundleEntry, MAX_BUNDLE_ENTRIES};
+    use std::time::Duration;
+    let key = crate::vcon::state::map_key(uuid)
+        .ok_or_else(|| ServiceError::Internal(format!("{uuid:?} is not a uuid")))?;
+    // 1. A consistent snapshot: the map between batches (its rows are then
+    //    exactly those of its last root). A batch holds the staged state
+    //    for one fsync: wait it out, bounded.
+    let mut snapshot = None;
+    for _ in 0..2_000 {
+        snapshot = r.map_snapshot(&key)?;
+        if snapshot.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let snapshot =
+        snapshot.ok_or_else(|| ServiceError::Unavailable("the vCon map stayed busy".into()))?;
+    let last = snapshot
+        .last
+        .ok_or_else(|| ServiceError::Unavailable("no map root has been committed yet".into()))?;
+    // 2. A signed head that covers the map-root entry (one batch away at
+    //    most: the entry is signed right after it is written).
+    let mut head = r.latest_head();
+    for _ in 0..2_000 {
+        if head.head.size > last.index {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        head = r.latest_head();
+    }
+    if head.head.size <= last.index {
+        return Err(ServiceError::Unavailable(
+            "no signed head covers the last map root yet".into(),
+        ));
+    }
+    // 3. The entries, all at that head.
+    let store = r.vcon_store();
+    let read = |index: u64| -> Result<(Vec<u8>, Hash), ServiceError> {
+        let entry = store
+            .entry(index)
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::Internal(format!("entry {index} is missing")))?;
+        let leaf = store.leaf_hash(&entry);
+        Ok((entry, leaf))
+    };
+    let (map_root_entry, mr_leaf) = read(last.index)?;
+    let map_root_receipt = receipt_at(store, last.index, &head, &mr_leaf)?;
+    let mut entries = Vec::new();
+    if snapshot.state.is_some() {
+        let uuid_bytes = crate::vcon::profile::uuid_bytes(uuid)
+            .ok_or_else(|| ServiceError::Internal(format!("{uuid:?} is not a uuid")))?;
+        let rows =
+            crate::vcon_index::history_below(store, &uuid_bytes, last.index, MAX_BUNDLE_ENTRIES)
+                .map_err(internal)?
+                .ok_or_else(|| {
+                    ServiceError::TooLarge(format!(
+                        "this vCon has more than {MAX_BUNDLE_ENTRIES} entries; one bundle lists at most that many"
+                    ))
+                })?;
+        for (index, _) in rows {
+            let (statement, leaf) = read(index)?;
+            let receipt = receipt_at(store, index, &head, &leaf)?;
+            entries.push(BundleEntry {
+                index,
+                statement,
+                receipt,
+            });
+        }
+    }
+    Ok(Bundle {
+        uuid: uuid.to_owned(),
+        map_root_entry,
+        map_root_receipt,
+        state: snapshot.state,
+        map_proof: snapshot.proof,
+        entries,
+    })
+}

@@ -2,9 +2,10 @@
 //!
 //! It holds no signing key and takes no registrations. It follows the
 //! bucket a writer publishes ([`crate::publish`]) into a local cache, a
-//! store in the log's own format, and serves the reads of the log from it
-//! through the same code as the writer ([`crate::reads`]), so its receipts,
-//! statements, tiles and bundles are the writer's bytes.
+//! store in the log's own format, and serves the reads of the log and the
+//! vCon views from it through the same code as the writer
+//! ([`crate::reads`]), so its receipts, statements, tiles, bundles, vCon
+//! histories, consent answers and proof bundles are the writer's bytes.
 //!
 //! What it trusts: nothing it has not checked. Each round it reads the
 //! checkpoint note and verifies it under the checkpoint key the writer
@@ -12,13 +13,17 @@
 //! back to its own size and checks every COSE signature against the
 //! service keys; fetches the statements and rebuilds the tree from them
 //! ([`crate::log::follower`]), storing nothing unless every head's root is
-//! the rebuilt root at its size. A checkpoint that goes backwards, a head
-//! chain that skips its size, or a root it cannot rebuild stops following
-//! (an alarm, shown by `/healthz`): it keeps serving what it verified.
+//! the rebuilt root at its size. The vCon index and map are derived again
+//! from the entries in the same write ([`crate::vcon_follow`]), every
+//! map root the writer signed checked against the map of the entries. A
+//! checkpoint that goes backwards, a head chain that skips its size, a root
+//! it cannot rebuild or a map root that is not the entries' map stops
+//! following (an alarm, shown by `/healthz`): it keeps serving what it
+//! verified.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,15 +35,21 @@ use crate::keys::KeySet;
 use crate::log::{LogError, SignedTreeHead, Store, TreeHead};
 use crate::merkle::tile::{self, TileId};
 use crate::merkle::{self, Hash, bundle};
-use crate::reads::{self, BundleKind, LogReads, ReceiptLookup, ServiceError, TileRead};
+use crate::reads::{
+    self, BundleKind, LogReads, MapSnapshot, ReceiptLookup, ServiceError, TileRead, VconReads,
+    internal,
+};
 use crate::statement::LeafRule;
 use crate::sync::{read, write};
+use crate::vcon_follow::VconFollower;
 
 /// About this many entries are fetched and appended per local write (to
 /// the next head): bounded memory, ≈ 1.6 MB of statements at a typical 400
 /// bytes, 256 MiB at the 64 KiB cap.
 const CHUNK_ENTRIES: u64 = 4_096;
 const CONCURRENT_GETS: usize = 16;
+/// The checkpoint key a cache follows, pinned at its first start.
+const PIN_FILE: &str = "checkpoint-vkey";
 
 /// `/.well-known/transparency-configuration`, the fields a reader needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +115,9 @@ pub struct ReplicaConfig {
 pub struct Replica {
     bucket: Bucket,
     store: Arc<Store>,
+    /// The vCon index and map derived from the followed entries; locked
+    /// for the length of one append (a proof read waits it out).
+    vcon: Arc<Mutex<VconFollower>>,
     configuration: Bytes,
     keys: KeySet,
     origin: String,
@@ -145,7 +159,7 @@ impl Replica {
             .map_err(|e| ReplicaError::Setup(format!("{}: {e}", bucket::KEYS)))?;
         crate::durable::create_private_dir_all(&c.cache_dir)
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
-        let pin = c.cache_dir.join("checkpoint-vkey");
+        let pin = c.cache_dir.join(PIN_FILE);
         match std::fs::read_to_string(&pin) {
             Ok(pinned) if pinned.trim() == vkey => {}
             Ok(pinned) => {
@@ -168,6 +182,16 @@ impl Replica {
                 store.leaf_rule()
             )));
         }
+        let vcon = {
+            let (store, keys) = (store.clone(), keys.clone());
+            tokio::task::spawn_blocking(move || VconFollower::open(&store, keys))
+                .await
+                .map_err(|e| ReplicaError::Setup(e.to_string()))?
+                .map_err(|e| match e {
+                    LogError::Corrupt(why) => ReplicaError::Alarm(why),
+                    other => ReplicaError::Local(other),
+                })?
+        };
         let latest = store.latest_head()?.unwrap_or(SignedTreeHead {
             head: TreeHead {
                 size: 0,
@@ -179,6 +203,7 @@ impl Replica {
         Ok(Arc::new(Replica {
             bucket,
             store,
+            vcon: Arc::new(Mutex::new(vcon)),
             configuration,
             keys,
             origin,
@@ -380,10 +405,21 @@ impl Replica {
                 }
             }
         }
-        let store = self.store.clone();
+        let (store, vcon, keys) = (self.store.clone(), self.vcon.clone(), self.keys.clone());
         let newest = heads.last().cloned();
         tokio::task::spawn_blocking(move || {
-            crate::log::follower::append_verified(&store, &entries, &heads)
+            let mut follower = crate::sync::lock(&vcon);
+            let appended = crate::log::follower::append_verified(
+                &store,
+                &entries,
+                &heads,
+                Some(&mut *follower),
+            );
+            if appended.is_err() {
+                // Its memory may be ahead of the store: start again from it.
+                *follower = VconFollower::open(&store, keys)?;
+            }
+            appended
         })
         .await
         .map_err(|e| ReplicaError::Setup(e.to_string()))?
@@ -405,6 +441,35 @@ impl Replica {
     pub fn shutdown(&self) {
         let _ = self.store.flush();
     }
+}
+
+/// `vcon-scitt restore --from s3://…`: rebuilds a writer's data dir from
+/// the bucket, with every check a replica makes (note, head signatures, the
+/// tree rebuilt from the statements, every map root replayed), into
+/// `data_dir/db`, the store a writer opens: entries, tiles, signed heads,
+/// the vCon index and map. A data dir that already holds part of this log
+/// is brought up to the bucket's checkpoint; one that holds another log,
+/// or more than the bucket, is refused. Returns the restored size.
+pub async fn restore(url: &str, data_dir: PathBuf, timeout: Duration) -> Result<u64, ReplicaError> {
+    // Only into an empty data dir or one an earlier restore made (it pinned
+    // the bucket's checkpoint key): a writer's own data dir is never
+    // touched, whatever log it holds.
+    if data_dir.join("db").exists() && !data_dir.join(PIN_FILE).exists() {
+        return Err(ReplicaError::Setup(format!(
+            "{} already holds a log that was not restored from a bucket; restore into an empty data dir",
+            data_dir.display()
+        )));
+    }
+    let r = Replica::open(&ReplicaConfig {
+        bucket: url.to_owned(),
+        cache_dir: data_dir,
+        poll: Duration::from_millis(200),
+        request_timeout: timeout,
+    })
+    .await?;
+    r.round().await?;
+    r.shutdown();
+    Ok(r.published())
 }
 
 /// What `fsck --bucket` checked.
@@ -532,5 +597,51 @@ impl LogReads for Replica {
     }
     fn retry_after_secs(&self) -> u64 {
         1
+    }
+}
+
+impl VconReads for Replica {
+    fn vcon_store(&self) -> &Store {
+        &self.store
+    }
+    fn delegates(&self) -> crate::vcon::consent::Delegates {
+        crate::sync::lock(&self.vcon).delegates().clone()
+    }
+    fn map_snapshot(&self, key: &crate::map::Key) -> Result<Option<MapSnapshot>, ServiceError> {
+        // Busy while an append runs: the caller retries, bounded.
+        let f = match self.vcon.try_lock() {
+            Ok(f) => f,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+        };
+        let state = crate::vcon_map::VconMap::state_row(&self.store, key).map_err(internal)?;
+        Ok(Some(MapSnapshot {
+            last: f.last(),
+            proof: f.tree().prove(key).bytes,
+            state,
+        }))
+    }
+    /// The policy entry in force, as the writer registered it (its payload
+    /// is the document the writer's `/policy` shows).
+    fn policy(&self) -> Result<serde_json::Value, ServiceError> {
+        let id = crate::sync::lock(&self.vcon)
+            .policy_entry()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ServiceError::Unavailable("no registration policy followed yet".into())
+            })?;
+        let leaf = merkle::from_hex(&id).ok_or_else(|| internal(format!("policy entry {id}")))?;
+        let entry =
+            reads::signed_statement(&self.store, &leaf, self.published())?.ok_or_else(|| {
+                ServiceError::Unavailable("the policy entry is not published yet".into())
+            })?;
+        let st = crate::statement::SignedStatement::parse_with(
+            &entry,
+            usize::MAX,
+            crate::statement::IdentityRule::Optional,
+        )
+        .map_err(internal)?;
+        let doc: serde_json::Value = serde_json::from_slice(st.payload()).map_err(internal)?;
+        Ok(serde_json::json!({"entry_id": id, "policy": doc}))
     }
 }

@@ -16,8 +16,6 @@ use crate::merkle::tile::TileId;
 use crate::receipt::{self, CoseTreeHeadSigner, ReceiptTemplate, ServiceIdentity};
 use crate::statement::{self, SignedStatement, StatementError};
 use crate::tree_head::SignedTreeHead;
-use crate::vcon::consent::{ConsentState, HistoryItem};
-use crate::vcon_index::{FeedItem, FeedQuery, Lineage};
 
 /// Subject and content type of the registration-policy statements the
 /// service registers about itself.
@@ -370,11 +368,22 @@ impl Service {
         self.pending.add(leaf);
         let budget =
             wait.unwrap_or_else(|| Duration::from_millis(self.config.registration.wait_ms));
+        let started = std::time::Instant::now();
         let mut wait = Box::pin(pending.wait());
         match tokio::time::timeout(budget, &mut wait).await {
             Ok(result) => {
                 self.pending.done(&leaf);
                 let appended = self.settle(leaf, result)?;
+                if !self
+                    .replicated(appended.index, budget.saturating_sub(started.elapsed()))
+                    .await?
+                {
+                    // Durable here, not yet in the bucket: 202, and the
+                    // receipt once the checkpoint covers it.
+                    return Ok(Registered::Accepted {
+                        entry_id: statement::entry_id(&appended.leaf),
+                    });
+                }
                 let receipt = self.receipt_for(&appended)?;
                 // A duplicate by identity is the entry registered first,
                 // with its own id: the receipt covers those bytes.
@@ -403,6 +412,30 @@ impl Service {
                 });
                 Ok(Registered::Accepted { entry_id })
             }
+        }
+    }
+
+    /// `replicated` durability: waits (up to `left`) until the bucket's
+    /// checkpoint covers entry `index`; false when the wait ran out. Always
+    /// true in `local` durability.
+    async fn replicated(&self, index: u64, left: Duration) -> Result<bool, ServiceError> {
+        let Some(status) = self.replication() else {
+            return Ok(true);
+        };
+        match tokio::time::timeout(left, status.covered(index.saturating_add(1))).await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(why)) => Err(ServiceError::Unavailable(format!(
+                "replication to the bucket stopped ({why}): registrations are not acknowledged"
+            ))),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// The publisher a 201 waits for (`replicated` durability only).
+    pub fn replication(&self) -> Option<&Arc<crate::bucket::PublishStatus>> {
+        match self.config.registration.durability {
+            crate::config::Durability::Replicated => self.publishing.get(),
+            crate::config::Durability::Local => None,
         }
     }
 
@@ -478,100 +511,19 @@ impl Service {
         crate::reads::receipt_at(self.log.store(), index, head, leaf)
     }
 
-    /// GET /entries/{id}: the stable receipt (first covering head), or a
-    /// fresh one at the latest head.
-    /// `GET /vcons/{uuid}/proof`: the proof bundle of a vCon's complete
-    /// history (or its absence) as of the last map root, every receipt at
-    /// one signed head (core `vcon::proof`, spec-notes/vcon-map.md).
-    pub async fn vcon_proof(&self, uuid: &str) -> Result<crate::vcon::proof::Bundle, ServiceError> {
-        use crate::vcon::proof::{Bundle, BundleEntry, MAX_BUNDLE_ENTRIES};
-        let key = crate::vcon::state::map_key(uuid)
-            .ok_or_else(|| ServiceError::Internal(format!("{uuid:?} is not a uuid")))?;
-        // 1. A consistent snapshot: the map between batches (its rows are
-        //    then exactly those of its last root). A batch holds the
-        //    staged state for one fsync: wait it out, bounded.
-        let mut snapshot = None;
-        for _ in 0..2_000 {
-            {
-                let m = crate::sync::lock(&self.map);
-                if !m.is_staged() {
-                    let state = crate::vcon_map::VconMap::state_row(self.log.store(), &key)
-                        .map_err(internal)?;
-                    snapshot = Some((m.last(), m.tree().prove(&key), state));
-                }
-            }
-            if snapshot.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let (last, proof, state) =
-            snapshot.ok_or_else(|| ServiceError::Unavailable("the vCon map stayed busy".into()))?;
-        let last = last.ok_or_else(|| {
-            ServiceError::Unavailable("no map root has been committed yet".into())
-        })?;
-        // 2. A signed head that covers the map-root entry (one batch away
-        //    at most: the entry is signed right after it is written).
-        let mut head = self.log.latest();
-        for _ in 0..2_000 {
-            if head.head.size > last.index {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            head = self.log.latest();
-        }
-        if head.head.size <= last.index {
-            return Err(ServiceError::Unavailable(
-                "no signed head covers the last map root yet".into(),
-            ));
-        }
-        // 3. The entries, all at that head.
-        let store = self.log.store();
-        let read = |index: u64| -> Result<(Vec<u8>, Hash), ServiceError> {
-            let entry = store
-                .entry(index)
-                .map_err(internal)?
-                .ok_or_else(|| ServiceError::Internal(format!("entry {index} is missing")))?;
-            let leaf = store.leaf_hash(&entry);
-            Ok((entry, leaf))
-        };
-        let (map_root_entry, mr_leaf) = read(last.index)?;
-        let map_root_receipt = self.receipt_at(last.index, &head, &mr_leaf)?;
-        let mut entries = Vec::new();
-        if state.is_some() {
-            let uuid_bytes = crate::vcon::profile::uuid_bytes(uuid)
-                .ok_or_else(|| ServiceError::Internal(format!("{uuid:?} is not a uuid")))?;
-            let rows = crate::vcon_index::history_below(store, &uuid_bytes, last.index, MAX_BUNDLE_ENTRIES)
-                .map_err(internal)?
-                .ok_or_else(|| {
-                    ServiceError::TooLarge(format!(
-                        "this vCon has more than {MAX_BUNDLE_ENTRIES} entries; one bundle lists at most that many"
-                    ))
-                })?;
-            for (index, _) in rows {
-                let (statement, leaf) = read(index)?;
-                let receipt = self.receipt_at(index, &head, &leaf)?;
-                entries.push(BundleEntry {
-                    index,
-                    statement,
-                    receipt,
-                });
-            }
-        }
-        Ok(Bundle {
-            uuid: uuid.to_owned(),
-            map_root_entry,
-            map_root_receipt,
-            state,
-            map_proof: proof.bytes,
-            entries,
-        })
-    }
-
     pub fn lookup_receipt(&self, leaf: &Hash, fresh: bool) -> Result<ReceiptLookup, ServiceError> {
         let stored =
             crate::reads::stored_receipt(self.log.store(), leaf, fresh, &self.log.latest())?;
         if let Some(found) = stored {
+            // `replicated`: no receipt before the bucket holds the entry,
+            // so a GET promises what a 201 does.
+            if let Some(status) = self.replication()
+                && matches!(found, ReceiptLookup::Ready(_))
+                && let Some(index) = self.log.store().index_of(leaf).map_err(internal)?
+                && index >= status.published.load(Ordering::Relaxed)
+            {
+                return Ok(ReceiptLookup::Pending);
+            }
             if matches!(found, ReceiptLookup::Ready(_)) {
                 self.counters
                     .receipts_served
@@ -623,66 +575,6 @@ impl Service {
                 tree_size: self.log.latest().head.size,
             },
         }
-    }
-
-    /// Every registered lifecycle entry of one vCon (normalized uuid), in log
-    /// order.
-    /// One page of a vCon's history (entries after log index `after`) and
-    /// the cursor of the next page, if any.
-    pub fn vcon_history(
-        &self,
-        uuid: &str,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<(Vec<HistoryItem>, Option<u64>), ServiceError> {
-        crate::vcon_index::history_page(
-            self.log.store(),
-            uuid,
-            after,
-            limit,
-            &self.config.policy.consent_delegates,
-        )
-        .map_err(internal)
-    }
-
-    /// The consent state of one vCon as of a time (default: now): the
-    /// changes in force of its controller and delegates, read from the index
-    /// the way the auditor computes it from the whole history.
-    pub fn vcon_consent(
-        &self,
-        uuid: &str,
-        as_of_ms: Option<i64>,
-    ) -> Result<ConsentState, ServiceError> {
-        use crate::vcon_index::ConsentReadError;
-        crate::vcon_index::consent(
-            self.log.store(),
-            uuid,
-            &self.config.policy.consent_delegates,
-            as_of_ms,
-        )
-        .map_err(|e| match e {
-            ConsentReadError::Log(e) => internal(e),
-            too_many @ ConsentReadError::TooManyPurposes => {
-                ServiceError::TooLarge(too_many.to_string())
-            }
-        })
-    }
-
-    /// The vCons one vCon was derived from, and those derived from it.
-    pub fn vcon_lineage(
-        &self,
-        uuid: &str,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Lineage, ServiceError> {
-        crate::vcon_index::lineage(self.log.store(), uuid, after, limit).map_err(internal)
-    }
-
-    /// One page of the lifecycle event feed, and the last log index scanned
-    /// (the cursor moves past filtered-out rows too).
-    pub fn events(&self, q: &FeedQuery) -> Result<(Vec<FeedItem>, Option<u64>), ServiceError> {
-        crate::vcon_index::feed(self.log.store(), q, &self.config.policy.consent_delegates)
-            .map_err(internal)
     }
 
     /// The latest signed head as a C2SP checkpoint note (origin = the log
@@ -839,6 +731,35 @@ impl crate::reads::LogReads for Service {
     }
     fn retry_after_secs(&self) -> u64 {
         self.config.registration.retry_after_secs
+    }
+}
+
+/// The writer's vCon views: the rows its registrations wrote, the map its
+/// batches close.
+impl crate::reads::VconReads for Service {
+    fn vcon_store(&self) -> &Store {
+        self.log.store()
+    }
+    fn delegates(&self) -> crate::vcon::consent::Delegates {
+        self.config.policy.consent_delegates.clone()
+    }
+    fn map_snapshot(
+        &self,
+        key: &crate::map::Key,
+    ) -> Result<Option<crate::reads::MapSnapshot>, ServiceError> {
+        let m = crate::sync::lock(&self.map);
+        if m.is_staged() {
+            return Ok(None);
+        }
+        let state = crate::vcon_map::VconMap::state_row(self.log.store(), key).map_err(internal)?;
+        Ok(Some(crate::reads::MapSnapshot {
+            last: m.last(),
+            proof: m.tree().prove(key).bytes,
+            state,
+        }))
+    }
+    fn policy(&self) -> Result<serde_json::Value, ServiceError> {
+        Ok(serde_json::json!({"entry_id": self.policy_entry(), "policy": self.policy_document()}))
     }
 }
 

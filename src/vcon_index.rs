@@ -58,7 +58,7 @@ const POLICY_KEY: &[u8] = b"p/policy";
 
 /// Marks a database whose `v` and `c` rows were derived from its `h` rows
 /// (databases written before those rows existed are migrated once).
-const FACTS_MIGRATED: &[u8] = b"m/vcon-facts-v1";
+pub(crate) const FACTS_MIGRATED: &[u8] = b"m/vcon-facts-v1";
 
 /// Per-vCon facts (the byte after the uuid in a `v` key).
 const FACT_CREATED: u8 = b'c';

@@ -129,13 +129,7 @@ impl VconMap {
         signer: Arc<CoseTreeHeadSigner>,
         delegates: Delegates,
     ) -> Result<VconMap, LogError> {
-        let last = match store.get_index(LAST_ROW)? {
-            Some(v) => Some(MapRoot::from_row(&v).ok_or_else(|| {
-                LogError::Corrupt("m/map-last is not index ‖ root ‖ count".into())
-            })?),
-            None => None,
-        };
-        if last.is_none() && store.get_index(DERIVED_ROW)?.is_none() {
+        if last_root(store)?.is_none() && store.get_index(DERIVED_ROW)?.is_none() {
             let rows = derive_states(store, &delegates)?;
             store.put_index_rows(&[(DERIVED_ROW.to_vec(), rows.to_be_bytes().to_vec())])?;
             if rows > 0 {
@@ -145,25 +139,7 @@ impl VconMap {
                 );
             }
         }
-        let mut items: Vec<(Key, Hash)> = Vec::new();
-        for row in state_rows(store)? {
-            let (key, v) = row?;
-            let state = VconState::from_cbor(&v).map_err(|e| LogError::Corrupt(e.to_string()))?;
-            items.push((key, state.value()));
-        }
-        let mut tree = MapTree::with_capacity(items.len());
-        tree.apply_batch(&items)
-            .map_err(|e| LogError::Corrupt(format!("rebuilding the vCon map: {e}")))?;
-        if let Some(l) = last
-            && l.root != tree.root()
-        {
-            return Err(LogError::Corrupt(format!(
-                "the vCon map rebuilt from its state rows has root {}, but the map-root entry at index {} says {}",
-                hex::encode(tree.root()),
-                l.index,
-                hex::encode(l.root)
-            )));
-        }
+        let (tree, last) = load(store, true)?;
         Ok(VconMap {
             tree,
             last,
@@ -280,11 +256,7 @@ impl BatchCloser for VconMap {
                 return Err(e);
             }
         };
-        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = encoded
-            .into_iter()
-            .map(|(k, cbor)| (state_row_key(&k), cbor))
-            .collect();
-        rows.push((LAST_ROW.to_vec(), last.to_row()));
+        let rows = closing_rows(encoded, last);
         self.staged = Some(Staged { undo, last });
         Ok(Closing {
             rows,
@@ -308,6 +280,67 @@ impl BatchCloser for VconMap {
             tracing::error!(alarm = true, error = %e, "rolling back the vCon map failed");
         }
     }
+}
+
+/// The map tree rebuilt from the stored state rows and the last map root,
+/// checked against each other (the writer at start, a follower at open)
+/// unless `check` is false: a follower whose last append ended between
+/// map roots (a log older than the map) stores states the tree will only
+/// take at the next map root.
+pub(crate) fn load(store: &Store, check: bool) -> Result<(MapTree, Option<MapRoot>), LogError> {
+    let last = last_root(store)?;
+    let mut items: Vec<(Key, Hash)> = Vec::new();
+    for row in state_rows(store)? {
+        let (key, v) = row?;
+        let state = VconState::from_cbor(&v).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        items.push((key, state.value()));
+    }
+    let mut tree = MapTree::with_capacity(items.len());
+    tree.apply_batch(&items)
+        .map_err(|e| LogError::Corrupt(format!("rebuilding the vCon map: {e}")))?;
+    if let Some(l) = last
+        && check
+        && l.root != tree.root()
+    {
+        return Err(LogError::Corrupt(format!(
+            "the vCon map rebuilt from its state rows has root {}, but the map-root entry at index {} says {}",
+            hex::encode(tree.root()),
+            l.index,
+            hex::encode(l.root)
+        )));
+    }
+    Ok((tree, last))
+}
+
+/// The last map root the store recorded.
+fn last_root(store: &Store) -> Result<Option<MapRoot>, LogError> {
+    match store.get_index(LAST_ROW)? {
+        Some(v) => Ok(Some(MapRoot::from_row(&v).ok_or_else(|| {
+            LogError::Corrupt("m/map-last is not index ‖ root ‖ count".into())
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// The rows the writer stores when a batch closes: each changed vCon's
+/// state, and the map root (what a follower writes at each map-root entry).
+pub(crate) fn closing_rows(
+    states: impl IntoIterator<Item = (Key, Vec<u8>)>,
+    last: MapRoot,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut rows = state_rows_of(states);
+    rows.push((LAST_ROW.to_vec(), last.to_row()));
+    rows
+}
+
+/// The state rows of (key, state CBOR) pairs.
+pub(crate) fn state_rows_of(
+    states: impl IntoIterator<Item = (Key, Vec<u8>)>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    states
+        .into_iter()
+        .map(|(k, cbor)| (state_row_key(&k), cbor))
+        .collect()
 }
 
 /// Derives the state rows of a database written before the map existed,

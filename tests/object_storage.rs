@@ -11,6 +11,10 @@
 //!   never covers a missing object, and picks up where it stopped.
 //! - A replica refuses a bucket whose checkpoint is re-signed by another
 //!   key or goes back in size, and keeps serving what it verified.
+//! - A replica answers the vCon views (history, consent, lineage, events,
+//!   proof bundles, policy) with the writer's bytes, derived again from
+//!   the entries, across its own restart; and refuses a map root the
+//!   writer signed that is not the map of the entries.
 
 mod common;
 
@@ -187,10 +191,8 @@ async fn a_replica_serves_the_writers_bytes_from_the_bucket_and_follows_it() {
     assert_eq!(post.status, 421);
     let p = vcon_scitt::problem::Problem::from_cbor(post.status, &post.body).unwrap();
     assert!(p.detail.contains(w), "{}", p.detail);
-    let view = vcon_scitt_client::get(r, "/vcons/0190c2f2-6d4e-7a45-9b1e-000000000001/entries")
-        .await
-        .unwrap();
-    assert_eq!(view.status, 421);
+    let metrics = vcon_scitt_client::get(r, "/metrics").await.unwrap();
+    assert_eq!(metrics.status, 421, "the writer's metrics are the writer's");
 
     // It follows new batches.
     let more = register(w, "second", 300).await;
@@ -440,4 +442,333 @@ async fn a_log_published_to_a_directory_is_checked_and_followed_like_a_bucket() 
         text.contains(&format!("bucket OK: {url} at size {size}")),
         "{text}"
     );
+}
+
+const VA: &str = "0190c2f2-6d4e-7a45-9b1e-00000000000a";
+const VB: &str = "0190c2f2-6d4e-7a45-9b1e-00000000000b";
+const ABSENT: &str = "0190c2f2-6d4e-7a45-9b1e-0000000000ff";
+
+/// Registers lifecycle statements about `uuid`, one per (event, minute).
+async fn lifecycle(url: &str, files: &std::path::Path, uuid: &str, events: &[(&str, u32)]) {
+    let mut c = vcon_scitt_client::Conn::connect(url).await.unwrap();
+    for (event, m) in events {
+        let at = format!("2026-11-30T10:{m:02}:00Z");
+        let st = lifecycle_statement(files, event, &at, Some(uuid), &["analysis", "training"]);
+        let r = c.post_statement(st).await.unwrap();
+        assert_eq!(r.status, 201, "{}", vcon_scitt_client::describe(&r));
+    }
+}
+
+/// Every vCon view of `uuids`, the feed and the policy: the same bytes from
+/// the writer and the replica; each proof bundle verifies offline.
+async fn same_views(w: &str, r: &str, uuids: &[&str]) {
+    for u in uuids {
+        for view in ["entries", "consent", "lineage"] {
+            same(w, r, &format!("/vcons/{u}/{view}")).await;
+        }
+        same(w, r, &format!("/vcons/{u}/entries?limit=1")).await;
+        same(
+            w,
+            r,
+            &format!("/vcons/{u}/consent?as_of=2026-11-30T10:02:30Z"),
+        )
+        .await;
+        let b = same(w, r, &format!("/vcons/{u}/proof")).await;
+        let bundle = vcon_scitt::vcon::proof::Bundle::from_cbor(&b).unwrap();
+        vcon_scitt::vcon::proof::verify_bundle(&bundle, u, &service_keys(), &Default::default())
+            .expect("a replica's proof bundle verifies offline");
+    }
+    for path in [
+        "/events",
+        "/events?type=vcon_consent_revoked",
+        "/events?after=3&limit=2",
+        "/policy",
+    ] {
+        same(w, r, path).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_answers_the_vcon_views_with_the_writers_bytes() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let writer = writer(&moto, dir.path(), "writer");
+    let w = writer.url.clone();
+    lifecycle(
+        &w,
+        files.path(),
+        VA,
+        &[
+            ("vcon_created", 0),
+            ("vcon_consent_accepted", 1),
+            ("vcon_enhanced", 2),
+            ("vcon_consent_revoked", 3),
+        ],
+    )
+    .await;
+    lifecycle(&w, files.path(), VB, &[("vcon_created", 4)]).await;
+    register(&w, "between", 40).await;
+    let size = tree_size(&w).await;
+    moto.wait_for(size).await;
+
+    let replica_dir = dir.path().join("replica");
+    let replica = Server::spawn(&replica_dir, &["--replica-of", "s3://log"], &moto.env());
+    replica_reaches(&replica.url, size).await;
+    same_views(&w, &replica.url, &[VA, VB, ABSENT]).await;
+    let a = vcon_scitt_client::get(&replica.url, &format!("/vcons/{VA}/proof"))
+        .await
+        .unwrap();
+    let bundle = vcon_scitt::vcon::proof::Bundle::from_cbor(&a.body).unwrap();
+    assert_eq!(
+        bundle.entries.len(),
+        4,
+        "all of A's history, from the replica"
+    );
+
+    // Restarted, it resumes where its last append ended and keeps deriving.
+    replica.stop();
+    lifecycle(
+        &w,
+        files.path(),
+        VB,
+        &[("vcon_consent_accepted", 5), ("vcon_deleted", 6)],
+    )
+    .await;
+    lifecycle(&w, files.path(), VA, &[("vcon_accessed", 7)]).await;
+    let size2 = tree_size(&w).await;
+    moto.wait_for(size2).await;
+    let replica = Server::spawn(&replica_dir, &["--replica-of", "s3://log"], &moto.env());
+    replica_reaches(&replica.url, size2).await;
+    same_views(&w, &replica.url, &[VA, VB, ABSENT]).await;
+    writer.stop();
+    replica.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_refuses_a_map_root_that_is_not_the_map_of_the_entries() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    // Its public URL (the checkpoint's origin) survives the restart.
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--publish-to",
+        "s3://log",
+        "--service-url",
+        "http://writer.test",
+    ];
+    let w = Server::spawn(&dir.path().join("writer"), &args, &moto.env());
+    lifecycle(
+        &w.url,
+        files.path(),
+        VA,
+        &[("vcon_created", 0), ("vcon_consent_accepted", 1)],
+    )
+    .await;
+    lifecycle(&w.url, files.path(), VB, &[("vcon_created", 2)]).await;
+    let honest = tree_size(&w.url).await;
+    moto.wait_for(honest).await;
+    w.stop();
+
+    // A replica verifies the honest log.
+    let replica = Server::spawn(
+        &dir.path().join("replica"),
+        &["--replica-of", "s3://log"],
+        &moto.env(),
+    );
+    replica_reaches(&replica.url, honest).await;
+
+    // The writer's operator removes vCon A from the map (its state row) and
+    // records the matching root, so the writer starts; its next batch's
+    // map root "proves" A absent, signed with the real key.
+    {
+        let store = vcon_scitt::log::Store::open(&dir.path().join("writer/db")).unwrap();
+        let cf = store.cf(vcon_scitt::log::store::CF_INDEX).unwrap();
+        let a_key = vcon_scitt::vcon::state::map_key(VA).unwrap();
+        let mut rest: Vec<([u8; 32], [u8; 32])> = Vec::new();
+        for row in store
+            .iter_from(vcon_scitt::log::store::CF_INDEX, b"M")
+            .unwrap()
+        {
+            let (k, v) = row.unwrap();
+            if !k.starts_with(b"M") {
+                break;
+            }
+            let key: [u8; 32] = k[1..].try_into().unwrap();
+            if key != a_key {
+                let s = vcon_scitt::vcon::state::VconState::from_cbor(&v).unwrap();
+                rest.push((key, s.value()));
+            }
+        }
+        let root = vcon_scitt::map::root_of_sorted(&rest).unwrap();
+        let last = store.get_index(b"m/map-last").unwrap().unwrap();
+        let mut forged = last[..8].to_vec();
+        forged.extend_from_slice(&root);
+        forged.extend_from_slice(&(rest.len() as u64).to_be_bytes());
+        let mut wb = rocksdb::WriteBatch::default();
+        wb.delete_cf(cf, [b"M".as_slice(), &a_key].concat());
+        wb.put_cf(cf, b"m/map-last", forged);
+        store.write_synced(wb).unwrap();
+    }
+    let w = Server::spawn(&dir.path().join("writer"), &args, &moto.env());
+    register(&w.url, "after-tamper", 3).await;
+    let lying = tree_size(&w.url).await;
+    moto.wait_for(lying).await;
+
+    // Every head and root is the writer's and verifies; only the map is a
+    // lie, and the replica's own replay of the entries finds it.
+    let started = Instant::now();
+    let health = loop {
+        let h = vcon_scitt_client::get(&replica.url, "/healthz")
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&h.body).into_owned();
+        if body.contains("following stopped") {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the replica kept following a lying map"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(health.contains("following stopped"), "{health}");
+    assert!(health.contains("map root"), "{health}");
+    assert_eq!(
+        tree_size(&replica.url).await,
+        honest,
+        "nothing of the lie is served"
+    );
+    // What it verified, it still serves: A is in its map.
+    let b = vcon_scitt_client::get(&replica.url, &format!("/vcons/{VA}/proof"))
+        .await
+        .unwrap();
+    assert_eq!(b.status, 200);
+    let bundle = vcon_scitt::vcon::proof::Bundle::from_cbor(&b.body).unwrap();
+    assert!(bundle.state.is_some(), "A is present in the verified map");
+    w.stop();
+    replica.stop();
+    // fsck of the bucket alone replays the map too, and finds the lie.
+    let (code, out) = fsck_bucket(&moto);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("map root"), "{out}");
+}
+
+/// `vcon-scitt <args>` with the moto environment: (exit code, output).
+fn cli(moto: &Moto, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_whose_disk_is_lost_is_restored_from_the_bucket_and_continues_the_log() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--publish-to",
+        "s3://log",
+        "--service-url",
+        "http://writer.test",
+    ];
+    let lost = dir.path().join("lost");
+    let w = Server::spawn(&lost, &args, &moto.env());
+    lifecycle(
+        &w.url,
+        files.path(),
+        VA,
+        &[("vcon_created", 0), ("vcon_consent_accepted", 1)],
+    )
+    .await;
+    let acked = register(&w.url, "before", 300).await;
+    let size = tree_size(&w.url).await;
+    // `local` durability: what the bucket holds is what survives the disk.
+    moto.wait_for(size).await;
+    drop(w); // SIGKILL
+    std::fs::remove_dir_all(&lost).unwrap();
+
+    let restored = dir.path().join("restored");
+    let (code, out) = cli(
+        &moto,
+        &["restore", "--from", "s3://log", "--data-dir", restored.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("at tree size {size}")), "{out}");
+    // Restoring again is a no-op catch-up of the same log.
+    let (code, out) = cli(
+        &moto,
+        &["restore", "--from", "s3://log", "--data-dir", restored.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    // The same key and URL continue the same log from the restored store.
+    let w = Server::spawn(&restored, &args, &moto.env());
+    for (id, receipt) in &acked {
+        let got = vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(&got.body, receipt, "a receipt from before the loss, unchanged");
+    }
+    lifecycle(&w.url, files.path(), VA, &[("vcon_consent_revoked", 2)]).await;
+    register(&w.url, "after", 50).await;
+    let size2 = tree_size(&w.url).await;
+    assert!(size2 > size);
+    let consistency = vcon_scitt_client::get(&w.url, &format!("/consistency?from={size}"))
+        .await
+        .unwrap();
+    assert_eq!(consistency.status, 200, "the restored log extends the lost one");
+    // A's history spans the loss; its proof bundle verifies offline.
+    let b = vcon_scitt_client::get(&w.url, &format!("/vcons/{VA}/proof"))
+        .await
+        .unwrap();
+    let bundle = vcon_scitt::vcon::proof::Bundle::from_cbor(&b.body).unwrap();
+    assert_eq!(bundle.entries.len(), 3);
+    vcon_scitt::vcon::proof::verify_bundle(&bundle, VA, &service_keys(), &Default::default())
+        .unwrap();
+    // A monitor recomputes every root and map root of the continued log.
+    let state = tempfile::tempdir().unwrap();
+    let (code, out) = cli(
+        &moto,
+        &["monitor", "--rounds", "1", "--url", &w.url, "--state", state.path().to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+    // The bucket follows the continued log.
+    moto.wait_for(size2).await;
+    w.stop();
+    let (code, out) = cli(&moto, &["fsck", "--data-dir", restored.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = fsck_bucket(&moto);
+    assert_eq!(code, 0, "{out}");
+
+    // A data dir that holds another log is refused, and left as it was.
+    let other = dir.path().join("other");
+    let o = Server::spawn(&other, &["--config", cfg.to_str().unwrap()], &[]);
+    register(&o.url, "other", 5).await;
+    let other_size = tree_size(&o.url).await;
+    o.stop();
+    let (code, out) = cli(
+        &moto,
+        &["restore", "--from", "s3://log", "--data-dir", other.to_str().unwrap()],
+    );
+    assert_ne!(code, 0, "{out}");
+    let o = Server::spawn(&other, &["--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(tree_size(&o.url).await, other_size);
+    o.stop();
 }

@@ -385,6 +385,11 @@ pub async fn start(
     config: Config,
     shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<Running, String> {
+    if config.registration.durability == crate::config::Durability::Replicated
+        && config.publish.bucket.is_none()
+    {
+        return Err("registration.durability = replicated needs a bucket to replicate to: set publish.bucket (--publish-to)".into());
+    }
     let (listener, addr, config) = bind(config).await?;
     let bucket = match &config.publish.bucket {
         Some(url) => Some(

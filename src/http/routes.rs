@@ -10,7 +10,7 @@ use hyper::{Method, Request, Response};
 
 use super::error::ApiError;
 use super::{Api, Backend, Body, discovery, entries, ops, tlog, vcon};
-use crate::reads::LogReads;
+use crate::reads::VconReads;
 use crate::replica::Replica;
 use crate::service::Service;
 
@@ -109,21 +109,15 @@ pub(super) async fn dispatch(
         });
     }
     let q = Query::of(&req);
-    let (reads, svc): (&dyn LogReads, &Arc<Service>) = match &api.backend {
+    let (reads, svc): (&dyn VconReads, &Arc<Service>) = match &api.backend {
         Backend::Writer(svc) => (&**svc, svc),
-        Backend::Replica(r) => return replica(r, route, &req, &q),
+        Backend::Replica(r) => return replica(r, route, &req, &q).await,
     };
-    if let Some(r) = read(reads, route, &req, &q) {
+    if let Some(r) = read(reads, route, &req, &q).await {
         return r;
     }
     match route {
         Route::Register => entries::register(api, svc, peer, req).await,
-        Route::VconEntries(uuid) => vcon::history(svc, uuid, &q),
-        Route::VconConsent(uuid) => vcon::consent(svc, uuid, &q),
-        Route::VconLineage(uuid) => vcon::lineage(svc, uuid, &q),
-        Route::VconProof(uuid) => vcon::proof(svc, uuid).await,
-        Route::Events => vcon::events(svc, &q),
-        Route::Policy => Ok(vcon::policy(svc)),
         Route::Healthz => ops::healthz(svc),
         Route::Metrics => Ok(ops::metrics(svc)),
         Route::AdminBackup => ops::admin_backup(svc, &req),
@@ -131,10 +125,10 @@ pub(super) async fn dispatch(
     }
 }
 
-/// The reads of the log itself, which the writer and a replica answer with
-/// the same handlers; `None` for every other route.
-fn read(
-    svc: &dyn LogReads,
+/// The reads of the log and the vCon views, which the writer and a replica
+/// answer with the same handlers; `None` for every other route.
+async fn read(
+    svc: &dyn VconReads,
     route: Route<'_>,
     req: &Request<Incoming>,
     q: &Query,
@@ -150,20 +144,26 @@ fn read(
         Route::Checkpoint => tlog::checkpoint(svc, tlog::wants_note(req)),
         Route::Consistency => tlog::consistency(svc, q),
         Route::Tile(rest) => tlog::tile(svc, rest),
+        Route::VconEntries(uuid) => vcon::history(svc, uuid, q),
+        Route::VconConsent(uuid) => vcon::consent(svc, uuid, q),
+        Route::VconLineage(uuid) => vcon::lineage(svc, uuid, q),
+        Route::VconProof(uuid) => vcon::proof(svc, uuid).await,
+        Route::Events => vcon::events(svc, q),
+        Route::Policy => vcon::policy(svc),
         _ => return None,
     })
 }
 
-/// A read replica: the log's reads, its own readiness, and 421 (with the
-/// writer's URL) for everything only the writer does: registration, the
-/// vCon views (their index is the writer's), metrics and the admin API.
-fn replica(
+/// A read replica: the log's reads and the vCon views, its own readiness,
+/// and 421 (with the writer's URL) for everything only the writer does:
+/// registration, metrics and the admin API.
+async fn replica(
     r: &Replica,
     route: Route<'_>,
     req: &Request<Incoming>,
     q: &Query,
 ) -> Result<Response<Body>, ApiError> {
-    if let Some(answer) = read(r, route, req, q) {
+    if let Some(answer) = read(r, route, req, q).await {
         return answer;
     }
     if route == Route::Healthz {

@@ -1,13 +1,14 @@
 //! The vCon read views (history, consent, lineage), the lifecycle event
 //! feed, and the registration policy in force. All JSON, all `no-cache`:
-//! each new registration can change them.
+//! each new registration can change them. Served alike by the writer and a
+//! read replica (`&dyn VconReads`): the same rows, the same code.
 
 use hyper::Response;
 
 use super::error::ApiError;
 use super::routes::Query;
 use super::{Body, CBOR, json_response, respond};
-use crate::service::Service;
+use crate::reads::{VconReads, internal};
 use crate::vcon_index::FeedQuery;
 
 /// Page sizes: 100 unless asked; more than the view's maximum is refused
@@ -33,25 +34,51 @@ fn parse_uuid(uuid: &str) -> Result<String, ApiError> {
 
 /// `GET /vcons/{uuid}/entries[?after=&limit=]`: one page of a vCon's
 /// history; `next_after` is the cursor of the next page (absent on the last).
-pub(super) fn history(svc: &Service, uuid: &str, q: &Query) -> Result<Response<Body>, ApiError> {
+pub(super) fn history(
+    svc: &dyn VconReads,
+    uuid: &str,
+    q: &Query,
+) -> Result<Response<Body>, ApiError> {
     let uuid = parse_uuid(uuid)?;
     let after = q.u64("after")?;
     let limit = page_limit(q, crate::vcon_index::MAX_PAGE)?;
-    let (items, next_after) = svc.vcon_history(&uuid, after, limit)?;
+    let (items, next_after) =
+        crate::vcon_index::history_page(svc.vcon_store(), &uuid, after, limit, &svc.delegates())
+            .map_err(internal)?;
     Ok(json_response(
         &serde_json::json!({"vcon_uuid": uuid, "items": items, "next_after": next_after}),
     ))
 }
 
 /// `GET /vcons/{uuid}/consent[?as_of=<RFC 3339>]`.
-pub(super) fn consent(svc: &Service, uuid: &str, q: &Query) -> Result<Response<Body>, ApiError> {
+/// The consent state as of a time (default: now): the changes in force of
+/// the controller and its delegates, read from the index the way the auditor
+/// computes it from the whole history.
+pub(super) fn consent(
+    svc: &dyn VconReads,
+    uuid: &str,
+    q: &Query,
+) -> Result<Response<Body>, ApiError> {
+    use crate::reads::ServiceError;
+    use crate::vcon_index::ConsentReadError;
     let uuid = parse_uuid(uuid)?;
     let as_of = q.time_ms("as_of")?;
-    Ok(json_response(&svc.vcon_consent(&uuid, as_of)?))
+    let state = crate::vcon_index::consent(svc.vcon_store(), &uuid, &svc.delegates(), as_of)
+        .map_err(|e| match e {
+            ConsentReadError::Log(e) => internal(e),
+            too_many @ ConsentReadError::TooManyPurposes => {
+                ServiceError::TooLarge(too_many.to_string())
+            }
+        })?;
+    Ok(json_response(&state))
 }
 
 /// `GET /vcons/{uuid}/lineage[?after=&limit=]`: one page of edges.
-pub(super) fn lineage(svc: &Service, uuid: &str, q: &Query) -> Result<Response<Body>, ApiError> {
+pub(super) fn lineage(
+    svc: &dyn VconReads,
+    uuid: &str,
+    q: &Query,
+) -> Result<Response<Body>, ApiError> {
     let uuid = parse_uuid(uuid)?;
     let after = q
         .get("after")
@@ -67,16 +94,14 @@ pub(super) fn lineage(svc: &Service, uuid: &str, q: &Query) -> Result<Response<B
         })
         .transpose()?;
     let limit = page_limit(q, crate::vcon_index::MAX_PAGE)?;
-    Ok(json_response(&svc.vcon_lineage(
-        &uuid,
-        after.as_deref(),
-        limit,
-    )?))
+    let lineage = crate::vcon_index::lineage(svc.vcon_store(), &uuid, after.as_deref(), limit)
+        .map_err(internal)?;
+    Ok(json_response(&lineage))
 }
 
 /// `GET /events[?type=&iss=&after=&limit=&since=&until=]`: the lifecycle
 /// event feed.
-pub(super) fn events(svc: &Service, q: &Query) -> Result<Response<Body>, ApiError> {
+pub(super) fn events(svc: &dyn VconReads, q: &Query) -> Result<Response<Body>, ApiError> {
     // An empty filter (`type=&iss=`, as forms send) is no filter.
     let event = q
         .get("type")
@@ -94,7 +119,8 @@ pub(super) fn events(svc: &Service, q: &Query) -> Result<Response<Body>, ApiErro
         since_ms: q.time_ms("since")?,
         until_ms: q.time_ms("until")?,
     };
-    let (items, last) = svc.events(&fq)?;
+    let (items, last) =
+        crate::vcon_index::feed(svc.vcon_store(), &fq, &svc.delegates()).map_err(internal)?;
     // Poll again with after=next_after; it moves past filtered rows too.
     Ok(json_response(
         &serde_json::json!({"items": items, "next_after": last.or(fq.after)}),
@@ -103,18 +129,16 @@ pub(super) fn events(svc: &Service, q: &Query) -> Result<Response<Body>, ApiErro
 
 /// `GET /policy`: the registration policy in force and its log entry
 /// (RFC 9943 §5.1.1).
-pub(super) fn policy(svc: &Service) -> Response<Body> {
-    json_response(
-        &serde_json::json!({"entry_id": svc.policy_entry(), "policy": svc.policy_document()}),
-    )
+pub(super) fn policy(svc: &dyn VconReads) -> Result<Response<Body>, ApiError> {
+    Ok(json_response(&svc.policy()?))
 }
 
 /// `GET /vcons/{uuid}/proof`: the proof bundle (`proto/vcon-map.cddl`,
 /// `vcon-proof`): the vCon's complete history as of the last map root, or
 /// the proof that it has none, checkable offline (`vcon-verify --bundle`).
-pub(super) async fn proof(svc: &Service, uuid: &str) -> Result<Response<Body>, ApiError> {
+pub(super) async fn proof(svc: &dyn VconReads, uuid: &str) -> Result<Response<Body>, ApiError> {
     let uuid = parse_uuid(uuid)?;
-    let bundle = svc.vcon_proof(&uuid).await?;
+    let bundle = crate::reads::vcon_proof(svc, &uuid).await?;
     let mut r = respond(hyper::StatusCode::OK, CBOR, bundle.to_cbor());
     super::set(&mut r, hyper::header::CACHE_CONTROL, "no-cache");
     Ok(r)

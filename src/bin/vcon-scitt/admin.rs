@@ -237,6 +237,22 @@ pub fn backup(
 }
 
 pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<u8> {
+    if let Some(url) = from
+        .to_str()
+        .filter(|u| u.starts_with("s3://") || u.starts_with("file://"))
+    {
+        let size = runtime()?.block_on(vcon_scitt::replica::restore(
+            url,
+            data_dir.to_path_buf(),
+            std::time::Duration::from_secs(10),
+        ))?;
+        println!(
+            "restored {url} at tree size {size} into {}: every head signature, root and map root verified. Start the writer with the log's service key and public URL: vcon-scitt serve --data-dir {} --publish-to {url} --service-url <its URL>",
+            data_dir.join("db").display(),
+            data_dir.display()
+        );
+        return Ok(0);
+    }
     let report = vcon_scitt::backup::restore(from, data_dir)?;
     println!(
         "restored tree size {} ({} entries) into {}; fsck OK. The service refuses to start if this data dir already published a later head.",

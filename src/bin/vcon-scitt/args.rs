@@ -165,7 +165,9 @@ pub enum Command {
     },
     /// Restore a backup into a data dir whose db/ does not exist. The data
     /// dir's rollback guard then refuses to start if the backup is older
-    /// than a head this data dir already published.
+    /// than a head this data dir already published. With `--from
+    /// s3://bucket[/prefix]` (or file:///dir), rebuild the data dir from the
+    /// published log instead, verifying everything as a replica does.
     Restore {
         #[arg(long)]
         from: PathBuf,
@@ -327,11 +329,22 @@ pub struct ServeArgs {
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
     #[arg(long, value_name = "S3_URL")]
     pub publish_to: Option<String>,
+    /// What a 201 promises: local (fsync'd and signed here) or replicated
+    /// (also in the --publish-to bucket under its checkpoint).
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityArg>,
     /// Serve as a read replica of the log published at s3://bucket[/prefix]:
     /// no key, no registrations (POST answers 421), cache in
     /// <data-dir>/replica.
     #[arg(long, value_name = "S3_URL", conflicts_with = "publish_to")]
     pub replica_of: Option<String>,
+}
+
+/// `--durability` (config `registration.durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    Local,
+    Replicated,
 }
 
 /// Which test issuers sign the load generator's statements.
@@ -405,6 +418,12 @@ pub fn effective_config(a: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &a.replica_of {
         c.replica.of = Some(v.clone());
+    }
+    if let Some(v) = a.durability {
+        c.registration.durability = match v {
+            DurabilityArg::Local => vcon_scitt::config::Durability::Local,
+            DurabilityArg::Replicated => vcon_scitt::config::Durability::Replicated,
+        };
     }
     Ok(c)
 }
