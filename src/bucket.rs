@@ -264,6 +264,8 @@ pub struct PublishStatus {
     /// The checkpoint's size, for registrations waiting on it
     /// (`replicated` durability).
     checkpoint: tokio::sync::watch::Sender<u64>,
+    /// The bucket's checkpoint has been read (and checked) since the start.
+    pub resumed: std::sync::atomic::AtomicBool,
 }
 
 impl PublishStatus {
@@ -279,12 +281,14 @@ impl PublishStatus {
             ]),
             stopped: std::sync::RwLock::new(None),
             checkpoint: tokio::sync::watch::Sender::new(0),
+            resumed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// The bucket's checkpoint now covers `size` entries.
     pub fn set_published(&self, size: u64) {
-        self.published.store(size, std::sync::atomic::Ordering::Relaxed);
+        self.published
+            .store(size, std::sync::atomic::Ordering::Relaxed);
         self.checkpoint.send_replace(size);
     }
 

@@ -128,6 +128,11 @@ pub struct Config {
     /// generated on first start. `VCON_SCITT_SERVICE_KEY` may hold the key
     /// itself (base64 PKCS#8) instead.
     pub key_file: Option<PathBuf>,
+    /// The C2SP checkpoint-note key (Ed25519 PKCS#8). Default
+    /// `<data_dir>/keys/checkpoint-ed25519.pk8`, generated on first start.
+    /// Like the service key it is the log's identity: a writer restored on
+    /// another machine needs both, so keep them off the data disk.
+    pub checkpoint_key_file: Option<PathBuf>,
     /// The service key itself (PKCS#8 DER), from `VCON_SCITT_SERVICE_KEY`
     /// only: never read from or written to a file, never printed.
     #[serde(skip)]
@@ -233,7 +238,9 @@ impl std::str::FromStr for Durability {
         match s {
             "local" => Ok(Durability::Local),
             "replicated" => Ok(Durability::Replicated),
-            other => Err(format!("{other:?} is not a durability (local or replicated)")),
+            other => Err(format!(
+                "{other:?} is not a durability (local or replicated)"
+            )),
         }
     }
 }
@@ -295,6 +302,7 @@ impl Default for Config {
             leaf_rule: None,
             log_format: LogFormat::Human,
             key_file: None,
+            checkpoint_key_file: None,
             service_key_pkcs8: None,
             key_alg: KeyAlg::Es256,
             registration: Registration::default(),
@@ -319,7 +327,7 @@ impl Default for Registration {
             max_wait_ms: 30_000,
             max_statement_bytes: crate::statement::DEFAULT_MAX_BYTES,
             retry_after_secs: 1,
-                durability: Durability::Local,
+            durability: Durability::Local,
         }
     }
 }
@@ -374,6 +382,9 @@ impl Config {
         };
         fix(&mut c.data_dir);
         if let Some(k) = c.key_file.as_mut() {
+            fix(k);
+        }
+        if let Some(k) = c.checkpoint_key_file.as_mut() {
             fix(k);
         }
         for i in &mut c.issuers {
@@ -433,6 +444,9 @@ impl Config {
         }
         if let Some(v) = get("VCON_SCITT_KEY_FILE") {
             self.key_file = Some(v.into());
+        }
+        if let Some(v) = get("VCON_SCITT_CHECKPOINT_KEY_FILE") {
+            self.checkpoint_key_file = Some(v.into());
         }
         if let Some(v) = get("VCON_SCITT_SERVICE_KEY") {
             let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v.trim())
@@ -495,10 +509,18 @@ impl Config {
         data_dir.join("keys/scitt-keys.cbor")
     }
 
+    /// The checkpoint vkey of the log a follower's store holds (a replica's
+    /// cache, a restored data dir), pinned when it first followed it.
+    pub fn checkpoint_pin_file_in(dir: &Path) -> PathBuf {
+        dir.join("checkpoint-vkey")
+    }
+
     /// The Ed25519 key that signs the C2SP checkpoint note (generated on
     /// first start; separate from the service key, which may be P-256).
     pub fn checkpoint_key_file(&self) -> PathBuf {
-        self.data_dir.join("keys/checkpoint-ed25519.pk8")
+        self.checkpoint_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys/checkpoint-ed25519.pk8"))
     }
 
     pub fn key_file(&self) -> PathBuf {

@@ -105,6 +105,7 @@ async fn run(
             None => resume(&svc, &bucket).await.map(|s| {
                 published = Some(s);
                 status.set_published(s);
+                status.resumed.store(true, Ordering::Relaxed);
                 false
             }),
             Some(s) => round(&svc, &bucket, &status, s).await.map(|next| {

@@ -48,8 +48,6 @@ use crate::vcon_follow::VconFollower;
 /// bytes, 256 MiB at the 64 KiB cap.
 const CHUNK_ENTRIES: u64 = 4_096;
 const CONCURRENT_GETS: usize = 16;
-/// The checkpoint key a cache follows, pinned at its first start.
-const PIN_FILE: &str = "checkpoint-vkey";
 
 /// `/.well-known/transparency-configuration`, the fields a reader needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +157,7 @@ impl Replica {
             .map_err(|e| ReplicaError::Setup(format!("{}: {e}", bucket::KEYS)))?;
         crate::durable::create_private_dir_all(&c.cache_dir)
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
-        let pin = c.cache_dir.join(PIN_FILE);
+        let pin = crate::config::Config::checkpoint_pin_file_in(&c.cache_dir);
         match std::fs::read_to_string(&pin) {
             Ok(pinned) if pinned.trim() == vkey => {}
             Ok(pinned) => {
@@ -454,7 +452,9 @@ pub async fn restore(url: &str, data_dir: PathBuf, timeout: Duration) -> Result<
     // Only into an empty data dir or one an earlier restore made (it pinned
     // the bucket's checkpoint key): a writer's own data dir is never
     // touched, whatever log it holds.
-    if data_dir.join("db").exists() && !data_dir.join(PIN_FILE).exists() {
+    if data_dir.join("db").exists()
+        && !crate::config::Config::checkpoint_pin_file_in(&data_dir).exists()
+    {
         return Err(ReplicaError::Setup(format!(
             "{} already holds a log that was not restored from a bucket; restore into an empty data dir",
             data_dir.display()

@@ -114,6 +114,7 @@ impl Service {
         warn_if_readable_by_others(&config.data_dir, "data dir");
         let (key, generated) = load_or_generate_key(&config)?;
         let checkpoint_key = load_or_generate_checkpoint_key(&config)?;
+        check_restored_identity(&config, &checkpoint_key)?;
         if !crate::note::valid_name(&config.log_id()) {
             return Err(format!(
                 "the log id {:?} cannot be a C2SP checkpoint origin (no white space or '+')",
@@ -812,6 +813,26 @@ fn load_or_generate_key(config: &Config) -> Result<(SigningKey, bool), String> {
         }
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
+}
+
+/// A data dir restored from a bucket (`restore --from`) pinned the log's
+/// checkpoint vkey: a writer with another checkpoint key or URL would sign
+/// notes no reader of that log accepts (and its publisher would refuse the
+/// bucket), so it does not start.
+fn check_restored_identity(config: &Config, checkpoint_key: &SigningKey) -> Result<(), String> {
+    let pin = Config::checkpoint_pin_file_in(&config.data_dir);
+    let Ok(pinned) = std::fs::read_to_string(&pin) else {
+        return Ok(());
+    };
+    let ours = crate::note::vkey(&config.log_id(), &checkpoint_key.public().bytes);
+    if pinned.trim() == ours {
+        return Ok(());
+    }
+    Err(format!(
+        "this data dir was restored from the log whose checkpoint key is {} ({}), but this writer's is {ours}: start it with that log's checkpoint key (checkpoint_key_file) and public URL (service_url)",
+        pinned.trim(),
+        pin.display()
+    ))
 }
 
 /// The checkpoint note's Ed25519 key: read, or generated (0600) on first

@@ -20,7 +20,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{Moto, Server};
+use common::cluster::{Moto, Server, cli, tree_size};
 use common::*;
 use vcon_scitt::verify;
 
@@ -93,15 +93,6 @@ async fn register(url: &str, tag: &str, n: usize) -> Vec<(String, Vec<u8>)> {
         all.extend(t.await.unwrap());
     }
     all
-}
-
-async fn tree_size(url: &str) -> u64 {
-    let cp = vcon_scitt_client::get(url, "/checkpoint").await.unwrap();
-    vcon_scitt::head_document::HeadDocument::decode(&cp.body)
-        .unwrap()
-        .head
-        .head
-        .size
 }
 
 /// Waits (≤ 60 s) until the replica shows `size`.
@@ -657,23 +648,6 @@ async fn a_replica_refuses_a_map_root_that_is_not_the_map_of_the_entries() {
     assert!(out.contains("map root"), "{out}");
 }
 
-/// `vcon-scitt <args>` with the moto environment: (exit code, output).
-fn cli(moto: &Moto, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
-        .args(args)
-        .envs(moto.env())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_whose_disk_is_lost_is_restored_from_the_bucket_and_continues_the_log() {
     let moto = Moto::start().await;
@@ -707,24 +681,64 @@ async fn a_writer_whose_disk_is_lost_is_restored_from_the_bucket_and_continues_t
     let restored = dir.path().join("restored");
     let (code, out) = cli(
         &moto,
-        &["restore", "--from", "s3://log", "--data-dir", restored.to_str().unwrap()],
+        &[
+            "restore",
+            "--from",
+            "s3://log",
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("at tree size {size}")), "{out}");
     // Restoring again is a no-op catch-up of the same log.
     let (code, out) = cli(
         &moto,
-        &["restore", "--from", "s3://log", "--data-dir", restored.to_str().unwrap()],
+        &[
+            "restore",
+            "--from",
+            "s3://log",
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, 0, "{out}");
 
-    // The same key and URL continue the same log from the restored store.
+    // Without the log's checkpoint key it does not start (its notes would
+    // be another log's)...
+    let no_checkpoint_key = dir.path().join("service-key-only.toml");
+    std::fs::write(
+        &no_checkpoint_key,
+        format!("key_file = {:?}\n", repo("keys/test-service-es256.pk8")),
+    )
+    .unwrap();
+    let (code, out) = cli(
+        &moto,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            restored.to_str().unwrap(),
+            "--config",
+            no_checkpoint_key.to_str().unwrap(),
+            "--service-url",
+            "http://writer.test",
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("checkpoint key"), "{out}");
+    std::fs::remove_file(restored.join("keys/checkpoint-ed25519.pk8")).unwrap();
+    // ...with the log's keys and URL it continues the same log.
     let w = Server::spawn(&restored, &args, &moto.env());
     for (id, receipt) in &acked {
         let got = vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
             .await
             .unwrap();
-        assert_eq!(&got.body, receipt, "a receipt from before the loss, unchanged");
+        assert_eq!(
+            &got.body, receipt,
+            "a receipt from before the loss, unchanged"
+        );
     }
     lifecycle(&w.url, files.path(), VA, &[("vcon_consent_revoked", 2)]).await;
     register(&w.url, "after", 50).await;
@@ -733,7 +747,10 @@ async fn a_writer_whose_disk_is_lost_is_restored_from_the_bucket_and_continues_t
     let consistency = vcon_scitt_client::get(&w.url, &format!("/consistency?from={size}"))
         .await
         .unwrap();
-    assert_eq!(consistency.status, 200, "the restored log extends the lost one");
+    assert_eq!(
+        consistency.status, 200,
+        "the restored log extends the lost one"
+    );
     // A's history spans the loss; its proof bundle verifies offline.
     let b = vcon_scitt_client::get(&w.url, &format!("/vcons/{VA}/proof"))
         .await
@@ -746,7 +763,15 @@ async fn a_writer_whose_disk_is_lost_is_restored_from_the_bucket_and_continues_t
     let state = tempfile::tempdir().unwrap();
     let (code, out) = cli(
         &moto,
-        &["monitor", "--rounds", "1", "--url", &w.url, "--state", state.path().to_str().unwrap()],
+        &[
+            "monitor",
+            "--rounds",
+            "1",
+            "--url",
+            &w.url,
+            "--state",
+            state.path().to_str().unwrap(),
+        ],
     );
     assert_eq!(code, 0, "{out}");
     // The bucket follows the continued log.
@@ -765,7 +790,13 @@ async fn a_writer_whose_disk_is_lost_is_restored_from_the_bucket_and_continues_t
     o.stop();
     let (code, out) = cli(
         &moto,
-        &["restore", "--from", "s3://log", "--data-dir", other.to_str().unwrap()],
+        &[
+            "restore",
+            "--from",
+            "s3://log",
+            "--data-dir",
+            other.to_str().unwrap(),
+        ],
     );
     assert_ne!(code, 0, "{out}");
     let o = Server::spawn(&other, &["--config", cfg.to_str().unwrap()], &[]);

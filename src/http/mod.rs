@@ -410,6 +410,18 @@ pub async fn start(
         let _ = service.publishing.set(status);
         Background { stop, task }
     });
+    // `replicated`: a GET must know what the bucket holds before it answers
+    // (else every receipt reads "pending" for a moment). Bounded: a bucket
+    // that is down leaves them pending until it answers.
+    if let Some(status) = service.replication() {
+        let deadline = std::time::Instant::now()
+            + Duration::from_millis(service.config.publish.request_timeout_ms);
+        while !status.resumed.load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let (stop, task) = spawn_server(Api::new(service.clone()), listener, shutdown);
     Ok(Running {
         addr,

@@ -222,3 +222,30 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The tree size of a server's CBOR checkpoint.
+pub async fn tree_size(url: &str) -> u64 {
+    let cp = vcon_scitt_client::get(url, "/checkpoint").await.unwrap();
+    vcon_scitt::head_document::HeadDocument::decode(&cp.body)
+        .unwrap()
+        .head
+        .head
+        .size
+}
+
+/// `vcon-scitt <args>` with the moto environment: (exit code, output).
+pub fn cli(moto: &Moto, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(args)
+        .envs(moto.env())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

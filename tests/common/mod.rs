@@ -186,8 +186,9 @@ pub fn writer_config_file(dir: &Path) -> std::path::PathBuf {
     std::fs::write(
         &p,
         format!(
-            "key_file = {:?}\n[[issuers]]\niss = {:?}\nkeys = [{:?}]\n",
+            "key_file = {:?}\ncheckpoint_key_file = {:?}\n[[issuers]]\niss = {:?}\nkeys = [{:?}]\n",
             repo("keys/test-service-es256.pk8"),
+            repo("keys/test-checkpoint-ed25519.pk8"),
             ISSUER,
             repo("keys/test-issuer-es256.keys.cbor")
         ),

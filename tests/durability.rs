@@ -1,0 +1,207 @@
+//! Beyond one machine, part 2: what a 201 promises in each durability mode,
+//! with real parts (moto, `vcon-scitt serve` processes on loopback).
+//!
+//! - `replicated`: a 201 means the entry is in the bucket under its
+//!   checkpoint. The writer is SIGKILLed the moment its last 201 arrives
+//!   and its disk thrown away; `restore --from` the bucket holds every
+//!   acknowledged entry, with the very receipt the 201 carried.
+//! - While the store refuses writes, a `replicated` writer acknowledges
+//!   nothing (202, and GET says pending); once it is back, the same
+//!   registrations become receipts.
+//! - `replicated` without a bucket does not start.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{Moto, Server, cli, tree_size};
+use common::*;
+use vcon_scitt::verify;
+
+/// Registers `n` statements over 4 connections; (status, entry id, body)
+/// of every answer.
+async fn register_all(url: &str, tag: &str, n: usize) -> Vec<(u16, String, Vec<u8>)> {
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let (url, tag) = (url.to_owned(), tag.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
+            let mut out = Vec::new();
+            for i in (w..n).step_by(4) {
+                let st = generic_statement(&format!("urn:example:{tag}:{i}"), b"{}");
+                let r = c.post_statement(st).await.unwrap();
+                let id = r
+                    .header("location")
+                    .map(|l| l.trim_start_matches("/entries/").to_owned())
+                    .unwrap_or_default();
+                out.push((r.status, id, r.body));
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+fn replicated_writer(moto: &Moto, data: &std::path::Path, cfg: &std::path::Path) -> Server {
+    Server::spawn(
+        data,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--publish-to",
+            "s3://log",
+            "--service-url",
+            "http://writer.test",
+            "--durability",
+            "replicated",
+        ],
+        &moto.env(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_replicated_mode_every_201_survives_the_writers_disk() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = writer_config_file(dir.path());
+    let lost = dir.path().join("lost");
+    let w = replicated_writer(&moto, &lost, &cfg);
+    let answers = register_all(&w.url, "replicated", 400).await;
+    // No waiting for the bucket: the 201s are the promise.
+    drop(w); // SIGKILL
+    std::fs::remove_dir_all(&lost).unwrap();
+    let acked: Vec<_> = answers.iter().filter(|a| a.0 == 201).collect();
+    assert_eq!(
+        acked.len(),
+        400,
+        "with the bucket up, every registration is a 201"
+    );
+
+    let restored = dir.path().join("restored");
+    let (code, out) = cli(
+        &moto,
+        &[
+            "restore",
+            "--from",
+            "s3://log",
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let w = replicated_writer(&moto, &restored, &cfg);
+    for (_, id, receipt) in &acked {
+        let got = vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            got.status, 200,
+            "acknowledged entry {id} lost with the disk"
+        );
+        assert_eq!(&got.body, receipt);
+    }
+    let st = vcon_scitt_client::get(&w.url, &format!("/signed-statements/{}", acked[0].1))
+        .await
+        .unwrap();
+    verify::verify(&verify::Request {
+        statement: st.body,
+        receipts: vec![acked[0].2.clone()],
+        service_keys: service_keys(),
+        ..Default::default()
+    })
+    .expect("the receipt of a 201 verifies against the restored log");
+    w.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_replicated_mode_nothing_is_acknowledged_while_the_store_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = writer_config_file(dir.path());
+    let out = dir.path().join("published");
+    let url = format!("file://{}", out.display());
+    let w = Server::spawn(
+        &dir.path().join("writer"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--publish-to",
+            &url,
+            "--durability",
+            "replicated",
+            "--wait-ms",
+            "700",
+        ],
+        &[],
+    );
+    let before = register_all(&w.url, "up", 40).await;
+    assert!(before.iter().all(|a| a.0 == 201));
+
+    // The store goes away: its directory replaced by a file, so every PUT
+    // fails (ENOTDIR), whoever runs the test (root included).
+    let away = dir.path().join("published.away");
+    std::fs::rename(&out, &away).unwrap();
+    std::fs::write(&out, b"not a directory").unwrap();
+    let during = register_all(&w.url, "down", 12).await;
+    for (status, id, _) in &during {
+        assert_eq!(*status, 202, "no 201 while the bucket refuses writes");
+        let r = vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status, 204,
+            "nor a receipt by GET (pending): it is not replicated"
+        );
+    }
+
+    // The store is back: the publisher's retry covers them, and the same
+    // entries now have receipts.
+    std::fs::remove_file(&out).unwrap();
+    std::fs::rename(&away, &out).unwrap();
+    let started = Instant::now();
+    for (_, id, _) in &during {
+        loop {
+            let r = vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
+                .await
+                .unwrap();
+            if r.status == 200 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "entry {id} never replicated after the store came back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let after = register_all(&w.url, "back", 8).await;
+    assert!(after.iter().all(|a| a.0 == 201));
+    let size = tree_size(&w.url).await;
+    w.stop();
+    let fsck = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(["fsck", "--bucket", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&fsck.stdout);
+    assert!(
+        text.contains(&format!("bucket OK: {url} at size {size}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn replicated_without_a_bucket_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--durability", "replicated"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a bucket"), "{err}");
+}
