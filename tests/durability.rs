@@ -8,6 +8,7 @@
 //! - While the store refuses writes, a `replicated` writer acknowledges
 //!   nothing (202, and GET says pending); once it is back, the same
 //!   registrations become receipts.
+//! - The same while the store hangs (moto stopped with SIGSTOP).
 //! - `replicated` without a bucket does not start.
 
 mod common;
@@ -190,6 +191,68 @@ async fn in_replicated_mode_nothing_is_acknowledged_while_the_store_refuses_writ
         text.contains(&format!("bucket OK: {url} at size {size}")),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_replicated_mode_a_hung_store_holds_back_every_acknowledgement() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = writer_config_file(dir.path());
+    let w = Server::spawn(
+        &dir.path().join("writer"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--publish-to",
+            "s3://log",
+            "--durability",
+            "replicated",
+            "--wait-ms",
+            "700",
+        ],
+        &moto.env(),
+    );
+    assert!(
+        register_all(&w.url, "before", 20)
+            .await
+            .iter()
+            .all(|a| a.0 == 201)
+    );
+    // The store stops answering (its process stopped): PUTs hang.
+    moto.signal("-STOP");
+    let during = register_all(&w.url, "hung", 8).await;
+    let mut pending = Vec::new();
+    for (status, id, _) in &during {
+        assert_eq!(*status, 202, "no 201 while the store hangs");
+        let r = vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 204, "nor a receipt by GET");
+        pending.push(id.clone());
+    }
+    moto.signal("-CONT");
+    let started = Instant::now();
+    for id in &pending {
+        while vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
+            .await
+            .unwrap()
+            .status
+            != 200
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{id} never replicated once the store answered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(
+        register_all(&w.url, "after", 8)
+            .await
+            .iter()
+            .all(|a| a.0 == 201)
+    );
+    w.stop();
 }
 
 #[test]

@@ -109,6 +109,15 @@ impl Moto {
     }
 
     /// The variables that point object_store at this server.
+    /// Sends `signal` (e.g. `-STOP`, `-CONT`) to moto: a hung store.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT", self.endpoint.clone()),
