@@ -216,6 +216,53 @@ impl Bucket {
         }
     }
 
+    /// Replaces an object no checkpoint covers, left with other bytes by a
+    /// writer deposed mid-round (`crate::fence`): only the version read
+    /// here is replaced (`If-Match` on its ETag), so an object someone wrote
+    /// since is a [`BucketError::Conflict`] again, never overwritten. A
+    /// store without conditional updates (a local directory) overwrites.
+    pub async fn replace_orphan(
+        &self,
+        name: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<(), BucketError> {
+        let path = self.path(name);
+        let seen = match self.store.head(&path).await {
+            Ok(meta) => Some(object_store::UpdateVersion {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            }),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mode = match seen {
+            Some(v) if v.e_tag.is_some() => PutMode::Update(v),
+            _ => PutMode::Overwrite,
+        };
+        let payload = PutPayload::from_bytes(bytes);
+        match self
+            .store
+            .put_opts(
+                &path,
+                payload.clone(),
+                self.options(mode, content_type, IMMUTABLE),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                let opts = self.options(PutMode::Overwrite, content_type, IMMUTABLE);
+                self.store.put_opts(&path, payload, opts).await?;
+                Ok(())
+            }
+            Err(object_store::Error::Precondition { .. }) => {
+                Err(BucketError::Conflict(name.to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Writes (or replaces) an object readers revalidate: the checkpoint and
     /// the discovery documents.
     pub async fn put_latest(

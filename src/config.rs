@@ -155,6 +155,7 @@ pub struct Config {
     pub rollback_guard: Option<PathBuf>,
     pub publish: Publish,
     pub replica: ReplicaSettings,
+    pub fence: FenceSettings,
 }
 
 /// Publishing the log to object storage (`crate::publish`).
@@ -199,6 +200,31 @@ impl Default for ReplicaSettings {
         ReplicaSettings {
             of: None,
             poll_ms: 200,
+        }
+    }
+}
+
+/// The single-writer lease in etcd (`crate::fence`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FenceSettings {
+    /// etcd endpoints (`http://host:port`); empty = no fencing. Needs
+    /// `registration.durability = "replicated"` and a bucket.
+    pub etcd: Vec<String>,
+    /// The lease's time to live (etcd's minimum is 2 s): a writer that has
+    /// not renewed it for this long, less a margin, stops acknowledging.
+    pub ttl_secs: i64,
+    /// This writer's name in the leader key (default: its public URL and
+    /// process id).
+    pub node: Option<String>,
+}
+
+impl Default for FenceSettings {
+    fn default() -> Self {
+        FenceSettings {
+            etcd: Vec::new(),
+            ttl_secs: 5,
+            node: None,
         }
     }
 }
@@ -316,6 +342,7 @@ impl Default for Config {
             rollback_guard: None,
             publish: Publish::default(),
             replica: ReplicaSettings::default(),
+            fence: FenceSettings::default(),
         }
     }
 }
@@ -432,6 +459,14 @@ impl Config {
         }
         if let Some(v) = get("VCON_SCITT_PUBLISH_TO") {
             self.publish.bucket = Some(v);
+        }
+        if let Some(v) = get("VCON_SCITT_ETCD") {
+            self.fence.etcd = v
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = get("VCON_SCITT_DURABILITY") {
             self.registration.durability = parse("VCON_SCITT_DURABILITY", v)?;

@@ -5,6 +5,7 @@
 //!
 //! Layering, each module using only those above it:
 //! - [`config`]: defaults < file < environment; [`durable`]: crash-safe files;
+//!   [`fence`]: the single-writer lease in etcd;
 //! - [`log`]: the append-only log on RocksDB with a single group-committing
 //!   sequencer, crash recovery and fsck; [`backup`]: checkpoints of it;
 //! - [`vcon_index`]: the per-vCon index rows written with each entry, and
@@ -35,6 +36,7 @@ pub mod backup;
 pub mod bucket;
 pub mod config;
 pub mod durable;
+pub mod fence;
 pub mod head_document;
 pub mod http;
 pub mod log;

@@ -86,7 +86,15 @@ pub fn start(
             Duration::from_millis(svc.config.publish.interval_ms.max(1))
         }
     };
-    let task = tokio::spawn(run(svc, bucket, status.clone(), stop, interval));
+    let st = status.clone();
+    let task = tokio::spawn(async move {
+        run(svc.clone(), bucket, st, stop, interval).await;
+        // After the last round: a standby need not wait for the lease to
+        // expire.
+        if let Some(fence) = svc.fence.get() {
+            fence.release().await;
+        }
+    });
     (status, task)
 }
 
@@ -240,13 +248,33 @@ async fn round(
     let count = plan.objects.len() as u64;
     let mut set = JoinSet::new();
     let mut objects = plan.objects.into_iter();
+    let fence = svc.fence.get().cloned();
     loop {
         while set.len() < CONCURRENT_PUTS {
             let Some((name, body)) = objects.next() else {
                 break;
             };
-            let b = bucket.clone();
-            set.spawn(async move { b.put_immutable(&name, body, OCTETS).await });
+            let (b, fence) = (bucket.clone(), fence.clone());
+            set.spawn(async move {
+                match b.put_immutable(&name, body.clone(), OCTETS).await {
+                    // Every object of a round lies beyond the bucket's
+                    // checkpoint. Fenced, other bytes there are what a
+                    // deposed writer left mid-round: replaced once etcd
+                    // confirms this writer holds the log.
+                    Err(BucketError::Conflict(_)) if fence.is_some() => {
+                        if let Some(f) = &fence {
+                            f.confirm().await.map_err(|e| {
+                                BucketError::Conflict(format!("{name} ({e})"))
+                            })?;
+                        }
+                        tracing::warn!(object = %name, "replacing an object a deposed writer left beyond the checkpoint");
+                        b.replace_orphan(&name, body, OCTETS)
+                            .await
+                            .map(|()| crate::bucket::Put::Created)
+                    }
+                    other => other,
+                }
+            });
         }
         let Some(done) = set.join_next().await else {
             break;
@@ -262,6 +290,17 @@ async fn round(
         }
     }
     let head = plan.head;
+    // Fenced: the checkpoint advances in etcd first, under this writer's
+    // token, or not at all (crate::fence).
+    if let Some(fence) = svc.fence.get() {
+        fence
+            .advance(head.head.size, &head.head.root)
+            .await
+            .map_err(|e| match e {
+                crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
+                other => PublishError::Local(other.to_string()),
+            })?;
+    }
     let note = svc
         .checkpoint_note_for(&head.head)
         .map_err(|e| PublishError::Local(e.to_string()))?;

@@ -262,13 +262,28 @@ impl Replica {
     /// One round: the checkpoint, the heads since the local size, the
     /// entries in chunks, each chunk verified and stored.
     pub async fn round(&self) -> Result<(), ReplicaError> {
+        self.round_to(None).await
+    }
+
+    /// A round to the bucket's checkpoint, or to `target` (size, root) when
+    /// it is further: a checkpoint the writer's lease recorded in etcd
+    /// (`crate::fence`) after the round's objects were in the bucket and
+    /// before its checkpoint note was (a writer that died in between).
+    /// Either way every head is checked against its signature, and the
+    /// target's root must be the signed head's at that size.
+    async fn round_to(&self, target: Option<(u64, Hash)>) -> Result<(), ReplicaError> {
         let Some(note) = self.bucket.get(bucket::CHECKPOINT).await? else {
             return Ok(());
         };
         let note = String::from_utf8(note.to_vec())
             .map_err(|_| ReplicaError::Alarm("the checkpoint is not UTF-8".into()))?;
-        let (size, root) = crate::note::open_checkpoint(&note, &self.origin, &self.checkpoint_key)
-            .map_err(|e| ReplicaError::Alarm(format!("the bucket's checkpoint: {e}")))?;
+        let (mut size, mut root) =
+            crate::note::open_checkpoint(&note, &self.origin, &self.checkpoint_key)
+                .map_err(|e| ReplicaError::Alarm(format!("the bucket's checkpoint: {e}")))?;
+        let beyond_note = matches!(target, Some((s, _)) if s > size);
+        if let Some((s, r)) = target.filter(|_| beyond_note) {
+            (size, root) = (s, r);
+        }
         let local = self.latest_head();
         if size < local.head.size {
             return Err(ReplicaError::Alarm(format!(
@@ -282,7 +297,9 @@ impl Replica {
                     "the bucket's checkpoint at size {size} has another root than the head verified at that size: a forked log"
                 )));
             }
-            *write(&self.note) = Some(note.into());
+            if !beyond_note {
+                *write(&self.note) = Some(note.into());
+            }
             return Ok(());
         }
         let heads = self.heads_between(local.head.size, size, &root).await?;
@@ -297,7 +314,9 @@ impl Replica {
                 from = to;
             }
         }
-        *write(&self.note) = Some(note.into());
+        if !beyond_note {
+            *write(&self.note) = Some(note.into());
+        }
         Ok(())
     }
 
@@ -448,7 +467,12 @@ impl Replica {
 /// the vCon index and map. A data dir that already holds part of this log
 /// is brought up to the bucket's checkpoint; one that holds another log,
 /// or more than the bucket, is refused. Returns the restored size.
-pub async fn restore(url: &str, data_dir: PathBuf, timeout: Duration) -> Result<u64, ReplicaError> {
+pub async fn restore(
+    url: &str,
+    data_dir: PathBuf,
+    timeout: Duration,
+    target: Option<(u64, Hash)>,
+) -> Result<u64, ReplicaError> {
     // Only into an empty data dir or one an earlier restore made (it pinned
     // the bucket's checkpoint key): a writer's own data dir is never
     // touched, whatever log it holds.
@@ -467,7 +491,7 @@ pub async fn restore(url: &str, data_dir: PathBuf, timeout: Duration) -> Result<
         request_timeout: timeout,
     })
     .await?;
-    r.round().await?;
+    r.round_to(target).await?;
     r.shutdown();
     Ok(r.published())
 }

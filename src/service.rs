@@ -99,6 +99,8 @@ pub struct Service {
     checkpoint_note: Mutex<Option<(u64, Hash, Arc<str>)>>,
     /// Set when the log is published to object storage (`/metrics`).
     pub publishing: std::sync::OnceLock<Arc<crate::bucket::PublishStatus>>,
+    /// The single-writer lease, when fenced by etcd.
+    pub fence: std::sync::OnceLock<Arc<crate::fence::Fence>>,
 }
 
 impl Service {
@@ -209,6 +211,7 @@ impl Service {
             checkpoint_key,
             checkpoint_note: Mutex::new(None),
             publishing: std::sync::OnceLock::new(),
+            fence: std::sync::OnceLock::new(),
         });
         svc.register_policy()?;
         Ok(svc)
@@ -424,7 +427,13 @@ impl Service {
             return Ok(true);
         };
         match tokio::time::timeout(left, status.covered(index.saturating_add(1))).await {
-            Ok(Ok(())) => Ok(true),
+            Ok(Ok(())) => {
+                // Fenced: not a 201 once the lease may have passed on.
+                if let Some(fence) = self.fence.get() {
+                    fence.holds().map_err(ServiceError::Unavailable)?;
+                }
+                Ok(true)
+            }
             Ok(Err(why)) => Err(ServiceError::Unavailable(format!(
                 "replication to the bucket stopped ({why}): registrations are not acknowledged"
             ))),
@@ -569,6 +578,9 @@ impl Service {
     pub fn health(&self) -> Health {
         if let Some(why) = self.log.last_batch_error() {
             return Health::BatchFailed(why);
+        }
+        if let Some(Err(why)) = self.fence.get().map(|f| f.holds()) {
+            return Health::Halted(why);
         }
         match self.log.halted() {
             Some(why) => Health::Halted(why),

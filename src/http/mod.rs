@@ -401,11 +401,69 @@ pub async fn start(
         ),
         None => None,
     };
-    let service = tokio::task::spawn_blocking(move || Service::open(config))
+    let fence = if config.fence.etcd.is_empty() {
+        None
+    } else {
+        if config.registration.durability != crate::config::Durability::Replicated {
+            return Err("fence.etcd (--etcd) fences the bucket's checkpoint: it needs registration.durability = replicated (--durability replicated), so that no 201 precedes the checkpoint the lease guards".into());
+        }
+        let node = config
+            .fence
+            .node
+            .clone()
+            .unwrap_or_else(|| format!("{} pid {}", config.service_url(), std::process::id()));
+        Some(
+            crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node)
+                .await
+                .map_err(|e| e.to_string())?,
+        )
+    };
+    // A writer that won the lease on an empty (or restored) data dir first
+    // catches up from the bucket to the checkpoint etcd records.
+    if let (Some(f), Some(url)) = (&fence, &config.publish.bucket)
+        && f.at_start.is_some()
+        && (!config.data_dir.join("db").exists()
+            || crate::config::Config::checkpoint_pin_file_in(&config.data_dir).exists())
+    {
+        let restored = crate::replica::restore(
+            url,
+            config.data_dir.clone(),
+            Duration::from_millis(config.publish.request_timeout_ms),
+            f.at_start,
+        )
+        .await;
+        match restored {
+            Ok(size) => tracing::info!(size, "caught up from the bucket to the fenced checkpoint"),
+            Err(e) => {
+                f.release().await;
+                return Err(format!("catching up from {url}: {e}"));
+            }
+        }
+    }
+    let opened = tokio::task::spawn_blocking(move || Service::open(config))
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    let service = match (opened, &fence) {
+        (Ok(s), _) => s,
+        (Err(e), Some(f)) => {
+            f.release().await;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
+    if let Some(f) = &fence {
+        if let Err(e) = check_fenced_checkpoint(&service, f) {
+            f.release().await;
+            return Err(e);
+        }
+        let _ = service.fence.set(f.clone());
+    }
     let background = bucket.map(|bucket| {
         let (stop, rx) = tokio::sync::watch::channel(false);
+        if let Some(f) = &fence {
+            tokio::spawn(f.clone().keep_alive(rx.clone()));
+        }
         let (status, task) = crate::publish::start(service.clone(), bucket, rx);
         let _ = service.publishing.set(status);
         Background { stop, task }
@@ -432,6 +490,33 @@ pub async fn start(
     })
 }
 
+/// A writer that won the lease continues the log etcd records: its store
+/// must hold that checkpoint's size, with that root (else it would fork
+/// the log, or publish over entries it does not have).
+fn check_fenced_checkpoint(svc: &Service, fence: &crate::fence::Fence) -> Result<(), String> {
+    let Some((size, root)) = fence.at_start else {
+        return Ok(());
+    };
+    let local = svc.latest_head().head.size;
+    if local < size {
+        return Err(format!(
+            "the log's fenced checkpoint (etcd) is at size {size}, this data dir at {local}: restore it first (vcon-scitt restore --from <bucket> into a fresh data dir)"
+        ));
+    }
+    let ours = svc
+        .log
+        .store()
+        .head(size)
+        .map_err(|e| e.to_string())?
+        .map(|h| h.head.root);
+    if ours != Some(root) {
+        return Err(format!(
+            "the log's fenced checkpoint (etcd) at size {size} has root {}, which this data dir never signed: it holds another history; restore it from the bucket",
+            hex::encode(root)
+        ));
+    }
+    Ok(())
+}
 /// Starts a read replica of `config.replica.of`: opens the bucket and the
 /// cache, catches up once (so it starts serving what is published), then
 /// follows the bucket in the background.

@@ -258,3 +258,97 @@ pub fn cli(moto: &Moto, args: &[&str]) -> (i32, String) {
         ),
     )
 }
+
+/// One etcd node (Debian `etcd-server`) on two free loopback ports, its
+/// data in a temp dir; `kill` and `restart` keep both.
+pub struct Etcd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+impl Etcd {
+    pub async fn start() -> Etcd {
+        assert!(
+            Path::new("/usr/bin/etcd").exists(),
+            "etcd is missing: apt-get install etcd-server (tests/interop/setup.sh does)"
+        );
+        // Fixed ports picked now: with :0 etcd's gateway dials port 0.
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (client_port, peer_port) = (free(), free());
+        let mut e = Etcd {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            client_port,
+            peer_port,
+        };
+        e.restart().await;
+        e
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// (Re)starts on the same ports and data; waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new("/usr/bin/etcd")
+            .args(["--name", "t", "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .args(["--listen-client-urls", &self.endpoint()])
+            .args(["--advertise-client-urls", &self.endpoint()])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("t={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = Instant::now();
+        while !self.etcdctl(&["endpoint", "health"]).0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "etcd did not become healthy in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `etcdctl <args>` against this node: (success, stdout).
+    pub fn etcdctl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("/usr/bin/etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.endpoint()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -4,13 +4,14 @@
 # into $VCON_SCITT_INTEROP_DIR (default ~/.cache/vcon-scitt/interop), never
 # into this repository: scitt-cose and schemathesis (PyPI, in a venv) and
 # @transmute/cose (npm). Idempotent: a stamp file records what is installed.
-# On a fresh Debian 12 it first installs strace, python3-venv and npm with
-# apt.
+# On a fresh Debian 12 it first installs strace, etcd (etcd-server,
+# etcd-client), python3-venv and npm with apt.
 set -euo pipefail
-# The fault tests inject syscall errors with strace (tests/syscall_faults.rs).
-if ! command -v strace >/dev/null; then
+# The fault tests inject syscall errors with strace (tests/syscall_faults.rs);
+# the fencing tests run etcd and etcdctl (tests/fencing.rs).
+if ! command -v strace >/dev/null || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends strace
+  apt-get install -y -qq --no-install-recommends strace etcd-server etcd-client
 fi
 dir="${VCON_SCITT_INTEROP_DIR:-$HOME/.cache/vcon-scitt/interop}"
 want="scitt-cose==0.5.0 schemathesis==4.32.5 cbor2==6.3.0 cryptography==50.0.2 moto[server]==5.2.1 @transmute/cose@0.2.11"

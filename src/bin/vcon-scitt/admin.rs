@@ -245,6 +245,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<u8> {
             url,
             data_dir.to_path_buf(),
             std::time::Duration::from_secs(10),
+            None,
         ))?;
         println!(
             "restored {url} at tree size {size} into {}: every head signature, root and map root verified. Start the writer with the log's service key and public URL: vcon-scitt serve --data-dir {} --publish-to {url} --service-url <its URL>",

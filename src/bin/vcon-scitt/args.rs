@@ -333,6 +333,14 @@ pub struct ServeArgs {
     /// (also in the --publish-to bucket under its checkpoint).
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityArg>,
+    /// Hold the log's single-writer lease in etcd (comma-separated
+    /// endpoints, http://host:port): the checkpoint advances only by
+    /// compare-and-swap under it. Needs --durability replicated.
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// The lease's time to live in seconds (etcd's minimum is 2).
+    #[arg(long)]
+    pub lease_ttl: Option<i64>,
     /// Serve as a read replica of the log published at s3://bucket[/prefix]:
     /// no key, no registrations (POST answers 421), cache in
     /// <data-dir>/replica.
@@ -418,6 +426,12 @@ pub fn effective_config(a: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &a.replica_of {
         c.replica.of = Some(v.clone());
+    }
+    if !a.etcd.is_empty() {
+        c.fence.etcd = a.etcd.clone();
+    }
+    if let Some(v) = a.lease_ttl {
+        c.fence.ttl_secs = v;
     }
     if let Some(v) = a.durability {
         c.registration.durability = match v {

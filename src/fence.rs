@@ -1,0 +1,322 @@
+//! The single-writer lease: one writer per log, fenced through etcd
+//! (Sunlight's lock-backend pattern; `../shared/specs/scale-out.md` §2).
+//!
+//! Two keys under `/vcon-scitt/<log id>/`:
+//! - `leader`: the writer's name, bound to its lease. Won by a
+//!   transaction that creates it only if absent; its `create_revision` is
+//!   the **fencing token** (it grows with every election).
+//! - `checkpoint`: `<size> <root hex>` of the last checkpoint published.
+//!   It advances only by a transaction that compares the leader key's
+//!   `create_revision` with this writer's token *and* the checkpoint's
+//!   `mod_revision` with the one this writer last wrote: a writer whose
+//!   lease expired, or which someone else followed, cannot advance it.
+//!
+//! The publisher advances it after a round's objects are in the bucket and
+//! before the bucket's checkpoint (`crate::publish`), and in `replicated`
+//! durability a 201 waits for that checkpoint, so no deposed writer
+//! acknowledges anything.
+//!
+//! Safety comes from the compare-and-swap, never from believing a lease is
+//! alive: etcd resets a lease's TTL when it restarts or elects a leader. But
+//! "stops acknowledging at once" is enforced locally: a deadline, the send
+//! time of the last keep-alive that etcd answered with a live TTL plus that
+//! TTL less a margin. Past it (etcd unreachable, or the lease gone) no 201
+//! is sent; a keep-alive answered again extends it, and the token check
+//! still guards every checkpoint.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, PutOptions, Txn, TxnOp};
+
+use crate::config::FenceSettings;
+use crate::merkle::Hash;
+use crate::sync::{read, write};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    #[error(
+        "the log's lease is held by {holder:?}: this writer is fenced (stop that writer, or wait for its lease to expire)"
+    )]
+    Held { holder: String },
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// The lease was not renewed in time (etcd unreachable): no checkpoint
+    /// now, retry once it is renewed.
+    #[error("{0}")]
+    Lapsed(String),
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The checkpoint recorded in etcd: (size, root).
+pub type FencedCheckpoint = (u64, Hash);
+
+pub struct Fence {
+    client: Client,
+    leader_key: String,
+    checkpoint_key: String,
+    node: String,
+    ttl: Duration,
+    lease: i64,
+    token: i64,
+    /// `mod_revision` of the checkpoint key as this writer last saw or wrote
+    /// it (0: absent).
+    checkpoint_rev: AtomicI64,
+    /// The checkpoint etcd held when the lease was won.
+    pub at_start: Option<FencedCheckpoint>,
+    /// Local bound on holding the lease (ms since the epoch).
+    deadline_ms: AtomicU64,
+    /// Set for good when the lease is known lost or a CAS failed.
+    fenced: std::sync::RwLock<Option<String>>,
+}
+
+fn now_ms() -> u64 {
+    crate::time::now_ms()
+}
+
+fn parse_checkpoint(v: &[u8]) -> Option<FencedCheckpoint> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (size, root) = s.split_once(' ')?;
+    Some((size.parse().ok()?, crate::merkle::from_hex(root)?))
+}
+
+impl Fence {
+    /// Wins the lease, or says who holds it.
+    pub async fn acquire(
+        s: &FenceSettings,
+        log_id: &str,
+        node: &str,
+    ) -> Result<Arc<Fence>, FenceError> {
+        if s.ttl_secs < 2 {
+            return Err(FenceError::Setup(format!(
+                "fence.ttl_secs = {}: etcd leases live at least 2 s",
+                s.ttl_secs
+            )));
+        }
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_millis(1000))
+            .with_timeout(Duration::from_millis(2000))
+            .with_keep_alive(Duration::from_secs(1), Duration::from_millis(500));
+        let mut client = Client::connect(&s.etcd, Some(options)).await?;
+        let prefix = format!("/vcon-scitt/{log_id}/");
+        let leader_key = format!("{prefix}leader");
+        let checkpoint_key = format!("{prefix}checkpoint");
+        let sent = now_ms();
+        let lease = client.lease_grant(s.ttl_secs, None).await?;
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                leader_key.clone(),
+                CompareOp::Equal,
+                0,
+            )])
+            .and_then([
+                TxnOp::put(
+                    leader_key.clone(),
+                    node,
+                    Some(PutOptions::new().with_lease(lease.id())),
+                ),
+                TxnOp::get(checkpoint_key.clone(), None),
+            ])
+            .or_else([TxnOp::get(leader_key.clone(), None)]);
+        let r = client.txn(txn).await?;
+        if !r.succeeded() {
+            let _ = client.lease_revoke(lease.id()).await;
+            let holder = r
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    etcd_client::TxnOpResponse::Get(g) => g
+                        .kvs()
+                        .first()
+                        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            return Err(FenceError::Held { holder });
+        }
+        let token = r.header().map(|h| h.revision()).unwrap_or_default();
+        let (mut at_start, mut rev) = (None, 0);
+        for op in r.op_responses() {
+            if let etcd_client::TxnOpResponse::Get(g) = op
+                && let Some(kv) = g.kvs().first()
+            {
+                at_start = Some(parse_checkpoint(kv.value()).ok_or_else(|| {
+                    FenceError::Setup(format!(
+                        "{checkpoint_key} holds {:?}, not \"<size> <root hex>\"",
+                        String::from_utf8_lossy(kv.value())
+                    ))
+                })?);
+                rev = kv.mod_revision();
+            }
+        }
+        let ttl = Duration::from_secs(lease.ttl().max(2) as u64);
+        let fence = Arc::new(Fence {
+            client,
+            leader_key,
+            checkpoint_key,
+            node: node.to_owned(),
+            ttl,
+            lease: lease.id(),
+            token,
+            checkpoint_rev: AtomicI64::new(rev),
+            at_start,
+            deadline_ms: AtomicU64::new(0),
+            fenced: std::sync::RwLock::new(None),
+        });
+        fence.extend(sent);
+        tracing::info!(
+            node,
+            token,
+            lease = lease.id(),
+            ttl_secs = ttl.as_secs(),
+            "won the log's lease in etcd"
+        );
+        Ok(fence)
+    }
+
+    /// The margin kept before the lease's expiry (a third of the TTL).
+    fn extend(&self, sent_ms: u64) {
+        let ttl = self.ttl.as_millis() as u64;
+        self.deadline_ms
+            .fetch_max(sent_ms + ttl - ttl / 3, Ordering::Relaxed);
+    }
+
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// `Ok` while this writer may acknowledge: not fenced, and within the
+    /// local deadline of its last renewed lease.
+    pub fn holds(&self) -> Result<(), String> {
+        if let Some(why) = read(&self.fenced).clone() {
+            return Err(format!("fenced: {why}"));
+        }
+        let deadline = self.deadline_ms.load(Ordering::Relaxed);
+        let now = now_ms();
+        if now >= deadline {
+            return Err(format!(
+                "the lease in etcd was not renewed for {} ms (etcd unreachable?): not acknowledging until it is",
+                now.saturating_sub(deadline) + self.ttl.as_millis() as u64 / 3 * 2
+            ));
+        }
+        Ok(())
+    }
+
+    fn fence(&self, why: String) {
+        tracing::error!(alarm = true, node = %self.node, "{why}");
+        write(&self.fenced).get_or_insert(why);
+    }
+
+    /// Renews the lease every third of its TTL until `stop` fires; a lease
+    /// that etcd says is gone fences this writer for good.
+    pub async fn keep_alive(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let period = self.ttl / 3;
+        let mut stream: Option<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream)> =
+            None;
+        loop {
+            if *stop.borrow() || read(&self.fenced).is_some() {
+                return;
+            }
+            let sent = now_ms();
+            let renewed = async {
+                if stream.is_none() {
+                    stream = Some(self.client.clone().lease_keep_alive(self.lease).await?);
+                }
+                let Some((keeper, answers)) = stream.as_mut() else {
+                    return Ok(None);
+                };
+                keeper.keep_alive().await?;
+                answers.message().await.map(|m| m.map(|m| m.ttl()))
+            };
+            match tokio::time::timeout(period.max(Duration::from_millis(300)), renewed).await {
+                Ok(Ok(Some(ttl))) if ttl > 0 => self.extend(sent),
+                Ok(Ok(Some(_))) => {
+                    self.fence(format!("the lease {:x} expired in etcd", self.lease));
+                    return;
+                }
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => {
+                    // etcd unreachable or the stream broke: a new stream
+                    // next time; the deadline runs out meanwhile.
+                    stream = None;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Advances etcd's checkpoint to (size, root), only under this writer's
+    /// token and from the checkpoint it last wrote. A failure fences this
+    /// writer for good (someone else holds the log, or moved it).
+    pub async fn advance(&self, size: u64, root: &Hash) -> Result<(), FenceError> {
+        if let Some(why) = read(&self.fenced).clone() {
+            return Err(FenceError::Fenced(why));
+        }
+        self.holds().map_err(FenceError::Lapsed)?;
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(self.leader_key.clone(), CompareOp::Equal, self.token),
+                Compare::mod_revision(
+                    self.checkpoint_key.clone(),
+                    CompareOp::Equal,
+                    self.checkpoint_rev.load(Ordering::Relaxed),
+                ),
+            ])
+            .and_then([TxnOp::put(
+                self.checkpoint_key.clone(),
+                format!("{size} {}", hex::encode(root)),
+                None,
+            )]);
+        let r = self.client.clone().txn(txn).await?;
+        if !r.succeeded() {
+            let why = format!(
+                "the checkpoint in etcd could not advance to size {size} under token {}: another writer holds the log or moved its checkpoint",
+                self.token
+            );
+            self.fence(why.clone());
+            return Err(FenceError::Fenced(why));
+        }
+        if let Some(h) = r.header() {
+            self.checkpoint_rev.store(h.revision(), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Confirms with etcd, now, that this writer still holds the lease (its
+    /// token is the leader key's); fences it for good if not.
+    pub async fn confirm(&self) -> Result<(), FenceError> {
+        if let Some(why) = read(&self.fenced).clone() {
+            return Err(FenceError::Fenced(why));
+        }
+        let txn = Txn::new().when([Compare::create_revision(
+            self.leader_key.clone(),
+            CompareOp::Equal,
+            self.token,
+        )]);
+        if self.client.clone().txn(txn).await?.succeeded() {
+            return Ok(());
+        }
+        let why = format!(
+            "the leader key is no longer this writer's (token {})",
+            self.token
+        );
+        self.fence(why.clone());
+        Err(FenceError::Fenced(why))
+    }
+
+    /// Gives the lease back (a clean stop: a standby need not wait for it
+    /// to expire).
+    pub async fn release(&self) {
+        let _ = self.client.clone().lease_revoke(self.lease).await;
+    }
+}
