@@ -263,6 +263,31 @@ impl Bucket {
         }
     }
 
+    /// The sizes of the heads objects (`vcon-scitt/heads/<size>`) above
+    /// `size`: what no checkpoint of the bucket references (yet).
+    pub async fn heads_beyond(&self, size: u64) -> Result<Vec<u64>, BucketError> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path("vcon-scitt/heads")))
+            .await?;
+        let mut sizes: Vec<u64> = listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename()?.parse().ok())
+            .filter(|&s| s > size)
+            .collect();
+        sizes.sort_unstable();
+        Ok(sizes)
+    }
+
+    /// Deletes an object (absent is fine).
+    pub async fn delete(&self, name: &str) -> Result<(), BucketError> {
+        match self.store.delete(&self.path(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Writes (or replaces) an object readers revalidate: the checkpoint and
     /// the discovery documents.
     pub async fn put_latest(

@@ -172,6 +172,9 @@ fn round_was_capped(svc: &Service, published: Option<u64>) -> bool {
 /// log. Also (re)publishes the discovery documents a replica starts from.
 async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
     let size = published_size(svc, bucket).await?;
+    if let Some(fence) = svc.fence.get() {
+        drop_unpublished_heads(fence, bucket, size).await?;
+    }
     // Only once the bucket is known to be this log's (or empty): never
     // overwrite another log's documents.
     let configuration = svc.transparency_configuration();
@@ -187,6 +190,36 @@ async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
         .put_latest(bucket::KEYS, keys.into(), "application/cbor")
         .await?;
     Ok(size)
+}
+
+/// Fenced, at start: heads objects above the bucket's checkpoint were
+/// written by a round that never reached its checkpoint (a writer deposed or
+/// killed between its heads object and the compare-and-swap). No checkpoint
+/// references them and no 201 rests on them, but they are signed heads: left
+/// there, the bucket would hold a second head for a size this writer signs
+/// anew. Deleted, once etcd confirms this writer holds the lease; the rounds
+/// to come write the log's own.
+async fn drop_unpublished_heads(
+    fence: &crate::fence::Fence,
+    bucket: &Bucket,
+    published: u64,
+) -> Result<(), PublishError> {
+    let orphans = bucket.heads_beyond(published).await?;
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    fence.confirm().await.map_err(|e| match e {
+        crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
+        other => PublishError::Local(other.to_string()),
+    })?;
+    for size in orphans {
+        tracing::warn!(
+            size,
+            "deleting a heads object no checkpoint references (a round that never completed)"
+        );
+        bucket.delete(&bucket::head_path(size)).await?;
+    }
+    Ok(())
 }
 
 /// The bucket's checkpoint size (0 for an empty bucket), refused unless

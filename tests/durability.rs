@@ -13,39 +13,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::cluster::{Moto, Server, cli, tree_size};
+use common::cluster::{Moto, Server, cli, post_many, tree_size, wait_for_receipt};
 use common::*;
 use vcon_scitt::verify;
-
-/// Registers `n` statements over 4 connections; (status, entry id, body)
-/// of every answer.
-async fn register_all(url: &str, tag: &str, n: usize) -> Vec<(u16, String, Vec<u8>)> {
-    let mut tasks = Vec::new();
-    for w in 0..4 {
-        let (url, tag) = (url.to_owned(), tag.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
-            let mut out = Vec::new();
-            for i in (w..n).step_by(4) {
-                let st = generic_statement(&format!("urn:example:{tag}:{i}"), b"{}");
-                let r = c.post_statement(st).await.unwrap();
-                let id = r
-                    .header("location")
-                    .map(|l| l.trim_start_matches("/entries/").to_owned())
-                    .unwrap_or_default();
-                out.push((r.status, id, r.body));
-            }
-            out
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
-}
 
 fn replicated_writer(moto: &Moto, data: &std::path::Path, cfg: &std::path::Path) -> Server {
     Server::spawn(
@@ -71,7 +43,7 @@ async fn in_replicated_mode_every_201_survives_the_writers_disk() {
     let cfg = writer_config_file(dir.path());
     let lost = dir.path().join("lost");
     let w = replicated_writer(&moto, &lost, &cfg);
-    let answers = register_all(&w.url, "replicated", 400).await;
+    let answers = post_many(&w.url, "replicated", 400).await;
     // No waiting for the bucket: the 201s are the promise.
     drop(w); // SIGKILL
     std::fs::remove_dir_all(&lost).unwrap();
@@ -138,7 +110,7 @@ async fn in_replicated_mode_nothing_is_acknowledged_while_the_store_refuses_writ
         ],
         &[],
     );
-    let before = register_all(&w.url, "up", 40).await;
+    let before = post_many(&w.url, "up", 40).await;
     assert!(before.iter().all(|a| a.0 == 201));
 
     // The store goes away: its directory replaced by a file, so every PUT
@@ -146,7 +118,7 @@ async fn in_replicated_mode_nothing_is_acknowledged_while_the_store_refuses_writ
     let away = dir.path().join("published.away");
     std::fs::rename(&out, &away).unwrap();
     std::fs::write(&out, b"not a directory").unwrap();
-    let during = register_all(&w.url, "down", 12).await;
+    let during = post_many(&w.url, "down", 12).await;
     for (status, id, _) in &during {
         assert_eq!(*status, 202, "no 201 while the bucket refuses writes");
         let r = vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
@@ -162,23 +134,10 @@ async fn in_replicated_mode_nothing_is_acknowledged_while_the_store_refuses_writ
     // entries now have receipts.
     std::fs::remove_file(&out).unwrap();
     std::fs::rename(&away, &out).unwrap();
-    let started = Instant::now();
     for (_, id, _) in &during {
-        loop {
-            let r = vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
-                .await
-                .unwrap();
-            if r.status == 200 {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "entry {id} never replicated after the store came back"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_receipt(&w.url, id, Duration::from_secs(60), "the store is back").await;
     }
-    let after = register_all(&w.url, "back", 8).await;
+    let after = post_many(&w.url, "back", 8).await;
     assert!(after.iter().all(|a| a.0 == 201));
     let size = tree_size(&w.url).await;
     w.stop();
@@ -213,14 +172,14 @@ async fn in_replicated_mode_a_hung_store_holds_back_every_acknowledgement() {
         &moto.env(),
     );
     assert!(
-        register_all(&w.url, "before", 20)
+        post_many(&w.url, "before", 20)
             .await
             .iter()
             .all(|a| a.0 == 201)
     );
     // The store stops answering (its process stopped): PUTs hang.
     moto.signal("-STOP");
-    let during = register_all(&w.url, "hung", 8).await;
+    let during = post_many(&w.url, "hung", 8).await;
     let mut pending = Vec::new();
     for (status, id, _) in &during {
         assert_eq!(*status, 202, "no 201 while the store hangs");
@@ -231,23 +190,17 @@ async fn in_replicated_mode_a_hung_store_holds_back_every_acknowledgement() {
         pending.push(id.clone());
     }
     moto.signal("-CONT");
-    let started = Instant::now();
     for id in &pending {
-        while vcon_scitt_client::get(&w.url, &format!("/entries/{id}"))
-            .await
-            .unwrap()
-            .status
-            != 200
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{id} never replicated once the store answered"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_receipt(
+            &w.url,
+            id,
+            Duration::from_secs(60),
+            "the store answers again",
+        )
+        .await;
     }
     assert!(
-        register_all(&w.url, "after", 8)
+        post_many(&w.url, "after", 8)
             .await
             .iter()
             .all(|a| a.0 == 201)

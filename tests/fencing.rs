@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Etcd, Moto, Server, cli, tree_size};
+use common::cluster::{Etcd, Moto, Server, cli, tree_size, wait_for_receipt};
 use common::*;
 use vcon_scitt::verify;
 
@@ -55,18 +55,26 @@ fn fenced_args(etcd: &Etcd, cfg: &Path) -> Vec<String> {
 
 /// One registration: (status, entry id, body).
 async fn post(url: &str, subject: &str) -> (u16, String, Vec<u8>) {
+    try_post(url, subject)
+        .await
+        .unwrap_or_else(|| panic!("{url} refused the connection"))
+}
+
+/// [`post`], `None` while nothing listens (a standby between serving as a
+/// replica and as the writer).
+async fn try_post(url: &str, subject: &str) -> Option<(u16, String, Vec<u8>)> {
     let st = generic_statement(subject, b"{}");
     let r = vcon_scitt_client::Conn::connect(url)
         .await
-        .unwrap()
+        .ok()?
         .post_statement(st)
         .await
-        .unwrap();
+        .ok()?;
     let id = r
         .header("location")
         .map(|l| l.trim_start_matches("/entries/").to_owned())
         .unwrap_or_default();
-    (r.status, id, r.body)
+    Some((r.status, id, r.body))
 }
 
 /// etcd's checkpoint record: (size, root hex).
@@ -210,23 +218,9 @@ async fn no_201_while_etcd_is_down_and_the_same_writer_resumes_when_it_is_back()
         held.push(id);
     }
     etcd.restart().await;
-    let started = Instant::now();
-    for id in &held {
-        if id.is_empty() {
-            continue; // a 503 names no entry
-        }
-        while vcon_scitt_client::get(&a.url, &format!("/entries/{id}"))
-            .await
-            .unwrap()
-            .status
-            != 200
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{id} never got its receipt once etcd was back"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    for id in held.iter().filter(|id| !id.is_empty()) {
+        // (a 503 names no entry)
+        wait_for_receipt(&a.url, id, Duration::from_secs(30), "etcd is back").await;
     }
     let started = Instant::now();
     while post(&a.url, "urn:example:back").await.0 != 201 {
@@ -237,4 +231,167 @@ async fn no_201_while_etcd_is_down_and_the_same_writer_resumes_when_it_is_back()
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     a.stop();
+}
+
+/// Every head a store holds: size → root.
+fn heads_of(db: &Path) -> std::collections::BTreeMap<u64, [u8; 32]> {
+    let store = vcon_scitt::log::Store::open(db).unwrap();
+    store
+        .heads()
+        .unwrap()
+        .map(|h| {
+            let h = h.unwrap();
+            (h.head.size, h.head.root)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_from_a_writer_killed_under_load() {
+    let (moto, etcd) = (Moto::start().await, Etcd::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = writer_config_file(dir.path());
+    let a_dir = dir.path().join("a");
+    let b_dir = dir.path().join("b");
+    let a = fenced_writer(&moto, &etcd, &a_dir, &cfg);
+    let mut standby_args = fenced_args(&etcd, &cfg);
+    standby_args.push("--standby".into());
+    let b = Server::spawn(
+        &b_dir,
+        &standby_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &moto.env(),
+    );
+    // The standby is a read replica meanwhile: registrations go elsewhere.
+    assert_eq!(post(&b.url, "urn:example:too-early").await.0, 421);
+
+    // Load on the writer from 4 clients, each until its connection fails.
+    let mut load = Vec::new();
+    for w in 0..4 {
+        let url = a.url.clone();
+        load.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let Ok(mut c) = vcon_scitt_client::Conn::connect(&url).await else {
+                return acked;
+            };
+            for i in 0..100_000 {
+                let st = generic_statement(&format!("urn:example:load:{w}:{i}"), b"{}");
+                match c.post_statement(st).await {
+                    Ok(r) if r.status == 201 => {
+                        let id = r
+                            .header("location")
+                            .unwrap()
+                            .trim_start_matches("/entries/")
+                            .to_owned();
+                        acked.push((id, r.body));
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(a); // SIGKILL under load
+    let mut acked = Vec::new();
+    for t in load {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(
+        !acked.is_empty(),
+        "the writer acknowledged nothing before the kill"
+    );
+
+    // The standby takes the lease once the dead writer's expires (2 s),
+    // catches up and answers registrations as the writer, same address.
+    let started = Instant::now();
+    loop {
+        let answer = try_post(&b.url, "urn:example:after-failover").await;
+        if let Some((201, id, receipt)) = answer {
+            acked.push((id, receipt));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the standby did not take over in 30 s (last answer {:?})",
+            answer.map(|a| a.0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let failover = started.elapsed();
+    for i in 0..20 {
+        let (status, id, receipt) = post(&b.url, &format!("urn:example:b:{i}")).await;
+        assert_eq!(status, 201);
+        acked.push((id, receipt));
+    }
+    // Every 201, the dead writer's and the new one's, with its receipt.
+    for (id, receipt) in &acked {
+        let got = vcon_scitt_client::get(&b.url, &format!("/entries/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            got.status, 200,
+            "acknowledged entry {id} lost in the failover"
+        );
+        assert_eq!(&got.body, receipt);
+    }
+    let size = tree_size(&b.url).await;
+    assert_eq!(etcd_checkpoint(&etcd).unwrap().0, size);
+    assert_eq!(moto.checkpoint_size().await, size);
+
+    // The old writer, restarted, is fenced: the lease is the standby's.
+    let mut args = vec![
+        "serve".to_owned(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+    ];
+    args.push(a_dir.to_str().unwrap().to_owned());
+    args.extend(fenced_args(&etcd, &cfg));
+    let (code, out) = cli(&moto, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("held by"), "{out}");
+    b.stop();
+
+    // No two heads of one size in the bucket: fsck rebuilds it along one
+    // chain of signed heads, and no heads object lies beyond that chain
+    // (a deposed round's are deleted at takeover).
+    let (code, out) = cli(&moto, &["fsck", "--bucket", "s3://log"]);
+    assert_eq!(code, 0, "{out}");
+    let listed = moto.list("vcon-scitt/heads/").await;
+    assert!(
+        listed
+            .iter()
+            .all(|n| n.rsplit('/').next().unwrap().parse::<u64>().unwrap() <= size),
+        "a heads object beyond the checkpoint: {listed:?}"
+    );
+    // The two writers' stores: every size both signed has one root up to
+    // the fenced checkpoint the standby took over at (T); the dead writer's
+    // heads past T were never published nor acknowledged (its 201s waited
+    // for checkpoints, all within T: their receipts came back identical
+    // above) and remain only on its disk.
+    let (old, new) = (heads_of(&a_dir.join("db")), heads_of(&b_dir.join("db")));
+    let common: Vec<(u64, bool)> = old
+        .iter()
+        .filter_map(|(s, r)| new.get(s).map(|n| (*s, n == r)))
+        .collect();
+    let t = common
+        .iter()
+        .filter(|(_, same)| *same)
+        .map(|(s, _)| *s)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        common.iter().all(|(s, same)| *same || *s > t),
+        "two heads of one size below the fenced checkpoint {t}: {common:?}"
+    );
+    assert!(
+        t > 0,
+        "the standby continued from nothing the dead writer published"
+    );
+    println!(
+        "failover in {failover:?}; {} acknowledged, all present; takeover at size {t}; the dead writer signed {} heads past it, never published",
+        acked.len(),
+        old.keys().filter(|s| **s > t).count()
+    );
 }

@@ -277,35 +277,7 @@ async fn a_server_that_signs_a_map_without_a_vcon_is_caught_by_the_monitor_and_f
 
     // An attacker in the server removes vCon A from the map (its state
     // row) and records the matching root, so the start-up check passes.
-    {
-        let store = vcon_scitt::log::Store::open(&dir.path().join("db")).unwrap();
-        let cf = store.cf(vcon_scitt::log::store::CF_INDEX).unwrap();
-        let a_key = vcon_scitt::vcon::state::map_key(A).unwrap();
-        let mut rest: Vec<([u8; 32], [u8; 32])> = Vec::new();
-        for row in store
-            .iter_from(vcon_scitt::log::store::CF_INDEX, b"M")
-            .unwrap()
-        {
-            let (k, v) = row.unwrap();
-            if !k.starts_with(b"M") {
-                break;
-            }
-            let key: [u8; 32] = k[1..].try_into().unwrap();
-            if key != a_key {
-                let s = vcon_scitt::vcon::state::VconState::from_cbor(&v).unwrap();
-                rest.push((key, s.value()));
-            }
-        }
-        let root = vcon_scitt::map::root_of_sorted(&rest).unwrap();
-        let last = store.get_index(b"m/map-last").unwrap().unwrap();
-        let mut forged = last[..8].to_vec();
-        forged.extend_from_slice(&root);
-        forged.extend_from_slice(&(rest.len() as u64).to_be_bytes());
-        let mut wb = rocksdb::WriteBatch::default();
-        wb.delete_cf(cf, [b"M".as_slice(), &a_key].concat());
-        wb.put_cf(cf, b"m/map-last", forged);
-        store.write_synced(wb).unwrap();
-    }
+    remove_from_map(&dir.path().join("db"), A);
     let srv = start(server_config(dir.path()), None)
         .await
         .expect("the forged root matches the forged rows");

@@ -28,6 +28,21 @@ fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
     writer_config_file(dir)
 }
 
+/// A writer's arguments that survive its restarts: the config (keys) and
+/// its public URL (the checkpoint's origin; the port changes).
+fn stable_writer(cfg: &std::path::Path) -> Vec<String> {
+    [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--publish-to",
+        "s3://log",
+        "--service-url",
+        "http://writer.test",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// A writer on `dir/<name>` publishing to the moto bucket `log`.
 fn writer(moto: &Moto, dir: &std::path::Path, name: &str) -> Server {
     let cfg = config_file(dir);
@@ -227,19 +242,7 @@ async fn a_replica_serves_the_writers_bytes_from_the_bucket_and_follows_it() {
 
 /// `vcon-scitt fsck --bucket s3://log`: (exit code, stdout + stderr).
 fn fsck_bucket(moto: &Moto) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcon-scitt"))
-        .args(["fsck", "--bucket", "s3://log"])
-        .envs(moto.env())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    cli(moto, &["fsck", "--bucket", "s3://log"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,19 +250,12 @@ async fn a_writer_killed_while_publishing_resumes_and_the_checkpoint_never_runs_
     let moto = Moto::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(dir.path());
-    let cfg = cfg.to_str().unwrap();
     let data = dir.path().join("writer");
     let mut total = 0;
     // A writer keeps its public URL across restarts (the checkpoint's
     // origin and the receipts' issuer derive from it); its port does not.
-    let args = [
-        "--config",
-        cfg,
-        "--publish-to",
-        "s3://log",
-        "--service-url",
-        "http://writer.test",
-    ];
+    let args = stable_writer(&cfg);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     for cycle in 0..3 {
         let writer = Server::spawn(&data, &args, &moto.env());
         register(&writer.url, &format!("c{cycle}"), 300).await;
@@ -543,14 +539,8 @@ async fn a_replica_refuses_a_map_root_that_is_not_the_map_of_the_entries() {
     let files = tempfile::tempdir().unwrap();
     let cfg = config_file(dir.path());
     // Its public URL (the checkpoint's origin) survives the restart.
-    let args = [
-        "--config",
-        cfg.to_str().unwrap(),
-        "--publish-to",
-        "s3://log",
-        "--service-url",
-        "http://writer.test",
-    ];
+    let args = stable_writer(&cfg);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let w = Server::spawn(&dir.path().join("writer"), &args, &moto.env());
     lifecycle(
         &w.url,
@@ -575,35 +565,7 @@ async fn a_replica_refuses_a_map_root_that_is_not_the_map_of_the_entries() {
     // The writer's operator removes vCon A from the map (its state row) and
     // records the matching root, so the writer starts; its next batch's
     // map root "proves" A absent, signed with the real key.
-    {
-        let store = vcon_scitt::log::Store::open(&dir.path().join("writer/db")).unwrap();
-        let cf = store.cf(vcon_scitt::log::store::CF_INDEX).unwrap();
-        let a_key = vcon_scitt::vcon::state::map_key(VA).unwrap();
-        let mut rest: Vec<([u8; 32], [u8; 32])> = Vec::new();
-        for row in store
-            .iter_from(vcon_scitt::log::store::CF_INDEX, b"M")
-            .unwrap()
-        {
-            let (k, v) = row.unwrap();
-            if !k.starts_with(b"M") {
-                break;
-            }
-            let key: [u8; 32] = k[1..].try_into().unwrap();
-            if key != a_key {
-                let s = vcon_scitt::vcon::state::VconState::from_cbor(&v).unwrap();
-                rest.push((key, s.value()));
-            }
-        }
-        let root = vcon_scitt::map::root_of_sorted(&rest).unwrap();
-        let last = store.get_index(b"m/map-last").unwrap().unwrap();
-        let mut forged = last[..8].to_vec();
-        forged.extend_from_slice(&root);
-        forged.extend_from_slice(&(rest.len() as u64).to_be_bytes());
-        let mut wb = rocksdb::WriteBatch::default();
-        wb.delete_cf(cf, [b"M".as_slice(), &a_key].concat());
-        wb.put_cf(cf, b"m/map-last", forged);
-        store.write_synced(wb).unwrap();
-    }
+    remove_from_map(&dir.path().join("writer/db"), VA);
     let w = Server::spawn(&dir.path().join("writer"), &args, &moto.env());
     register(&w.url, "after-tamper", 3).await;
     let lying = tree_size(&w.url).await;
@@ -654,14 +616,8 @@ async fn a_writer_whose_disk_is_lost_is_restored_from_the_bucket_and_continues_t
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
     let cfg = config_file(dir.path());
-    let args = [
-        "--config",
-        cfg.to_str().unwrap(),
-        "--publish-to",
-        "s3://log",
-        "--service-url",
-        "http://writer.test",
-    ];
+    let args = stable_writer(&cfg);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let lost = dir.path().join("lost");
     let w = Server::spawn(&lost, &args, &moto.env());
     lifecycle(

@@ -385,6 +385,15 @@ pub async fn start(
     config: Config,
     shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<Running, String> {
+    start_with(config, shutdown, None).await
+}
+
+/// [`start`], with the log's lease already won (a standby taking over).
+async fn start_with(
+    config: Config,
+    shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
+    won: Option<Arc<crate::fence::Fence>>,
+) -> Result<Running, String> {
     if config.registration.durability == crate::config::Durability::Replicated
         && config.publish.bucket.is_none()
     {
@@ -401,19 +410,16 @@ pub async fn start(
         ),
         None => None,
     };
-    let fence = if config.fence.etcd.is_empty() {
+    let fence = if let Some(f) = won {
+        Some(f)
+    } else if config.fence.etcd.is_empty() {
         None
     } else {
         if config.registration.durability != crate::config::Durability::Replicated {
             return Err("fence.etcd (--etcd) fences the bucket's checkpoint: it needs registration.durability = replicated (--durability replicated), so that no 201 precedes the checkpoint the lease guards".into());
         }
-        let node = config
-            .fence
-            .node
-            .clone()
-            .unwrap_or_else(|| format!("{} pid {}", config.service_url(), std::process::id()));
         Some(
-            crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node)
+            crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node_name(&config))
                 .await
                 .map_err(|e| e.to_string())?,
         )
@@ -524,6 +530,84 @@ pub async fn start_replica(
     config: Config,
     shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<Running<Replica>, String> {
+    let cache = config.data_dir.join("replica");
+    start_replica_in(config, shutdown, cache).await
+}
+
+/// This writer's name in the leader key.
+fn node_name(config: &Config) -> String {
+    config
+        .fence
+        .node
+        .clone()
+        .unwrap_or_else(|| format!("{} pid {}", config.service_url(), std::process::id()))
+}
+
+/// `serve --standby`: a read replica of the bucket whose cache is the data
+/// dir's own store, until the log's lease is free; then, on the same
+/// address, the writer (which first catches up from the bucket to the
+/// checkpoint etcd records, verifying as a replica does). Returns the
+/// address it listens on and the writer once it has taken over, or `None`
+/// if `shutdown` fired first.
+pub async fn run_standby(
+    config: Config,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+    listening: impl FnOnce(&str),
+) -> Result<Option<Running>, String> {
+    if config.fence.etcd.is_empty()
+        || config.registration.durability != crate::config::Durability::Replicated
+    {
+        return Err("a standby (--standby) takes over a fenced writer: it needs --etcd, --publish-to and --durability replicated".into());
+    }
+    let bucket = config
+        .publish
+        .bucket
+        .clone()
+        .ok_or("a standby follows the writer's bucket: set --publish-to")?;
+    let mut as_replica = config.clone();
+    as_replica.replica.of = Some(bucket);
+    let data_dir = config.data_dir.clone();
+    let replica = start_replica_in(as_replica, None, data_dir).await?;
+    listening(&replica.url());
+    let node = node_name(&config);
+    let period = Duration::from_millis((config.fence.ttl_secs.max(2) as u64) * 500);
+    let fence = loop {
+        match crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node).await {
+            Ok(f) => break f,
+            Err(crate::fence::FenceError::Held { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, "standby: campaigning for the lease failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = &mut shutdown => {
+                replica.stop().await;
+                return Ok(None);
+            }
+        }
+    };
+    tracing::info!(
+        node,
+        token = fence.token(),
+        "standby: won the lease; taking over as the writer"
+    );
+    let mut writer = config;
+    writer.listen = replica.addr;
+    replica.stop().await;
+    match start_with(writer, Some(shutdown), Some(fence.clone())).await {
+        Ok(running) => Ok(Some(running)),
+        Err(e) => {
+            fence.release().await;
+            Err(e)
+        }
+    }
+}
+
+/// [`start_replica`] with its cache (checkpoint pin and store) in `cache`.
+async fn start_replica_in(
+    config: Config,
+    shutdown: Option<tokio::sync::oneshot::Receiver<()>>,
+    cache: std::path::PathBuf,
+) -> Result<Running<Replica>, String> {
     let (listener, addr, config) = bind(config).await?;
     let bucket = config
         .replica
@@ -532,7 +616,7 @@ pub async fn start_replica(
         .ok_or("replica.of (--replica-of) names no bucket")?;
     let rc = ReplicaConfig {
         bucket,
-        cache_dir: config.data_dir.join("replica"),
+        cache_dir: cache,
         poll: Duration::from_millis(config.replica.poll_ms.max(10)),
         request_timeout: Duration::from_millis(config.publish.request_timeout_ms),
     };

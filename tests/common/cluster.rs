@@ -108,7 +108,6 @@ impl Moto {
             .unwrap()
     }
 
-    /// The variables that point object_store at this server.
     /// Sends `signal` (e.g. `-STOP`, `-CONT`) to moto: a hung store.
     pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill")
@@ -118,6 +117,23 @@ impl Moto {
         assert!(ok.success());
     }
 
+    /// The names of the bucket's objects under `prefix` (anonymous
+    /// ListObjectsV2).
+    pub async fn list(&self, prefix: &str) -> Vec<String> {
+        let r =
+            vcon_scitt_client::get(&self.endpoint, &format!("/log?list-type=2&prefix={prefix}"))
+                .await
+                .unwrap();
+        assert_eq!(r.status, 200);
+        let xml = String::from_utf8_lossy(&r.body).into_owned();
+        xml.split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split("</Key>").next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The variables that point object_store at this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT", self.endpoint.clone()),
@@ -350,5 +366,50 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Registers `n` generic statements over 4 connections; (status, entry id
+/// from Location, body) of every answer.
+pub async fn post_many(url: &str, tag: &str, n: usize) -> Vec<(u16, String, Vec<u8>)> {
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let (url, tag) = (url.to_owned(), tag.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut c = vcon_scitt_client::Conn::connect(&url).await.unwrap();
+            let mut out = Vec::new();
+            for i in (w..n).step_by(4) {
+                let st = super::generic_statement(&format!("urn:example:{tag}:{i}"), b"{}");
+                let r = c.post_statement(st).await.unwrap();
+                let id = r
+                    .header("location")
+                    .map(|l| l.trim_start_matches("/entries/").to_owned())
+                    .unwrap_or_default();
+                out.push((r.status, id, r.body));
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+/// Waits (bounded) until `GET /entries/{id}` answers 200.
+pub async fn wait_for_receipt(url: &str, id: &str, within: Duration, why: &str) {
+    let started = Instant::now();
+    while vcon_scitt_client::get(url, &format!("/entries/{id}"))
+        .await
+        .unwrap()
+        .status
+        != 200
+    {
+        assert!(
+            started.elapsed() < within,
+            "{id}: no receipt within {within:?} ({why})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

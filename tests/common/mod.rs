@@ -196,3 +196,36 @@ pub fn writer_config_file(dir: &Path) -> std::path::PathBuf {
     .unwrap();
     p
 }
+
+/// What a tampering operator does to a writer's stopped store: removes a
+/// vCon from the vCon map (its state row) and records the matching root,
+/// so the writer starts and its next map root "proves" the vCon absent.
+pub fn remove_from_map(db: &Path, uuid: &str) {
+    let store = vcon_scitt::log::Store::open(db).unwrap();
+    let cf = store.cf(vcon_scitt::log::store::CF_INDEX).unwrap();
+    let key_of_uuid = vcon_scitt::vcon::state::map_key(uuid).unwrap();
+    let mut rest: Vec<([u8; 32], [u8; 32])> = Vec::new();
+    for row in store
+        .iter_from(vcon_scitt::log::store::CF_INDEX, b"M")
+        .unwrap()
+    {
+        let (k, v) = row.unwrap();
+        if !k.starts_with(b"M") {
+            break;
+        }
+        let key: [u8; 32] = k[1..].try_into().unwrap();
+        if key != key_of_uuid {
+            let s = vcon_scitt::vcon::state::VconState::from_cbor(&v).unwrap();
+            rest.push((key, s.value()));
+        }
+    }
+    let root = vcon_scitt::map::root_of_sorted(&rest).unwrap();
+    let last = store.get_index(b"m/map-last").unwrap().unwrap();
+    let mut forged = last[..8].to_vec();
+    forged.extend_from_slice(&root);
+    forged.extend_from_slice(&(rest.len() as u64).to_be_bytes());
+    let mut wb = rocksdb::WriteBatch::default();
+    wb.delete_cf(cf, [b"M".as_slice(), &key_of_uuid].concat());
+    wb.put_cf(cf, b"m/map-last", forged);
+    store.write_synced(wb).unwrap();
+}

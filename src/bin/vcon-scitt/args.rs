@@ -341,6 +341,12 @@ pub struct ServeArgs {
     /// The lease's time to live in seconds (etcd's minimum is 2).
     #[arg(long)]
     pub lease_ttl: Option<i64>,
+    /// Stand by for a fenced writer: serve as a read replica of its bucket
+    /// (cache in the data dir's own store) until the log's lease in etcd is
+    /// free, then take over as the writer on the same address. Needs
+    /// --etcd, --publish-to and --durability replicated, and the log's keys.
+    #[arg(long)]
+    pub standby: bool,
     /// Serve as a read replica of the log published at s3://bucket[/prefix]:
     /// no key, no registrations (POST answers 421), cache in
     /// <data-dir>/replica.

@@ -28,6 +28,7 @@ pub fn init_tracing(format: LogFormat) {
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
     let config = effective_config(args)?;
+    let standby = args.standby;
     init_tracing(config.log_format);
     let rt = runtime()?;
     rt.block_on(async move {
@@ -40,9 +41,26 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
             return serve_replica(config, rx).await;
         }
         let publish = config.publish.bucket.clone();
-        let running = vcon_scitt::http::start(config, Some(rx))
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let running = if standby {
+            let standby = vcon_scitt::http::run_standby(config, rx, |url| {
+                println!("vcon-scitt standby listening on {url}");
+                println!("  a read replica of the writer's bucket until the log's lease is free");
+            });
+            match standby.await.map_err(anyhow::Error::msg)? {
+                Some(running) => {
+                    println!("took over as the writer on {}", running.url());
+                    running
+                }
+                None => {
+                    tracing::info!("stopped cleanly (still a standby)");
+                    return Ok(0);
+                }
+            }
+        } else {
+            vcon_scitt::http::start(config, Some(rx))
+                .await
+                .map_err(anyhow::Error::msg)?
+        };
         let svc = &running.service;
         let url = running.url();
         let data_dir = svc.config.data_dir.display().to_string();
