@@ -546,9 +546,11 @@ fn node_name(config: &Config) -> String {
 /// `serve --standby`: a read replica of the bucket whose cache is the data
 /// dir's own store, until the log's lease is free; then, on the same
 /// address, the writer (which first catches up from the bucket to the
-/// checkpoint etcd records, verifying as a replica does). Returns the
-/// address it listens on and the writer once it has taken over, or `None`
-/// if `shutdown` fired first.
+/// checkpoint etcd records, verifying as a replica does). Before any
+/// writer has published it only campaigns (so with a free lease and an
+/// empty bucket it starts the log). `listening` is told the address once.
+/// Returns the writer once it has taken over, or `None` if `shutdown`
+/// fired first.
 pub async fn run_standby(
     config: Config,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
@@ -567,11 +569,23 @@ pub async fn run_standby(
     let mut as_replica = config.clone();
     as_replica.replica.of = Some(bucket);
     let data_dir = config.data_dir.clone();
-    let replica = start_replica_in(as_replica, None, data_dir).await?;
-    listening(&replica.url());
     let node = node_name(&config);
     let period = Duration::from_millis((config.fence.ttl_secs.max(2) as u64) * 500);
+    let mut listening = Some(listening);
+    let mut replica: Option<Running<Replica>> = None;
     let fence = loop {
+        // Follow the bucket as soon as a writer has published to it.
+        if replica.is_none() {
+            match start_replica_in(as_replica.clone(), None, data_dir.clone()).await {
+                Ok(r) => {
+                    if let Some(say) = listening.take() {
+                        say(&r.url());
+                    }
+                    replica = Some(r);
+                }
+                Err(e) => tracing::warn!(error = %e, "standby: not following the bucket yet"),
+            }
+        }
         match crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node).await {
             Ok(f) => break f,
             Err(crate::fence::FenceError::Held { .. }) => {}
@@ -580,7 +594,9 @@ pub async fn run_standby(
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
             _ = &mut shutdown => {
-                replica.stop().await;
+                if let Some(r) = replica {
+                    r.stop().await;
+                }
                 return Ok(None);
             }
         }
@@ -591,10 +607,17 @@ pub async fn run_standby(
         "standby: won the lease; taking over as the writer"
     );
     let mut writer = config;
-    writer.listen = replica.addr;
-    replica.stop().await;
+    if let Some(r) = replica {
+        writer.listen = r.addr;
+        r.stop().await;
+    }
     match start_with(writer, Some(shutdown), Some(fence.clone())).await {
-        Ok(running) => Ok(Some(running)),
+        Ok(running) => {
+            if let Some(say) = listening.take() {
+                say(&running.url());
+            }
+            Ok(Some(running))
+        }
         Err(e) => {
             fence.release().await;
             Err(e)
