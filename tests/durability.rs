@@ -15,25 +15,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{Moto, Server, cli, post_many, tree_size, wait_for_receipt};
+use common::cluster::{Moto, Server, cli, post_many, stable_writer, tree_size, wait_for_receipt};
 use common::*;
 use vcon_scitt::verify;
 
 fn replicated_writer(moto: &Moto, data: &std::path::Path, cfg: &std::path::Path) -> Server {
-    Server::spawn(
-        data,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--publish-to",
-            "s3://log",
-            "--service-url",
-            "http://writer.test",
-            "--durability",
-            "replicated",
-        ],
-        &moto.env(),
-    )
+    let mut args = stable_writer(cfg);
+    args.extend(["--durability", "replicated"].map(str::to_owned));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::spawn(data, &args, &moto.env())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Etcd, Moto, Server, cli, tree_size, wait_for_receipt};
+use common::cluster::{Etcd, Moto, Server, cli, stable_writer, tree_size, wait_for_receipt};
 use common::*;
 use vcon_scitt::verify;
 
@@ -32,25 +32,21 @@ fn fenced_writer(moto: &Moto, etcd: &Etcd, data: &Path, cfg: &Path) -> Server {
 }
 
 fn fenced_args(etcd: &Etcd, cfg: &Path) -> Vec<String> {
-    [
-        "--config",
-        cfg.to_str().unwrap(),
-        "--publish-to",
-        "s3://log",
-        "--service-url",
-        "http://writer.test",
-        "--durability",
-        "replicated",
-        "--wait-ms",
-        "1500",
-        "--etcd",
-        &etcd.endpoint(),
-        "--lease-ttl",
-        "2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let mut args = stable_writer(cfg);
+    args.extend(
+        [
+            "--durability",
+            "replicated",
+            "--wait-ms",
+            "1500",
+            "--etcd",
+            &etcd.endpoint(),
+            "--lease-ttl",
+            "2",
+        ]
+        .map(str::to_owned),
+    );
+    args
 }
 
 /// One registration: (status, entry id, body).

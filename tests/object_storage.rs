@@ -20,27 +20,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{Moto, Server, cli, tree_size};
+use common::cluster::{Moto, Server, cli, stable_writer, tree_size};
 use common::*;
 use vcon_scitt::verify;
 
 fn config_file(dir: &std::path::Path) -> std::path::PathBuf {
     writer_config_file(dir)
-}
-
-/// A writer's arguments that survive its restarts: the config (keys) and
-/// its public URL (the checkpoint's origin; the port changes).
-fn stable_writer(cfg: &std::path::Path) -> Vec<String> {
-    [
-        "--config",
-        cfg.to_str().unwrap(),
-        "--publish-to",
-        "s3://log",
-        "--service-url",
-        "http://writer.test",
-    ]
-    .map(str::to_owned)
-    .to_vec()
 }
 
 /// A writer on `dir/<name>` publishing to the moto bucket `log`.

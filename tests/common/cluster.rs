@@ -413,3 +413,19 @@ pub async fn wait_for_receipt(url: &str, id: &str, within: Duration, why: &str) 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A writer's arguments that survive its restarts: the config (keys),
+/// publishing to the moto bucket `log`, and its public URL (the
+/// checkpoint's origin; the port changes).
+pub fn stable_writer(cfg: &Path) -> Vec<String> {
+    [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--publish-to",
+        "s3://log",
+        "--service-url",
+        "http://writer.test",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
