@@ -13,6 +13,7 @@
 //! - [`vcon_map`]: the verifiable vCon map the sequencer closes every batch
 //!   with (a map-root entry per batch); [`vcon_follow`]: both derived again
 //!   by a follower from the entries, the map checked as it goes;
+//!   [`rewind`]: a deposed writer's store rebuilt to the published log;
 //! - [`reads`]: the log's reads (receipts, statements, tiles, bundles, the
 //!   vCon views) and the service error, shared by the writer and read
 //!   replicas;
@@ -45,6 +46,7 @@ pub mod monitor;
 pub mod publish;
 pub mod reads;
 pub mod replica;
+pub mod rewind;
 pub mod service;
 pub(crate) mod sync;
 pub mod vcon_follow;

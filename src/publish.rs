@@ -172,6 +172,9 @@ fn round_was_capped(svc: &Service, published: Option<u64>) -> bool {
 /// log. Also (re)publishes the discovery documents a replica starts from.
 async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
     let size = published_size(svc, bucket).await?;
+    if let Err(e) = svc.log.store().record_published_size(size) {
+        tracing::warn!(error = %e, "recording the published size failed");
+    }
     if let Some(fence) = svc.fence.get() {
         drop_unpublished_heads(fence, bucket, size).await?;
     }
@@ -346,6 +349,10 @@ async fn round(
         .await?;
     status.objects.fetch_add(count + 1, Ordering::Relaxed);
     status.set_published(head.head.size);
+    // Heads above it are this writer's alone (crate::rewind).
+    if let Err(e) = svc.log.store().record_published_size(head.head.size) {
+        tracing::warn!(error = %e, "recording the published size failed");
+    }
     // One observation per batch: from its 201s to the checkpoint that
     // makes it visible in the bucket.
     let now = crate::time::now_ms();

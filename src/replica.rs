@@ -356,14 +356,27 @@ impl Replica {
                     },
                 )?;
             }
+            let mut heads = batch.heads;
             if batch.previous_size < local {
-                return Err(ReplicaError::Alarm(format!(
-                    "{name} says the round before it ended at size {}, but a head at {local} was verified: the chain skips it",
-                    batch.previous_size
-                )));
+                // The store stopped inside this round (an append is cut in
+                // chunks, a rewind ends at any published head): the round
+                // must hold the head verified there, and only the heads
+                // after it are new.
+                let ours = self.store.head(local)?.map(|h| h.head.root);
+                let theirs = heads
+                    .iter()
+                    .find(|h| h.head.size == local)
+                    .map(|h| h.head.root);
+                if ours.is_none() || ours != theirs {
+                    return Err(ReplicaError::Alarm(format!(
+                        "{name} says the round before it ended at size {}, and holds no head at {local} with the root verified there: the chain skips it, or forks",
+                        batch.previous_size
+                    )));
+                }
+                heads.retain(|h| h.head.size > local);
             }
             at = batch.previous_size;
-            rounds.push(batch.heads);
+            rounds.push(heads);
         }
         let heads: Vec<SignedTreeHead> = rounds.into_iter().rev().flatten().collect();
         Ok(heads)
@@ -484,6 +497,20 @@ pub async fn restore(
             data_dir.display()
         )));
     }
+    catch_up(url, data_dir, timeout, target).await
+}
+
+/// Brings `data_dir`'s store (a writer's, or none yet) up to the bucket's
+/// checkpoint, or to `target` (etcd's, when further), with every replica
+/// check; the bucket's checkpoint key is pinned beside it. A fenced writer
+/// taking the lease, after [`crate::rewind`] left its store at a size of
+/// the published log. Returns the size reached.
+pub async fn catch_up(
+    url: &str,
+    data_dir: PathBuf,
+    timeout: Duration,
+    target: Option<(u64, Hash)>,
+) -> Result<u64, ReplicaError> {
     let r = Replica::open(&ReplicaConfig {
         bucket: url.to_owned(),
         cache_dir: data_dir,

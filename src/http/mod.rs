@@ -418,31 +418,54 @@ async fn start_with(
         if config.registration.durability != crate::config::Durability::Replicated {
             return Err("fence.etcd (--etcd) fences the bucket's checkpoint: it needs registration.durability = replicated (--durability replicated), so that no 201 precedes the checkpoint the lease guards".into());
         }
-        Some(
-            crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node_name(&config))
-                .await
-                .map_err(|e| e.to_string())?,
-        )
+        match crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node_name(&config))
+            .await
+        {
+            Ok(f) => Some(f),
+            // Another writer holds the log: this node's unpublished heads
+            // can never be published, and that writer signs those sizes.
+            Err(held @ crate::fence::FenceError::Held { .. }) => {
+                let rewound = rewind(&config, None).await;
+                return Err(match rewound {
+                    Ok(crate::rewind::Rewind::Discarded(r)) => format!(
+                        "{held}. This data dir held {} entries above the published log (none acknowledged); it was rewound to size {}. Start it with --standby to follow the writer",
+                        r.discarded_entries, r.published
+                    ),
+                    Ok(_) => held.to_string(),
+                    Err(e) => format!("{held}; and {e}"),
+                });
+            }
+            Err(e) => return Err(e.to_string()),
+        }
     };
-    // A writer that won the lease on an empty (or restored) data dir first
-    // catches up from the bucket to the checkpoint etcd records.
+    // A writer that won the lease continues from the checkpoint etcd
+    // records: a store that does not hold it is rewound to what it
+    // published (its heads above were never published, and another writer
+    // may have signed those sizes), then caught up from the bucket.
     if let (Some(f), Some(url)) = (&fence, &config.publish.bucket)
-        && f.at_start.is_some()
-        && (!config.data_dir.join("db").exists()
-            || crate::config::Config::checkpoint_pin_file_in(&config.data_dir).exists())
+        && let Some(at) = f.at_start
     {
-        let restored = crate::replica::restore(
-            url,
-            config.data_dir.clone(),
-            Duration::from_millis(config.publish.request_timeout_ms),
-            f.at_start,
-        )
-        .await;
-        match restored {
-            Ok(size) => tracing::info!(size, "caught up from the bucket to the fenced checkpoint"),
+        let caught_up = match rewind(&config, Some(at)).await {
+            Ok(crate::rewind::Rewind::Holds) => Ok(None),
+            Ok(_) => crate::replica::catch_up(
+                url,
+                config.data_dir.clone(),
+                Duration::from_millis(config.publish.request_timeout_ms),
+                Some(at),
+            )
+            .await
+            .map(Some)
+            .map_err(|e| format!("catching up from {url}: {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        match caught_up {
+            Ok(Some(size)) => {
+                tracing::info!(size, "caught up from the bucket to the fenced checkpoint")
+            }
+            Ok(None) => {}
             Err(e) => {
                 f.release().await;
-                return Err(format!("catching up from {url}: {e}"));
+                return Err(e);
             }
         }
     }
@@ -494,6 +517,18 @@ async fn start_with(
         task,
         background,
     })
+}
+
+/// [`crate::rewind::to_published`] off the async threads.
+async fn rewind(
+    config: &Config,
+    keep: Option<(u64, crate::merkle::Hash)>,
+) -> Result<crate::rewind::Rewind, String> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || crate::rewind::to_published(&config, keep))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// A writer that won the lease continues the log etcd records: its store
@@ -571,6 +606,9 @@ pub async fn run_standby(
     let data_dir = config.data_dir.clone();
     let node = node_name(&config);
     let period = Duration::from_millis((config.fence.ttl_secs.max(2) as u64) * 500);
+    // A deposed writer rejoining: its unpublished heads go first (the
+    // writer now holding the lease signs those sizes).
+    rewind(&config, None).await?;
     let mut listening = Some(listening);
     let mut replica: Option<Running<Replica>> = None;
     let fence = loop {

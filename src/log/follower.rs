@@ -95,6 +95,8 @@ pub fn append_verified(
     }
     frontier.put_tiles(store, &mut wb, &done, &touched)?;
     store.put_data_size(&mut wb, end)?;
+    // Every head appended here was signed and published elsewhere.
+    store.put_published_size(&mut wb, end)?;
     store.write_synced(wb)?;
     Ok(end)
 }

@@ -51,6 +51,11 @@ const META_IDENTITIES: &[u8] = b"identities";
 /// How an entry becomes its leaf hash ([`LeafRule`] name). Absent in stores
 /// written before the rule was a setting, all of which used `entry`.
 const META_LEAF_RULE: &[u8] = b"leaf_rule";
+/// The largest size known to be in the log's published history (u64 BE):
+/// the publisher's last checkpoint (its lease's compare-and-swap, when
+/// fenced), or the last head a follower verified from the bucket. Heads
+/// above it were signed here and never published (`crate::rewind`).
+const META_PUBLISHED: &[u8] = b"published";
 
 /// Rows per write batch while backfilling identity rows: bounds the
 /// memory a backfill of a large log holds at once.
@@ -239,6 +244,33 @@ impl Store {
     pub fn put_data_size(&self, batch: &mut WriteBatch, size: u64) -> Result<(), LogError> {
         batch.put_cf(self.cf(CF_META)?, META_SIZE, size.to_be_bytes());
         Ok(())
+    }
+
+    /// The size of the log's published history this store holds
+    /// ([`META_PUBLISHED`]); 0 when nothing was recorded.
+    pub fn published_size(&self) -> Result<u64, LogError> {
+        match self.get(CF_META, META_PUBLISHED)? {
+            None => Ok(0),
+            Some(v) => {
+                be_u64(&v).ok_or_else(|| LogError::Corrupt("meta published is not 8 bytes".into()))
+            }
+        }
+    }
+
+    /// Records `size` as published, in `batch` (a follower's append).
+    pub fn put_published_size(&self, batch: &mut WriteBatch, size: u64) -> Result<(), LogError> {
+        batch.put_cf(self.cf(CF_META)?, META_PUBLISHED, size.to_be_bytes());
+        Ok(())
+    }
+
+    /// Records `size` as published (the publisher, after a round). Not
+    /// synced: the WAL write reaches disk with the sequencer's next synced
+    /// batch, and a record lost in a crash only leaves an older published
+    /// size, which is still in the log's history.
+    pub fn record_published_size(&self, size: u64) -> Result<(), LogError> {
+        let mut batch = WriteBatch::default();
+        self.put_published_size(&mut batch, size)?;
+        self.db.write(batch).map_err(storage)
     }
 
     pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, LogError> {

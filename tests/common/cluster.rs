@@ -120,17 +120,27 @@ impl Moto {
     /// The names of the bucket's objects under `prefix` (anonymous
     /// ListObjectsV2).
     pub async fn list(&self, prefix: &str) -> Vec<String> {
-        let r =
-            vcon_scitt_client::get(&self.endpoint, &format!("/log?list-type=2&prefix={prefix}"))
-                .await
-                .unwrap();
-        assert_eq!(r.status, 200);
-        let xml = String::from_utf8_lossy(&r.body).into_owned();
-        xml.split("<Key>")
-            .skip(1)
-            .filter_map(|k| k.split("</Key>").next())
-            .map(str::to_owned)
-            .collect()
+        let mut names: Vec<String> = Vec::new();
+        loop {
+            let mut path = format!("/log?list-type=2&prefix={prefix}");
+            if let Some(last) = names.last() {
+                path.push_str(&format!("&start-after={last}"));
+            }
+            let r = vcon_scitt_client::get(&self.endpoint, &path).await.unwrap();
+            assert_eq!(r.status, 200);
+            let xml = String::from_utf8_lossy(&r.body).into_owned();
+            let before = names.len();
+            names.extend(
+                xml.split("<Key>")
+                    .skip(1)
+                    .filter_map(|k| k.split("</Key>").next())
+                    .map(str::to_owned),
+            );
+            // A page holds at most 1,000 keys.
+            if !xml.contains("<IsTruncated>true</IsTruncated>") || names.len() == before {
+                return names;
+            }
+        }
     }
 
     /// The variables that point object_store at this server.

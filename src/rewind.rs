@@ -1,0 +1,247 @@
+//! Rewinding a deposed writer's store to the log's published history.
+//!
+//! A fenced writer signs each batch when it sequences it, before the
+//! publisher's round puts the batch in the bucket and advances the
+//! checkpoint in etcd (`crate::publish`, `crate::fence`). So its store can
+//! hold signed heads above the last checkpoint its lease advanced: never
+//! acknowledged (in `replicated` durability a 201 waits for that
+//! checkpoint), never served (a GET receipt waits for it too), but signed.
+//! Once another writer holds the lease it signs those sizes over other
+//! entries, and the deposed node's disk would hold a second head for each.
+//!
+//! A node rewinds before it does anything else with the log when it knows
+//! that its unpublished heads can never be published: when the lease is
+//! held by another writer (a refused `serve`), when it starts as a standby,
+//! and when it won the lease but its store does not hold etcd's checkpoint.
+//! The store is rebuilt from its own entries up to the published size
+//! (`Store::published_size`), through the same path a follower appends by
+//! (`log::follower::append_verified`: the tree rebuilt and checked against
+//! every head's root, the vCon index and map derived again, the map
+//! replayed), and swapped in for the old one, which is deleted.
+//!
+//! A rebuild rather than a truncation: the rows a writer derives beside
+//! each entry are not reversible one entry at a time (a consent
+//! withdrawal rewrites the vCon's map row), and a rebuild through the
+//! follower path yields exactly the store a replica or `restore` makes,
+//! which a writer is known to continue from. Its cost is one pass over the
+//! local log (no network): issuer signatures verified again by the map's
+//! replay, ~35 µs per entry on one core.
+//!
+//! Crash safety: the new store is built in `db.rewind`; the rollback guard
+//! (which records every head this node signed) is set back to the
+//! published head first; then `db` becomes `db.deposed`, `db.rewind`
+//! becomes `db`, and `db.deposed` is deleted, each rename synced. A start
+//! that finds `db.deposed` finishes (or undoes) an interrupted swap.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::keys::KeySet;
+use crate::log::{LogError, SignedTreeHead, Store};
+
+/// Entries per append while rebuilding: bounds the memory held at once.
+const CHUNK_ENTRIES: u64 = 4_096;
+
+/// What a rewind discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Rewound {
+    /// The published size the store now ends at.
+    pub published: u64,
+    /// Entries stored above it (none of them acknowledged).
+    pub discarded_entries: u64,
+    /// Signed heads above it.
+    pub discarded_heads: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RewindError {
+    #[error("rewinding {dir}: {why}")]
+    Store { dir: PathBuf, why: LogError },
+    #[error("rewinding {dir}: {why}")]
+    Files { dir: PathBuf, why: String },
+}
+
+/// What [`to_published`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewind {
+    /// The store holds the checkpoint it was asked to keep (the one etcd
+    /// records, for a writer holding the lease): nothing was touched.
+    Holds,
+    /// No store yet, or nothing above its published size.
+    Nothing,
+    /// The store was rebuilt to its published size.
+    Discarded(Rewound),
+}
+
+/// Rewinds `config.data_dir`'s store to its published size if it holds
+/// anything above it, unless it holds `keep` (size, root): a checkpoint the
+/// lease this node holds recorded, above which its heads are its own to
+/// publish.
+pub fn to_published(
+    config: &Config,
+    keep: Option<(u64, crate::merkle::Hash)>,
+) -> Result<Rewind, RewindError> {
+    let dir = config.data_dir.clone();
+    let files = |why: String| RewindError::Files {
+        dir: dir.clone(),
+        why,
+    };
+    let store_err = |why: LogError| RewindError::Store {
+        dir: dir.clone(),
+        why,
+    };
+    let (db, building, deposed) = paths(&dir);
+    finish_interrupted(&dir).map_err(files)?;
+    if !db.exists() {
+        return Ok(Rewind::Nothing);
+    }
+    let old = Store::open(&db).map_err(store_err)?;
+    if let Some((size, root)) = keep
+        && old.head(size).map_err(store_err)?.map(|h| h.head.root) == Some(root)
+    {
+        return Ok(Rewind::Holds);
+    }
+    let published = old.published_size().map_err(store_err)?;
+    let latest = old.latest_head().map_err(store_err)?;
+    let latest_size = latest.as_ref().map_or(0, |h| h.head.size);
+    let stored = old.data_size().map_err(store_err)?;
+    if latest_size <= published && stored <= published {
+        return Ok(Rewind::Nothing);
+    }
+    let keys = match std::fs::read(config.keyset_file()) {
+        Ok(b) => KeySet::parse_any(&b)
+            .map_err(|e| files(format!("{}: {e}", config.keyset_file().display())))?,
+        Err(e) => {
+            return Err(files(format!(
+                "{} (the service keys the vCon map is checked with): {e}",
+                config.keyset_file().display()
+            )));
+        }
+    };
+    let published_head = match published {
+        0 => None,
+        size => Some(old.head(size).map_err(store_err)?.ok_or_else(|| {
+            store_err(LogError::Corrupt(format!(
+                "the published size {size} has no signed head in this store"
+            )))
+        })?),
+    };
+    if building.exists() {
+        std::fs::remove_dir_all(&building).map_err(|e| files(e.to_string()))?;
+    }
+    let discarded_heads = old.heads_after(published).map_err(store_err)?.count() as u64;
+    rebuild(&old, &building, published, keys).map_err(store_err)?;
+    drop(old);
+    // The guard first: a crash after it leaves the old store, which the
+    // next start rewinds again; the guard's head is in both.
+    reset_guard(&config.rollback_guard(), published_head.as_ref()).map_err(store_err)?;
+    std::fs::rename(&db, &deposed).map_err(|e| files(e.to_string()))?;
+    crate::durable::sync_dir(&dir).map_err(|e| files(e.to_string()))?;
+    std::fs::rename(&building, &db).map_err(|e| files(e.to_string()))?;
+    crate::durable::sync_dir(&dir).map_err(|e| files(e.to_string()))?;
+    std::fs::remove_dir_all(&deposed).map_err(|e| files(e.to_string()))?;
+    crate::durable::sync_dir(&dir).map_err(|e| files(e.to_string()))?;
+    let rewound = Rewound {
+        published,
+        discarded_entries: stored.saturating_sub(published),
+        discarded_heads,
+    };
+    tracing::warn!(
+        published,
+        discarded_entries = rewound.discarded_entries,
+        discarded_heads,
+        "rewound the store to the published log: its heads above it were never published, and another writer signs those sizes"
+    );
+    Ok(Rewind::Discarded(rewound))
+}
+
+fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join("db"),
+        dir.join("db.rewind"),
+        dir.join("db.deposed"),
+    )
+}
+
+/// After a crash mid-rewind: a `db.deposed` beside a `db` is the old store
+/// already replaced (deleted now); without a `db`, the swap stopped between
+/// its renames and the old store goes back (the rewind runs again).
+fn finish_interrupted(dir: &Path) -> Result<(), String> {
+    let (db, building, deposed) = paths(dir);
+    if deposed.exists() {
+        if db.exists() {
+            std::fs::remove_dir_all(&deposed).map_err(|e| e.to_string())?;
+        } else {
+            std::fs::rename(&deposed, &db).map_err(|e| e.to_string())?;
+        }
+        crate::durable::sync_dir(dir).map_err(|e| e.to_string())?;
+    }
+    if building.exists() {
+        std::fs::remove_dir_all(&building).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Copies entries `[0, published)` and the heads up to `published` from
+/// `old` into a new store at `path`, as a follower appends them.
+fn rebuild(old: &Store, path: &Path, published: u64, keys: KeySet) -> Result<(), LogError> {
+    let new = Store::open_log(path, old.leaf_rule())?;
+    let mut follower = crate::vcon_follow::VconFollower::open(&new, keys)?;
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut heads: Vec<SignedTreeHead> = Vec::new();
+    let mut next = 0u64;
+    for head in old.heads()? {
+        let head = head?;
+        let size = head.head.size;
+        if size > published {
+            break;
+        }
+        if size == 0 {
+            // The empty tree's head: a new store signs its own.
+            continue;
+        }
+        while next < size {
+            let entry = old
+                .entry(next)?
+                .ok_or_else(|| LogError::Corrupt(format!("entry {next} is missing")))?;
+            entries.push(entry);
+            next += 1;
+        }
+        heads.push(head);
+        if entries.len() as u64 >= CHUNK_ENTRIES || size == published {
+            crate::log::follower::append_verified(
+                &new,
+                &std::mem::take(&mut entries),
+                &std::mem::take(&mut heads),
+                Some(&mut follower),
+            )?;
+        }
+    }
+    if new.data_size()? != published {
+        return Err(LogError::Corrupt(format!(
+            "rebuilt {} entries, not the published {published}",
+            new.data_size()?
+        )));
+    }
+    new.flush()
+}
+
+/// Sets the rollback guard back to the published head (or removes it when
+/// nothing was published): the heads it recorded above were never
+/// published, and the store about to be swapped in ends below them.
+fn reset_guard(path: &Path, head: Option<&SignedTreeHead>) -> Result<(), LogError> {
+    match head {
+        Some(h) => {
+            let (mut guard, _) = crate::log::guard::RollbackGuard::open(path)?;
+            guard.record(crate::log::guard::Guarded {
+                size: h.head.size,
+                root: h.head.root,
+            })
+        }
+        None => match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LogError::Storage(format!("{}: {e}", path.display()))),
+        },
+    }
+}
