@@ -59,6 +59,10 @@ pub struct Fence {
     client: Client,
     leader_key: String,
     checkpoint_key: String,
+    /// The size above which heads objects may include a deposed writer's
+    /// (`crate::publish`'s sweep): set by a writer at resume, deleted by its
+    /// sweep, so a writer deposed before sweeping passes the range on.
+    sweep_key: String,
     node: String,
     ttl: Duration,
     lease: i64,
@@ -68,6 +72,9 @@ pub struct Fence {
     checkpoint_rev: AtomicI64,
     /// The checkpoint etcd held when the lease was won.
     pub at_start: Option<FencedCheckpoint>,
+    /// The unswept size etcd held when the lease was won (a writer
+    /// deposed before its sweep).
+    pub unswept_at_start: Option<u64>,
     /// Local bound on holding the lease (ms since the epoch).
     deadline_ms: AtomicU64,
     /// Set for good when the lease is known lost or a CAS failed.
@@ -105,6 +112,7 @@ impl Fence {
         let prefix = format!("/vcon-scitt/{log_id}/");
         let leader_key = format!("{prefix}leader");
         let checkpoint_key = format!("{prefix}checkpoint");
+        let sweep_key = format!("{prefix}sweep-from");
         let sent = now_ms();
         let lease = client.lease_grant(s.ttl_secs, None).await?;
         let txn = Txn::new()
@@ -120,6 +128,7 @@ impl Fence {
                     Some(PutOptions::new().with_lease(lease.id())),
                 ),
                 TxnOp::get(checkpoint_key.clone(), None),
+                TxnOp::get(sweep_key.clone(), None),
             ])
             .or_else([TxnOp::get(leader_key.clone(), None)]);
         let r = client.txn(txn).await?;
@@ -139,11 +148,17 @@ impl Fence {
             return Err(FenceError::Held { holder });
         }
         let token = r.header().map(|h| h.revision()).unwrap_or_default();
-        let (mut at_start, mut rev) = (None, 0);
+        let (mut at_start, mut rev, mut unswept_at_start) = (None, 0, None);
         for op in r.op_responses() {
             if let etcd_client::TxnOpResponse::Get(g) = op
                 && let Some(kv) = g.kvs().first()
             {
+                if kv.key() == sweep_key.as_bytes() {
+                    unswept_at_start = std::str::from_utf8(kv.value())
+                        .ok()
+                        .and_then(|v| v.parse().ok());
+                    continue;
+                }
                 at_start = Some(parse_checkpoint(kv.value()).ok_or_else(|| {
                     FenceError::Setup(format!(
                         "{checkpoint_key} holds {:?}, not \"<size> <root hex>\"",
@@ -158,12 +173,14 @@ impl Fence {
             client,
             leader_key,
             checkpoint_key,
+            sweep_key,
             node: node.to_owned(),
             ttl,
             lease: lease.id(),
             token,
             checkpoint_rev: AtomicI64::new(rev),
             at_start,
+            unswept_at_start,
             deadline_ms: AtomicU64::new(0),
             fenced: std::sync::RwLock::new(None),
         });
@@ -183,6 +200,11 @@ impl Fence {
         let ttl = self.ttl.as_millis() as u64;
         self.deadline_ms
             .fetch_max(sent_ms + ttl - ttl / 3, Ordering::Relaxed);
+    }
+
+    /// The lease's time to live.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     pub fn token(&self) -> i64 {
@@ -298,11 +320,34 @@ impl Fence {
         if let Some(why) = read(&self.fenced).clone() {
             return Err(FenceError::Fenced(why));
         }
-        let txn = Txn::new().when([Compare::create_revision(
-            self.leader_key.clone(),
-            CompareOp::Equal,
-            self.token,
-        )]);
+        self.under_token(TxnOp::get(self.leader_key.clone(), None))
+            .await
+    }
+
+    /// Records, under this writer's token, that heads objects above `from`
+    /// are to be swept; returns the size the sweep starts from (lower, if a
+    /// writer before this one never finished its sweep).
+    pub async fn mark_unswept(&self, from: u64) -> Result<u64, FenceError> {
+        let from = self.unswept_at_start.map_or(from, |w| w.min(from));
+        self.under_token(TxnOp::put(self.sweep_key.clone(), from.to_string(), None))
+            .await?;
+        Ok(from)
+    }
+
+    /// Records, under this writer's token, that the sweep is done.
+    pub async fn mark_swept(&self) -> Result<(), FenceError> {
+        self.under_token(TxnOp::delete(self.sweep_key.clone(), None))
+            .await
+    }
+
+    async fn under_token(&self, op: TxnOp) -> Result<(), FenceError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                self.leader_key.clone(),
+                CompareOp::Equal,
+                self.token,
+            )])
+            .and_then([op]);
         if self.client.clone().txn(txn).await?.succeeded() {
             return Ok(());
         }

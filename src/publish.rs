@@ -107,21 +107,46 @@ async fn run(
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut published: Option<u64> = None;
+    let mut sweep: Option<LateHeads> = None;
     loop {
         let stopping = *stop.borrow();
         let round = match published {
-            None => resume(&svc, &bucket).await.map(|s| {
+            None => resume(&svc, &bucket).await.map(|(s, sweep_from)| {
                 published = Some(s);
                 status.set_published(s);
                 status.resumed.store(true, Ordering::Relaxed);
+                sweep = sweep_from.zip(svc.fence.get()).map(|(from, f)| LateHeads {
+                    after: std::time::Instant::now()
+                        + Duration::from_millis(svc.config.publish.request_timeout_ms)
+                        + f.ttl(),
+                    from,
+                    ours: std::collections::HashSet::new(),
+                });
                 false
             }),
             Some(s) => round(&svc, &bucket, &status, s).await.map(|next| {
                 let moved = next > s;
                 published = Some(next);
+                if let Some(w) = sweep.as_mut().filter(|_| moved) {
+                    w.ours.insert(next);
+                }
                 moved
             }),
         };
+        // Between rounds (none of this writer's heads objects lies beyond
+        // its checkpoint now), once: heads objects a deposed writer's
+        // requests left after this one resumed.
+        if let (Some(w), Some(fence), Some(at)) = (&sweep, svc.fence.get(), published)
+            && round.is_ok()
+            && std::time::Instant::now() >= w.after
+        {
+            match sweep_late_heads(&svc, fence, &bucket, w, at).await {
+                Ok(()) => sweep = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeping late heads objects failed; retrying after the next round")
+                }
+            }
+        }
         match round {
             Ok(moved) => {
                 backoff = Duration::from_millis(100);
@@ -168,15 +193,96 @@ fn round_was_capped(svc: &Service, published: Option<u64>) -> bool {
     svc.latest_head().head.size > published.unwrap_or(0).saturating_add(MAX_ROUND_ENTRIES)
 }
 
+/// A fenced writer's one sweep for heads objects that land late: a deposed
+/// writer's PUT in flight when it lost the lease can reach the store after
+/// this writer deleted what lay beyond the checkpoint at resume
+/// ([`drop_unpublished_heads`]). A writer starts no PUT past its lease's
+/// local deadline (`round`), which is before the lease expires and so
+/// before this writer won it; each request ends within the request timeout
+/// (the deposed writer's, assumed to be this one's). Past that (plus the
+/// TTL, for clock rates), every heads object above `from` that does not
+/// hold exactly the log's heads is such a leftover (a signed head of a
+/// round whose compare-and-swap failed) and is deleted. `from` is the size
+/// this writer resumed at, or lower when a writer before it was deposed
+/// before its own sweep (the range is kept in etcd, `Fence::mark_unswept`).
+struct LateHeads {
+    after: std::time::Instant,
+    from: u64,
+    /// The sizes this writer's rounds ended at since it resumed.
+    ours: std::collections::HashSet<u64>,
+}
+
+async fn sweep_late_heads(
+    svc: &Service,
+    fence: &crate::fence::Fence,
+    bucket: &Bucket,
+    w: &LateHeads,
+    published: u64,
+) -> Result<(), PublishError> {
+    let fenced = |e: crate::fence::FenceError| match e {
+        crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
+        other => PublishError::Local(other.to_string()),
+    };
+    let mut late = Vec::new();
+    for size in bucket.heads_beyond(w.from).await? {
+        if w.ours.contains(&size) {
+            continue;
+        }
+        if size > published || !holds_the_logs_heads(svc, bucket, size).await? {
+            late.push(size);
+        }
+    }
+    if !late.is_empty() {
+        fence.confirm().await.map_err(fenced)?;
+    }
+    for size in late {
+        tracing::warn!(
+            size,
+            "deleting a heads object that is not the log's (a deposed writer's late request)"
+        );
+        bucket.delete(&bucket::head_path(size)).await?;
+    }
+    fence.mark_swept().await.map_err(fenced)
+}
+
+/// True when the heads object at `size` holds only heads this log signed
+/// at their sizes (a round of the log's chain, or a copy of one).
+async fn holds_the_logs_heads(
+    svc: &Service,
+    bucket: &Bucket,
+    size: u64,
+) -> Result<bool, PublishError> {
+    let Some(body) = bucket.get(&bucket::head_path(size)).await? else {
+        return Ok(true);
+    };
+    let Ok(batch) = crate::head_document::HeadBatch::decode(&body) else {
+        return Ok(false);
+    };
+    for h in &batch.heads {
+        match svc.log.store().head(h.head.size) {
+            Ok(Some(ours)) if ours.head.root == h.head.root => {}
+            Ok(_) => return Ok(false),
+            Err(e) => return Err(PublishError::Local(e.to_string())),
+        }
+    }
+    Ok(true)
+}
+
 /// The size already in the bucket: its checkpoint, checked against this
 /// log. Also (re)publishes the discovery documents a replica starts from.
-async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
+/// Fenced, also the size the sweep for late heads objects starts from.
+async fn resume(svc: &Service, bucket: &Bucket) -> Result<(u64, Option<u64>), PublishError> {
     let size = published_size(svc, bucket).await?;
     if let Err(e) = svc.log.store().record_published_size(size) {
         tracing::warn!(error = %e, "recording the published size failed");
     }
+    let mut sweep_from = None;
     if let Some(fence) = svc.fence.get() {
         drop_unpublished_heads(fence, bucket, size).await?;
+        sweep_from = Some(fence.mark_unswept(size).await.map_err(|e| match e {
+            crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
+            other => PublishError::Local(other.to_string()),
+        })?);
     }
     // Only once the bucket is known to be this log's (or empty): never
     // overwrite another log's documents.
@@ -192,7 +298,7 @@ async fn resume(svc: &Service, bucket: &Bucket) -> Result<u64, PublishError> {
     bucket
         .put_latest(bucket::KEYS, keys.into(), "application/cbor")
         .await?;
-    Ok(size)
+    Ok((size, sweep_from))
 }
 
 /// Fenced, at start: heads objects above the bucket's checkpoint were
@@ -290,6 +396,12 @@ async fn round(
             let Some((name, body)) = objects.next() else {
                 break;
             };
+            // Fenced: no request starts past the lease's local deadline, so
+            // none starts after a successor could hold the lease (its sweep
+            // counts on that).
+            if let Some(f) = &fence {
+                f.holds().map_err(PublishError::Local)?;
+            }
             let (b, fence) = (bucket.clone(), fence.clone());
             set.spawn(async move {
                 match b.put_immutable(&name, body.clone(), OCTETS).await {

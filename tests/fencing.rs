@@ -335,7 +335,14 @@ async fn failovers(kills: usize) -> Failovers {
     let (moto, etcd) = (Moto::start().await, Etcd::start().await);
     let dir = tempfile::tempdir().unwrap();
     let cfg = writer_config_file(dir.path());
+    // Object-storage requests end within 3 s: a new writer sweeps the heads
+    // objects a deposed one's late requests left 3 s + the lease TTL after
+    // it took over.
+    let mut toml = std::fs::read_to_string(&cfg).unwrap();
+    toml.push_str("[publish]\nrequest_timeout_ms = 3000\n");
+    std::fs::write(&cfg, toml).unwrap();
     let mut dirs = [dir.path().join("a"), dir.path().join("b")];
+    let mut late = Vec::new();
     let mut writer = fenced_writer(&moto, &etcd, &dirs[0], &cfg);
     let mut next = standby(&moto, &etcd, &dirs[1], &cfg);
     // The standby is a read replica meanwhile: registrations go elsewhere.
@@ -388,14 +395,31 @@ async fn failovers(kills: usize) -> Failovers {
         // The dead writer signed heads no round published.
         let dead = &dirs[1];
         let published = bucket_heads(&moto, checked).await;
-        let forked = heads_of(&dead.join("db"))
+        let forked: Vec<(u64, [u8; 32])> = heads_of(&dead.join("db"))
             .into_iter()
             .filter(|(s, r)| *s > checked && published.get(s) != Some(r))
-            .count();
+            .collect();
         assert!(
-            forked > 0,
+            !forked.is_empty(),
             "round {round}: the dead writer holds no unpublished head (the hung bucket should have left some)"
         );
+        // One of them lands in the bucket after the takeover, as a heads
+        // object the dead writer's last request carried would.
+        let (size, _) = forked[forked.len() / 2];
+        let head = vcon_scitt::log::Store::open(&dead.join("db"))
+            .unwrap()
+            .head(size)
+            .unwrap()
+            .unwrap();
+        let name = format!("vcon-scitt/heads/{size}");
+        if moto.get(&name).await.is_none() {
+            let batch = vcon_scitt::head_document::HeadBatch {
+                previous_size: size - 1,
+                heads: vec![head],
+            };
+            moto.put(&name, batch.encode()).await;
+            late.push((name, batch.encode()));
+        }
         // Restarted, it is fenced: the lease is the other's. It rewinds.
         let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--data-dir"]
             .map(str::to_owned)
@@ -439,6 +463,19 @@ async fn failovers(kills: usize) -> Failovers {
                 "round {round}: the rejoined standby did not follow the writer to size {target}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The late heads objects are swept (request timeout + TTL after each
+    // takeover), or replaced by the writer's own round of that size.
+    assert!(!late.is_empty(), "no late heads object was planted");
+    let started = Instant::now();
+    for (name, forged) in &late {
+        while moto.get(name).await.as_ref() == Some(forged) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{name}, a deposed writer's late heads object, is still in the bucket"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     for i in 0..10 {
