@@ -11,7 +11,12 @@
 # store process on these cores) and to moto (an S3 API on the same two
 # cores). With BEFORE=<an older binary>, first the write path without
 # publishing, before vs after, alternated the same way.
-# Environment: B, BEFORE, CONNS (256), SECS (15), RATE (1000). About 6 minutes.
+# With FENCED=1, also `replicated` unfenced vs fenced by etcd (Debian
+# `etcd-server`, started here on loopback), directory store; with BEFORE set
+# too, `replicated` before vs after on the directory store. SKIP_MODES=1
+# skips the local-vs-replicated rows.
+# Environment: B, BEFORE, FENCED, SKIP_MODES, CONNS (256), SECS (15), RATE
+# (1000). About 6 minutes (+ 3 for FENCED, + 1.5 for BEFORE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-${CARGO_TARGET_DIR:-target}/release/vcon-scitt}
@@ -64,6 +69,37 @@ if [ -n "${BEFORE:-}" ]; then
   serve "$BEFORE" before2; load before2; stop_last
 fi
 
+if [ -n "${BEFORE:-}" ]; then
+  echo "== replicated, directory store, full load: before ($BEFORE) vs after ($B)"
+  for run in before1 after1 after2 before2; do
+    bin=$B; [ "${run%[0-9]}" = before ] && bin=$BEFORE
+    serve "$bin" "rep-$run" --publish-to "file://$OUT/pub-rep-$run" --durability replicated
+    load "rep-$run"; stop_last
+  done
+fi
+
+if [ -n "${FENCED:-}" ]; then
+  EP=23790
+  etcd --name bench --data-dir "$OUT/etcd" --listen-client-urls "http://127.0.0.1:$EP" \
+    --advertise-client-urls "http://127.0.0.1:$EP" --listen-peer-urls "http://127.0.0.1:$((EP + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((EP + 1))" \
+    --initial-cluster "bench=http://127.0.0.1:$((EP + 1))" >"$OUT/etcd.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 100); do ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$EP" endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+  for mode in "full load" "steady $RATE/s"; do
+    flags=(); [ "$mode" != "full load" ] && flags=(--rate "$RATE")
+    echo "== directory store, replicated, $mode: unfenced vs fenced (etcd compare-and-swap per round)"
+    for run in unfenced1 fenced1 fenced2 unfenced2; do
+      fence=(); [ "${run%[0-9]}" = fenced ] && fence=(--etcd "http://127.0.0.1:$EP")
+      # Each run is a new log: etcd forgets the last one's checkpoint.
+      ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$EP" del --prefix /vcon-scitt/ >/dev/null
+      serve "$B" "fence-$run-${#flags[@]}" --publish-to "file://$OUT/pub-fence-$run-${#flags[@]}" --durability replicated "${fence[@]}"
+      load "fence-$run-${#flags[@]}" "${flags[@]}"
+      stop_last
+    done
+  done
+fi
+
+[ -n "${SKIP_MODES:-}" ] && exit 0
 for store in file moto; do
   for mode in "full load" "steady $RATE/s"; do
     flags=(); [ "$mode" != "full load" ] && flags=(--rate "$RATE")

@@ -245,3 +245,48 @@ fn reset_guard(path: &Path, head: Option<&SignedTreeHead>) -> Result<(), LogErro
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(dir: &Path, name: &str) {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("marker"), name).unwrap();
+    }
+
+    fn marker(dir: &Path) -> Option<String> {
+        std::fs::read_to_string(dir.join("db").join("marker")).ok()
+    }
+
+    #[test]
+    fn a_swap_interrupted_after_its_second_rename_keeps_the_rebuilt_store() {
+        let d = tempfile::tempdir().unwrap();
+        mark(d.path(), "db"); // the rebuilt store, already renamed
+        mark(d.path(), "db.deposed");
+        finish_interrupted(d.path()).unwrap();
+        assert_eq!(marker(d.path()).as_deref(), Some("db"));
+        assert!(!d.path().join("db.deposed").exists());
+    }
+
+    #[test]
+    fn a_swap_interrupted_between_its_renames_puts_the_old_store_back() {
+        let d = tempfile::tempdir().unwrap();
+        mark(d.path(), "db.deposed");
+        mark(d.path(), "db.rewind"); // complete or not: built again
+        finish_interrupted(d.path()).unwrap();
+        assert_eq!(marker(d.path()).as_deref(), Some("db.deposed"));
+        assert!(!d.path().join("db.rewind").exists());
+        assert!(!d.path().join("db.deposed").exists());
+    }
+
+    #[test]
+    fn a_rebuild_interrupted_before_the_swap_is_discarded() {
+        let d = tempfile::tempdir().unwrap();
+        mark(d.path(), "db");
+        mark(d.path(), "db.rewind");
+        finish_interrupted(d.path()).unwrap();
+        assert_eq!(marker(d.path()).as_deref(), Some("db"));
+        assert!(!d.path().join("db.rewind").exists());
+    }
+}

@@ -360,9 +360,20 @@ async fn failovers(kills: usize) -> Failovers {
         tokio::time::sleep(Duration::from_millis(1200)).await;
         // The bucket hangs: batches go on being signed, no round completes.
         moto.signal("-STOP");
+        // One more registration: sequenced and signed at once, published
+        // never (the clients may all be waiting on a round whose
+        // checkpoint note hangs, with nothing past it signed).
+        let extra = {
+            let url = writer.url.clone();
+            tokio::spawn(async move { try_post(&url, &format!("urn:example:hung:{round}")).await })
+        };
         tokio::time::sleep(Duration::from_millis(300)).await;
         drop(writer); // SIGKILL under load
         moto.signal("-CONT");
+        assert!(
+            !matches!(extra.await.unwrap(), Some((201, _, _))),
+            "round {round}: a 201 while the bucket hung"
+        );
         let before = acked.len();
         for t in clients {
             acked.extend(t.await.unwrap());
