@@ -10,13 +10,18 @@
 //!   checkpoint); the old one, still running, acknowledges nothing more.
 //! - etcd killed: no 201 while the lease cannot be renewed; etcd back: the
 //!   same writer resumes, and the registrations held back get receipts.
+//! - The writer cut off from etcd (a partition; the standby still reaches
+//!   it): no 201 from it once the standby has taken over, nothing lost,
+//!   and once healed it stays fenced.
+//! - Writers killed under load, again and again (the bucket hung at each
+//!   kill): the standby takes over, the dead writer rewinds and rejoins.
 
 mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Etcd, Moto, Server, cli, stable_writer, tree_size, wait_for_receipt};
+use common::cluster::{Etcd, Link, Moto, Server, cli, stable_writer, tree_size, wait_for_receipt};
 use common::*;
 use vcon_scitt::verify;
 
@@ -32,6 +37,11 @@ fn fenced_writer(moto: &Moto, etcd: &Etcd, data: &Path, cfg: &Path) -> Server {
 }
 
 fn fenced_args(etcd: &Etcd, cfg: &Path) -> Vec<String> {
+    fenced_args_via(&etcd.endpoint(), cfg)
+}
+
+/// [`fenced_args`] reaching etcd at `endpoint` (a [`Link`] to it).
+fn fenced_args_via(endpoint: &str, cfg: &Path) -> Vec<String> {
     let mut args = stable_writer(cfg);
     args.extend(
         [
@@ -40,7 +50,7 @@ fn fenced_args(etcd: &Etcd, cfg: &Path) -> Vec<String> {
             "--wait-ms",
             "1500",
             "--etcd",
-            &etcd.endpoint(),
+            endpoint,
             "--lease-ttl",
             "2",
         ]
@@ -555,5 +565,119 @@ async fn writers_killed_under_load_are_replaced_by_their_standby_and_rejoin_rewo
         t[0],
         t[t.len() / 2],
         t[t.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_cut_off_from_etcd_acknowledges_nothing_once_the_standby_has_taken_over() {
+    let (moto, etcd) = (Moto::start().await, Etcd::start().await);
+    let link = Link::to(etcd.client_port()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = writer_config_file(dir.path());
+    let a = Server::spawn(
+        &dir.path().join("a"),
+        &fenced_args_via(&link.endpoint(), &cfg)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &moto.env(),
+    );
+    let b = standby(&moto, &etcd, &dir.path().join("b"), &cfg);
+
+    // Load on A, each 201 stamped with when it arrived.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for w in 0..4 {
+        let (url, stop) = (a.url.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let Ok(mut c) = vcon_scitt_client::Conn::connect(&url).await else {
+                return acked;
+            };
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let st = generic_statement(&format!("urn:example:cut:{w}:{i}"), b"{}");
+                match c.post_statement(st).await {
+                    Ok(r) if r.status == 201 => {
+                        let id = r
+                            .header("location")
+                            .unwrap()
+                            .trim_start_matches("/entries/")
+                            .to_owned();
+                        acked.push((Instant::now(), id, r.body));
+                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    link.cut();
+
+    // B reaches etcd: once A's lease expires it takes over.
+    let started = Instant::now();
+    let (b_first, mut acked) = loop {
+        if let Some((201, id, receipt)) = try_post(&b.url, "urn:example:b:first").await {
+            break (Instant::now(), vec![(id, receipt)]);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the standby did not take over in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let takeover = started.elapsed();
+    // A's clients go on for 2 s more, against a writer that cannot reach
+    // etcd; then the partition heals and they go on for 2 s more.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    link.heal();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut from_a = Vec::new();
+    for c in clients {
+        from_a.extend(c.await.unwrap());
+    }
+    assert!(!from_a.is_empty(), "A acknowledged nothing before the cut");
+    // The split-brain property: no 201 from A after B's first.
+    let late: Vec<_> = from_a.iter().filter(|(t, _, _)| *t > b_first).collect();
+    assert!(
+        late.is_empty(),
+        "{} 201s from the cut-off writer after the standby took over",
+        late.len()
+    );
+    // Healed, A stays fenced: its lease is gone, its token outdated.
+    assert_ne!(post(&a.url, "urn:example:a:healed").await.0, 201);
+    for i in 0..10 {
+        let (status, id, receipt) = post(&b.url, &format!("urn:example:b:{i}")).await;
+        assert_eq!(status, 201);
+        acked.push((id, receipt));
+    }
+    acked.extend(from_a.into_iter().map(|(_, id, r)| (id, r)));
+    for (id, receipt) in &acked {
+        let got = vcon_scitt_client::get(&b.url, &format!("/entries/{id}"))
+            .await
+            .unwrap();
+        assert_eq!(got.status, 200, "acknowledged entry {id} lost");
+        assert_eq!(&got.body, receipt);
+    }
+    let size = tree_size(&b.url).await;
+    assert_eq!(etcd_checkpoint(&etcd).unwrap().0, size);
+    drop(a);
+    b.stop();
+    let (code, out) = cli(&moto, &["fsck", "--bucket", "s3://log"]);
+    assert_eq!(code, 0, "{out}");
+    // Every heads object agrees with every other (bucket_heads checks).
+    let heads = bucket_heads(&moto, 0).await;
+    let checkpoint = moto.checkpoint_size().await;
+    assert!(
+        heads.keys().all(|s| *s <= checkpoint),
+        "a head beyond the checkpoint {checkpoint} in the bucket"
+    );
+    println!(
+        "partition: takeover {takeover:?} after the cut; {} acknowledged, all present; none from the cut-off writer after it",
+        acked.len()
     );
 }
