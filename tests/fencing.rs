@@ -19,6 +19,8 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::cluster::{Etcd, Link, Moto, Server, cli, stable_writer, tree_size, wait_for_receipt};
@@ -287,22 +289,26 @@ fn standby(moto: &Moto, etcd: &Etcd, data: &Path, cfg: &Path) -> Server {
     )
 }
 
-/// A registration's 201: (entry id, receipt).
-type Acked = (String, Vec<u8>);
+/// A registration's 201: when it arrived, the entry id, the receipt.
+type Acked = (Instant, String, Vec<u8>);
+/// One loading client: its 201s when it ends.
+type Client = tokio::task::JoinHandle<Vec<Acked>>;
 
-/// Loads `url` from 4 clients, each until its connection fails; returns
-/// their 201s.
-fn load(url: &str, round: usize) -> Vec<tokio::task::JoinHandle<Vec<Acked>>> {
+/// Loads `url` from 4 clients, each until `stop` is set or its connection
+/// fails; returns their 201s.
+fn load(url: &str, tag: &str, stop: &Arc<AtomicBool>) -> Vec<Client> {
     (0..4)
         .map(|w| {
-            let url = url.to_owned();
+            let (url, tag, stop) = (url.to_owned(), tag.to_owned(), stop.clone());
             tokio::spawn(async move {
                 let mut acked = Vec::new();
                 let Ok(mut c) = vcon_scitt_client::Conn::connect(&url).await else {
                     return acked;
                 };
-                for i in 0..100_000 {
-                    let st = generic_statement(&format!("urn:example:load:{round}:{w}:{i}"), b"{}");
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let st = generic_statement(&format!("urn:example:{tag}:{w}:{i}"), b"{}");
                     match c.post_statement(st).await {
                         Ok(r) if r.status == 201 => {
                             let id = r
@@ -310,9 +316,9 @@ fn load(url: &str, round: usize) -> Vec<tokio::task::JoinHandle<Vec<Acked>>> {
                                 .unwrap()
                                 .trim_start_matches("/entries/")
                                 .to_owned();
-                            acked.push((id, r.body));
+                            acked.push((Instant::now(), id, r.body));
                         }
-                        Ok(_) => {}
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                         Err(_) => break,
                     }
                 }
@@ -357,7 +363,8 @@ async fn failovers(kills: usize) -> Failovers {
     let mut next = standby(&moto, &etcd, &dirs[1], &cfg);
     // The standby is a read replica meanwhile: registrations go elsewhere.
     assert_eq!(post(&next.url, "urn:example:too-early").await.0, 421);
-    let mut acked: Vec<Acked> = Vec::new();
+    let mut acked: Vec<(String, Vec<u8>)> = Vec::new();
+    let never = Arc::new(AtomicBool::new(false));
     let mut report = Failovers {
         kills,
         acknowledged: 0,
@@ -366,7 +373,7 @@ async fn failovers(kills: usize) -> Failovers {
     };
     let mut checked = 0u64;
     for round in 0..kills {
-        let clients = load(&writer.url, round);
+        let clients = load(&writer.url, &format!("load:{round}"), &never);
         tokio::time::sleep(Duration::from_millis(1200)).await;
         // The bucket hangs: batches go on being signed, no round completes.
         moto.signal("-STOP");
@@ -386,7 +393,7 @@ async fn failovers(kills: usize) -> Failovers {
         );
         let before = acked.len();
         for t in clients {
-            acked.extend(t.await.unwrap());
+            acked.extend(t.await.unwrap().into_iter().map(|(_, id, r)| (id, r)));
         }
         assert!(
             acked.len() > before,
@@ -585,35 +592,8 @@ async fn a_writer_cut_off_from_etcd_acknowledges_nothing_once_the_standby_has_ta
     let b = standby(&moto, &etcd, &dir.path().join("b"), &cfg);
 
     // Load on A, each 201 stamped with when it arrived.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for w in 0..4 {
-        let (url, stop) = (a.url.clone(), stop.clone());
-        clients.push(tokio::spawn(async move {
-            let mut acked = Vec::new();
-            let Ok(mut c) = vcon_scitt_client::Conn::connect(&url).await else {
-                return acked;
-            };
-            let mut i = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                let st = generic_statement(&format!("urn:example:cut:{w}:{i}"), b"{}");
-                match c.post_statement(st).await {
-                    Ok(r) if r.status == 201 => {
-                        let id = r
-                            .header("location")
-                            .unwrap()
-                            .trim_start_matches("/entries/")
-                            .to_owned();
-                        acked.push((Instant::now(), id, r.body));
-                    }
-                    Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    Err(_) => break,
-                }
-            }
-            acked
-        }));
-    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&a.url, "cut", &stop);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     link.cut();
 
@@ -635,7 +615,7 @@ async fn a_writer_cut_off_from_etcd_acknowledges_nothing_once_the_standby_has_ta
     tokio::time::sleep(Duration::from_secs(2)).await;
     link.heal();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let mut from_a = Vec::new();
     for c in clients {
         from_a.extend(c.await.unwrap());
