@@ -23,6 +23,8 @@ pub enum BackupError {
     WouldOverwrite(String),
     #[error("the restored store fails fsck: {0}")]
     Fsck(LogError),
+    #[error(transparent)]
+    Rewind(#[from] crate::rewind::RewindError),
 }
 
 /// Writes a backup of `store` (and the public key set, when known) into
@@ -52,7 +54,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<FsckReport, BackupError> 
     if !src.join("CURRENT").exists() {
         return Err(BackupError::NotABackup(from.display().to_string()));
     }
-    let dst = data_dir.join("db");
+    let dst = crate::rewind::store_dir(data_dir)?;
     if dst.exists() {
         return Err(BackupError::WouldOverwrite(dst.display().to_string()));
     }

@@ -73,6 +73,8 @@ pub struct Bucket {
     /// Whether the store keeps Content-Type and Cache-Control (S3 does; a
     /// local directory does not).
     attributes: bool,
+    /// How long one request may run, retries included.
+    longest_request: Duration,
 }
 
 /// What an immutable PUT found.
@@ -100,7 +102,7 @@ impl Bucket {
     /// default three minutes.
     pub fn open(url: &str, timeout: Duration) -> Result<Bucket, BucketError> {
         if let Some(dir) = url.strip_prefix("file://") {
-            return Self::open_dir(url, dir);
+            return Self::open_dir(url, dir, timeout);
         }
         let rest = url.strip_prefix("s3://").ok_or_else(|| {
             BucketError::Config(format!("{url:?} is not an s3://bucket[/prefix] URL"))
@@ -131,6 +133,9 @@ impl Bucket {
             prefix: prefix.trim_matches('/').to_owned(),
             url: url.to_owned(),
             attributes: true,
+            // No retry starts after `retry_timeout`; the last one runs for
+            // at most `timeout` more.
+            longest_request: timeout.saturating_mul(4),
         })
     }
 
@@ -139,7 +144,7 @@ impl Bucket {
     /// fsync'd before the next step, so the checkpoint still comes after
     /// what it covers. No object attributes: the web server sets the cache
     /// headers (immutable for `tile/` and `vcon-scitt/heads/`).
-    fn open_dir(url: &str, dir: &str) -> Result<Bucket, BucketError> {
+    fn open_dir(url: &str, dir: &str, timeout: Duration) -> Result<Bucket, BucketError> {
         if !dir.starts_with('/') {
             return Err(BucketError::Config(format!(
                 "{url:?}: a file:// URL needs an absolute path (file:///srv/log)"
@@ -152,11 +157,18 @@ impl Bucket {
             prefix: String::new(),
             url: url.to_owned(),
             attributes: false,
+            longest_request: timeout,
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// How long after it starts a request (retries included) can still be
+    /// in flight from this client.
+    pub fn longest_request(&self) -> Duration {
+        self.longest_request
     }
 
     fn path(&self, name: &str) -> Path {

@@ -39,7 +39,12 @@ pub enum FenceError {
     #[error(
         "the log's lease is held by {holder:?}: this writer is fenced (stop that writer, or wait for its lease to expire)"
     )]
-    Held { holder: String },
+    Held {
+        holder: String,
+        /// The checkpoint etcd records: what that writer published last
+        /// (a deposed writer rewinds to it, `crate::rewind`).
+        checkpoint: Option<FencedCheckpoint>,
+    },
     #[error("fenced: {0}")]
     Fenced(String),
     /// The lease was not renewed in time (etcd unreachable): no checkpoint
@@ -130,44 +135,48 @@ impl Fence {
                 TxnOp::get(checkpoint_key.clone(), None),
                 TxnOp::get(sweep_key.clone(), None),
             ])
-            .or_else([TxnOp::get(leader_key.clone(), None)]);
+            .or_else([
+                TxnOp::get(leader_key.clone(), None),
+                TxnOp::get(checkpoint_key.clone(), None),
+            ]);
         let r = client.txn(txn).await?;
-        if !r.succeeded() {
-            let _ = client.lease_revoke(lease.id()).await;
-            let holder = r
-                .op_responses()
-                .into_iter()
-                .find_map(|op| match op {
-                    etcd_client::TxnOpResponse::Get(g) => g
-                        .kvs()
-                        .first()
-                        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            return Err(FenceError::Held { holder });
-        }
-        let token = r.header().map(|h| h.revision()).unwrap_or_default();
-        let (mut at_start, mut rev, mut unswept_at_start) = (None, 0, None);
+        let (mut holder, mut at_start, mut rev, mut unswept_at_start) =
+            (String::new(), None, 0, None);
         for op in r.op_responses() {
             if let etcd_client::TxnOpResponse::Get(g) = op
                 && let Some(kv) = g.kvs().first()
             {
-                if kv.key() == sweep_key.as_bytes() {
-                    unswept_at_start = std::str::from_utf8(kv.value())
-                        .ok()
-                        .and_then(|v| v.parse().ok());
-                    continue;
-                }
-                at_start = Some(parse_checkpoint(kv.value()).ok_or_else(|| {
+                let unparsable = |what: &str| {
                     FenceError::Setup(format!(
-                        "{checkpoint_key} holds {:?}, not \"<size> <root hex>\"",
+                        "{} holds {:?}, not {what}",
+                        String::from_utf8_lossy(kv.key()),
                         String::from_utf8_lossy(kv.value())
                     ))
-                })?);
-                rev = kv.mod_revision();
+                };
+                if kv.key() == leader_key.as_bytes() {
+                    holder = String::from_utf8_lossy(kv.value()).into_owned();
+                } else if kv.key() == sweep_key.as_bytes() {
+                    let size = std::str::from_utf8(kv.value())
+                        .ok()
+                        .and_then(|v| v.parse().ok());
+                    unswept_at_start = Some(size.ok_or_else(|| unparsable("a size"))?);
+                } else {
+                    at_start = Some(
+                        parse_checkpoint(kv.value())
+                            .ok_or_else(|| unparsable("\"<size> <root hex>\""))?,
+                    );
+                    rev = kv.mod_revision();
+                }
             }
         }
+        if !r.succeeded() {
+            let _ = client.lease_revoke(lease.id()).await;
+            return Err(FenceError::Held {
+                holder,
+                checkpoint: at_start,
+            });
+        }
+        let token = r.header().map(|h| h.revision()).unwrap_or_default();
         let ttl = Duration::from_secs(lease.ttl().max(2) as u64);
         let fence = Arc::new(Fence {
             client,
@@ -218,16 +227,26 @@ impl Fence {
     /// `Ok` while this writer may acknowledge: not fenced, and within the
     /// local deadline of its last renewed lease.
     pub fn holds(&self) -> Result<(), String> {
+        self.check().map_err(|e| match e {
+            FenceError::Fenced(why) => format!("fenced: {why}"),
+            other => other.to_string(),
+        })
+    }
+
+    /// [`Fence::holds`], telling a writer fenced for good
+    /// ([`FenceError::Fenced`]) from one whose lease renewal is late
+    /// ([`FenceError::Lapsed`], which a renewal ends).
+    pub fn check(&self) -> Result<(), FenceError> {
         if let Some(why) = read(&self.fenced).clone() {
-            return Err(format!("fenced: {why}"));
+            return Err(FenceError::Fenced(why));
         }
         let deadline = self.deadline_ms.load(Ordering::Relaxed);
         let now = now_ms();
         if now >= deadline {
-            return Err(format!(
+            return Err(FenceError::Lapsed(format!(
                 "the lease in etcd was not renewed for {} ms (etcd unreachable?): not acknowledging until it is",
                 now.saturating_sub(deadline) + self.ttl.as_millis() as u64 / 3 * 2
-            ));
+            )));
         }
         Ok(())
     }
@@ -281,10 +300,7 @@ impl Fence {
     /// token and from the checkpoint it last wrote. A failure fences this
     /// writer for good (someone else holds the log, or moved it).
     pub async fn advance(&self, size: u64, root: &Hash) -> Result<(), FenceError> {
-        if let Some(why) = read(&self.fenced).clone() {
-            return Err(FenceError::Fenced(why));
-        }
-        self.holds().map_err(FenceError::Lapsed)?;
+        self.check()?;
         let txn = Txn::new()
             .when([
                 Compare::create_revision(self.leader_key.clone(), CompareOp::Equal, self.token),

@@ -67,6 +67,17 @@ enum PublishError {
     Local(String),
 }
 
+/// A writer fenced for good must stop publishing (its status says why, and
+/// its service answers 503); one whose lease renewal is late retries.
+impl From<crate::fence::FenceError> for PublishError {
+    fn from(e: crate::fence::FenceError) -> Self {
+        match e {
+            crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
+            other => PublishError::Local(other.to_string()),
+        }
+    }
+}
+
 /// Starts publishing `svc`'s log to `bucket`. The task ends when `stop`
 /// fires, after one last round (so a clean shutdown leaves the bucket at the
 /// final head), or at an integrity alarm.
@@ -115,12 +126,17 @@ async fn run(
                 published = Some(s);
                 status.set_published(s);
                 status.resumed.store(true, Ordering::Relaxed);
-                sweep = sweep_from.zip(svc.fence.get()).map(|(from, f)| LateHeads {
-                    after: std::time::Instant::now()
-                        + Duration::from_millis(svc.config.publish.request_timeout_ms)
-                        + f.ttl(),
-                    from,
-                    ours: std::collections::HashSet::new(),
+                sweep = sweep_from.zip(svc.fence.get()).and_then(|(from, f)| {
+                    let after = std::time::Instant::now()
+                        .checked_add(bucket.longest_request().saturating_add(f.ttl()));
+                    if after.is_none() {
+                        tracing::warn!("publish.request_timeout_ms is too large to wait out: the late heads sweep is left to the next writer");
+                    }
+                    Some(LateHeads {
+                        after: after?,
+                        from,
+                        ours: std::collections::HashSet::new(),
+                    })
                 });
                 false
             }),
@@ -198,9 +214,11 @@ fn round_was_capped(svc: &Service, published: Option<u64>) -> bool {
 /// this writer deleted what lay beyond the checkpoint at resume
 /// ([`drop_unpublished_heads`]). A writer starts no PUT past its lease's
 /// local deadline (`round`), which is before the lease expires and so
-/// before this writer won it; each request ends within the request timeout
-/// (the deposed writer's, assumed to be this one's). Past that (plus the
-/// TTL, for clock rates), every heads object above `from` that does not
+/// before this writer won it; each request, retries included, ends within
+/// [`Bucket::longest_request`] (the deposed writer's, assumed to be this
+/// one's; a client's timeout cannot stop a store that received a request
+/// from applying it later, which no writer can bound: SECURITY.md). Past
+/// that (plus the TTL, for clock rates), every heads object above `from` that does not
 /// hold exactly the log's heads is such a leftover (a signed head of a
 /// round whose compare-and-swap failed) and is deleted. `from` is the size
 /// this writer resumed at, or lower when a writer before it was deposed
@@ -219,10 +237,6 @@ async fn sweep_late_heads(
     w: &LateHeads,
     published: u64,
 ) -> Result<(), PublishError> {
-    let fenced = |e: crate::fence::FenceError| match e {
-        crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
-        other => PublishError::Local(other.to_string()),
-    };
     let mut late = Vec::new();
     for size in bucket.heads_beyond(w.from).await? {
         if w.ours.contains(&size) {
@@ -233,16 +247,17 @@ async fn sweep_late_heads(
         }
     }
     if !late.is_empty() {
-        fence.confirm().await.map_err(fenced)?;
+        fence.confirm().await?;
     }
     for size in late {
+        fence.check()?;
         tracing::warn!(
             size,
             "deleting a heads object that is not the log's (a deposed writer's late request)"
         );
         bucket.delete(&bucket::head_path(size)).await?;
     }
-    fence.mark_swept().await.map_err(fenced)
+    Ok(fence.mark_swept().await?)
 }
 
 /// True when the heads object at `size` holds only heads this log signed
@@ -279,10 +294,7 @@ async fn resume(svc: &Service, bucket: &Bucket) -> Result<(u64, Option<u64>), Pu
     let mut sweep_from = None;
     if let Some(fence) = svc.fence.get() {
         drop_unpublished_heads(fence, bucket, size).await?;
-        sweep_from = Some(fence.mark_unswept(size).await.map_err(|e| match e {
-            crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
-            other => PublishError::Local(other.to_string()),
-        })?);
+        sweep_from = Some(fence.mark_unswept(size).await?);
     }
     // Only once the bucket is known to be this log's (or empty): never
     // overwrite another log's documents.
@@ -317,11 +329,10 @@ async fn drop_unpublished_heads(
     if orphans.is_empty() {
         return Ok(());
     }
-    fence.confirm().await.map_err(|e| match e {
-        crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
-        other => PublishError::Local(other.to_string()),
-    })?;
+    fence.confirm().await?;
     for size in orphans {
+        // As before a PUT: no delete starts past the lease's deadline.
+        fence.check()?;
         tracing::warn!(
             size,
             "deleting a heads object no checkpoint references (a round that never completed)"
@@ -400,7 +411,7 @@ async fn round(
             // none starts after a successor could hold the lease (its sweep
             // counts on that).
             if let Some(f) = &fence {
-                f.holds().map_err(PublishError::Local)?;
+                f.check()?;
             }
             let (b, fence) = (bucket.clone(), fence.clone());
             set.spawn(async move {
@@ -441,13 +452,7 @@ async fn round(
     // Fenced: the checkpoint advances in etcd first, under this writer's
     // token, or not at all (crate::fence).
     if let Some(fence) = svc.fence.get() {
-        fence
-            .advance(head.head.size, &head.head.root)
-            .await
-            .map_err(|e| match e {
-                crate::fence::FenceError::Fenced(why) => PublishError::Alarm(why),
-                other => PublishError::Local(other.to_string()),
-            })?;
+        fence.advance(head.head.size, &head.head.root).await?;
     }
     let note = svc
         .checkpoint_note_for(&head.head)

@@ -169,7 +169,8 @@ impl Replica {
             Err(_) => crate::durable::write_atomically(&pin, vkey.as_bytes())
                 .map_err(|e| ReplicaError::Setup(e.to_string()))?,
         }
-        let cache = c.cache_dir.join("db");
+        let cache = crate::rewind::store_dir(&c.cache_dir)
+            .map_err(|e| ReplicaError::Setup(e.to_string()))?;
         let rule = tc.leaf_rule;
         let store = tokio::task::spawn_blocking(move || Store::open_log(&cache, rule))
             .await
@@ -489,9 +490,8 @@ pub async fn restore(
     // Only into an empty data dir or one an earlier restore made (it pinned
     // the bucket's checkpoint key): a writer's own data dir is never
     // touched, whatever log it holds.
-    if data_dir.join("db").exists()
-        && !crate::config::Config::checkpoint_pin_file_in(&data_dir).exists()
-    {
+    let db = crate::rewind::store_dir(&data_dir).map_err(|e| ReplicaError::Setup(e.to_string()))?;
+    if db.exists() && !crate::config::Config::checkpoint_pin_file_in(&data_dir).exists() {
         return Err(ReplicaError::Setup(format!(
             "{} already holds a log that was not restored from a bucket; restore into an empty data dir",
             data_dir.display()

@@ -13,8 +13,11 @@
 //! that its unpublished heads can never be published: when the lease is
 //! held by another writer (a refused `serve`), when it starts as a standby,
 //! and when it won the lease but its store does not hold etcd's checkpoint.
-//! The store is rebuilt from its own entries up to the published size
-//! (`Store::published_size`), through the same path a follower appends by
+//! The published size is the larger of the store's own record
+//! (`Store::published_size`, which may lag) and etcd's checkpoint when the
+//! store holds it; a store with neither is refused, never rewound to 0.
+//! The store is rebuilt from its own entries up to that size, through the
+//! same path a follower appends by
 //! (`log::follower::append_verified`: the tree rebuilt and checked against
 //! every head's root, the vCon index and map derived again, the map
 //! replayed), and swapped in for the old one, which is deleted.
@@ -30,12 +33,17 @@
 //! Crash safety: the new store is built in `db.rewind`; the rollback guard
 //! (which records every head this node signed) is set back to the
 //! published head first; then `db` becomes `db.deposed`, `db.rewind`
-//! becomes `db`, and `db.deposed` is deleted, each rename synced. A start
-//! that finds `db.deposed` finishes (or undoes) an interrupted swap.
+//! becomes `db`, and `db.deposed` is deleted, each rename synced. Every
+//! process that opens the store for writing ([`store_dir`]) first finishes
+//! (or undoes) an interrupted swap, under the lock a rewind holds
+//! throughout (`rewind.lock`), so none creates an empty store mid-swap.
+//! The rollback guard's head must be in the store rewound (else it is not
+//! this node's store, and is refused).
 
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::fence::FencedCheckpoint;
 use crate::keys::KeySet;
 use crate::log::{LogError, SignedTreeHead, Store};
 
@@ -47,10 +55,16 @@ const CHUNK_ENTRIES: u64 = 4_096;
 pub struct Rewound {
     /// The published size the store now ends at.
     pub published: u64,
-    /// Entries stored above it (none of them acknowledged).
+    /// Entries stored above it.
     pub discarded_entries: u64,
     /// Signed heads above it.
     pub discarded_heads: u64,
+    /// True when `published` is (at least) etcd's checkpoint, which this
+    /// store held: then nothing discarded was acknowledged (a 201 waits for
+    /// that checkpoint). Else the store's own record of its published size
+    /// was the bound; it may lag (`Store::published_size`), and anything
+    /// acknowledged above it is in the bucket, where catch-up finds it.
+    pub to_etcd_checkpoint: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +73,31 @@ pub enum RewindError {
     Store { dir: PathBuf, why: LogError },
     #[error("rewinding {dir}: {why}")]
     Files { dir: PathBuf, why: String },
+    /// Nothing says which of the store's heads were published: it was
+    /// written by no publisher or follower of this version, and does not
+    /// hold etcd's checkpoint. Rewinding it to 0 could discard a whole log.
+    #[error(
+        "{dir} holds a log up to size {size} but records no published size, and does not hold the checkpoint etcd records: which of its heads were published is unknown, so it is not rewound. Move it aside and start this node with --standby (it catches up from the bucket), or `vcon-scitt restore --from <bucket>` into a fresh data dir"
+    )]
+    Unknown { dir: PathBuf, size: u64 },
+}
+
+/// What etcd says about the log, for a rewind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This node holds the lease, and etcd records this checkpoint: a store
+    /// holding it keeps everything (its heads above are its own to publish).
+    Ours(FencedCheckpoint),
+    /// Another writer holds the lease (or none does, for a standby): etcd's
+    /// checkpoint, if any, is published; this node's heads above are not.
+    Another(Option<FencedCheckpoint>),
 }
 
 /// What [`to_published`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rewind {
-    /// The store holds the checkpoint it was asked to keep (the one etcd
-    /// records, for a writer holding the lease): nothing was touched.
+    /// The store holds the checkpoint of the lease this node holds: nothing
+    /// was touched.
     Holds,
     /// No store yet, or nothing above its published size.
     Nothing,
@@ -73,14 +105,11 @@ pub enum Rewind {
     Discarded(Rewound),
 }
 
-/// Rewinds `config.data_dir`'s store to its published size if it holds
-/// anything above it, unless it holds `keep` (size, root): a checkpoint the
-/// lease this node holds recorded, above which its heads are its own to
-/// publish.
-pub fn to_published(
-    config: &Config,
-    keep: Option<(u64, crate::merkle::Hash)>,
-) -> Result<Rewind, RewindError> {
+/// Rewinds `config.data_dir`'s store to the log's published size if it
+/// holds anything above it. The published size is the larger of the
+/// store's record ([`Store::published_size`]) and etcd's checkpoint when
+/// the store holds it (same size, same root).
+pub fn to_published(config: &Config, lease: Lease) -> Result<Rewind, RewindError> {
     let dir = config.data_dir.clone();
     let files = |why: String| RewindError::Files {
         dir: dir.clone(),
@@ -91,20 +120,44 @@ pub fn to_published(
         why,
     };
     let (db, building, deposed) = paths(&dir);
+    if !dir.exists() {
+        return Ok(Rewind::Nothing);
+    }
+    // Held to the end: no other process opens a store here mid-swap.
+    let _lock = lock(&dir).map_err(files)?;
     finish_interrupted(&dir).map_err(files)?;
     if !db.exists() {
         return Ok(Rewind::Nothing);
     }
     let old = Store::open(&db).map_err(store_err)?;
-    if let Some((size, root)) = keep
+    let (checkpoint, ours) = match lease {
+        Lease::Ours(c) => (Some(c), true),
+        Lease::Another(c) => (c, false),
+    };
+    let mut held = None;
+    if let Some((size, root)) = checkpoint
         && old.head(size).map_err(store_err)?.map(|h| h.head.root) == Some(root)
     {
+        held = Some(size);
+    }
+    if ours && held.is_some() {
         return Ok(Rewind::Holds);
     }
-    let published = old.published_size().map_err(store_err)?;
     let latest = old.latest_head().map_err(store_err)?;
     let latest_size = latest.as_ref().map_or(0, |h| h.head.size);
     let stored = old.data_size().map_err(store_err)?;
+    let recorded = old.published_size().map_err(store_err)?;
+    let published = match (recorded, held) {
+        (Some(r), Some(h)) => r.max(h),
+        (Some(p), None) | (None, Some(p)) => p,
+        (None, None) if latest_size == 0 && stored == 0 => return Ok(Rewind::Nothing),
+        (None, None) => {
+            return Err(RewindError::Unknown {
+                dir: db.clone(),
+                size: latest_size.max(stored),
+            });
+        }
+    };
     if latest_size <= published && stored <= published {
         return Ok(Rewind::Nothing);
     }
@@ -126,6 +179,7 @@ pub fn to_published(
             )))
         })?),
     };
+    check_guard(&config.rollback_guard(), &old).map_err(store_err)?;
     if building.exists() {
         std::fs::remove_dir_all(&building).map_err(|e| files(e.to_string()))?;
     }
@@ -145,14 +199,52 @@ pub fn to_published(
         published,
         discarded_entries: stored.saturating_sub(published),
         discarded_heads,
+        to_etcd_checkpoint: held.is_some_and(|h| h <= published),
     };
     tracing::warn!(
         published,
         discarded_entries = rewound.discarded_entries,
         discarded_heads,
+        to_etcd_checkpoint = rewound.to_etcd_checkpoint,
         "rewound the store to the published log: its heads above it were never published, and another writer signs those sizes"
     );
     Ok(Rewind::Discarded(rewound))
+}
+
+/// The store directory in `data_dir`, once any rewind interrupted there is
+/// finished or undone (and none is running): every process that opens a
+/// data dir's store for writing goes through here, so none creates a new
+/// store where a swap left none.
+pub fn store_dir(data_dir: &Path) -> Result<PathBuf, RewindError> {
+    if data_dir.exists() {
+        let files = |why: String| RewindError::Files {
+            dir: data_dir.to_owned(),
+            why,
+        };
+        let _lock = lock(data_dir).map_err(files)?;
+        finish_interrupted(data_dir).map_err(files)?;
+    }
+    Ok(paths(data_dir).0)
+}
+
+/// An exclusive lock on `dir/rewind.lock` while a rewind (or the check for
+/// an interrupted one) runs; released when the file is dropped.
+fn lock(dir: &Path) -> Result<std::fs::File, String> {
+    let path = dir.join("rewind.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "{} is locked: another process is rewinding this data dir",
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -224,6 +316,28 @@ fn rebuild(old: &Store, path: &Path, published: u64, keys: KeySet) -> Result<(),
         )));
     }
     new.flush()
+}
+
+/// Refuses a store older than a head this node recorded in its rollback
+/// guard (a restored backup, say): the guard's head must be in the store
+/// being rewound, or setting the guard back would disarm the check it
+/// exists for.
+fn check_guard(path: &Path, store: &Store) -> Result<(), LogError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let (_, guarded) = crate::log::guard::RollbackGuard::open(path)?;
+    let Some(g) = guarded else {
+        return Ok(());
+    };
+    if store.head(g.size)?.map(|h| h.head.root) != Some(g.root) {
+        return Err(LogError::RolledBack(format!(
+            "the rollback guard {} records a head at size {} that this store does not hold: the store is not the one this node signed with (an older backup?), so it is not rewound",
+            path.display(),
+            g.size
+        )));
+    }
+    Ok(())
 }
 
 /// Sets the rollback guard back to the published head (or removes it when

@@ -158,8 +158,8 @@ impl Service {
         {
             return Err("leaf_rule payload-sha256 binds only the payload (not the issuer's header or signature): it is allowed only in the conserver compatibility profile, with policy.legacy_compat = true (spec-notes/interop.md)".into());
         }
-        let store = Store::open_log(&config.data_dir.join("db"), config.new_log_leaf_rule())
-            .map_err(|e| e.to_string())?;
+        let db = crate::rewind::store_dir(&config.data_dir).map_err(|e| e.to_string())?;
+        let store = Store::open_log(&db, config.new_log_leaf_rule()).map_err(|e| e.to_string())?;
         if let Some(asked) = config.leaf_rule
             && asked != store.leaf_rule()
         {

@@ -424,12 +424,18 @@ async fn start_with(
             Ok(f) => Some(f),
             // Another writer holds the log: this node's unpublished heads
             // can never be published, and that writer signs those sizes.
-            Err(held @ crate::fence::FenceError::Held { .. }) => {
-                let rewound = rewind(&config, None).await;
+            Err(held @ crate::fence::FenceError::Held { checkpoint, .. }) => {
+                let rewound = rewind(&config, crate::rewind::Lease::Another(checkpoint)).await;
                 return Err(match rewound {
                     Ok(crate::rewind::Rewind::Discarded(r)) => format!(
-                        "{held}. This data dir held {} entries above the published log (none acknowledged); it was rewound to size {}. Start it with --standby to follow the writer",
-                        r.discarded_entries, r.published
+                        "{held}. This data dir held {} entries above the published log ({}); it was rewound to size {}. Start it with --standby to follow the writer",
+                        r.discarded_entries,
+                        if r.to_etcd_checkpoint {
+                            "all above etcd's checkpoint: none acknowledged"
+                        } else {
+                            "above its recorded published size: any acknowledged are in the bucket"
+                        },
+                        r.published
                     ),
                     Ok(_) => held.to_string(),
                     Err(e) => format!("{held}; and {e}"),
@@ -445,7 +451,7 @@ async fn start_with(
     if let (Some(f), Some(url)) = (&fence, &config.publish.bucket)
         && let Some(at) = f.at_start
     {
-        let caught_up = match rewind(&config, Some(at)).await {
+        let caught_up = match rewind(&config, crate::rewind::Lease::Ours(at)).await {
             Ok(crate::rewind::Rewind::Holds) => Ok(None),
             Ok(_) => crate::replica::catch_up(
                 url,
@@ -522,10 +528,10 @@ async fn start_with(
 /// [`crate::rewind::to_published`] off the async threads.
 async fn rewind(
     config: &Config,
-    keep: Option<(u64, crate::merkle::Hash)>,
+    lease: crate::rewind::Lease,
 ) -> Result<crate::rewind::Rewind, String> {
     let config = config.clone();
-    tokio::task::spawn_blocking(move || crate::rewind::to_published(&config, keep))
+    tokio::task::spawn_blocking(move || crate::rewind::to_published(&config, lease))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())
@@ -606,14 +612,25 @@ pub async fn run_standby(
     let data_dir = config.data_dir.clone();
     let node = node_name(&config);
     let period = Duration::from_millis((config.fence.ttl_secs.max(2) as u64) * 500);
-    // A deposed writer rejoining: its unpublished heads go first (the
-    // writer now holding the lease signs those sizes).
-    rewind(&config, None).await?;
     let mut listening = Some(listening);
     let mut replica: Option<Running<Replica>> = None;
+    // A deposed writer rejoining rewinds first (the writer holding the
+    // lease signs the sizes of its unpublished heads), to etcd's
+    // checkpoint when it holds it; then it follows the bucket. A standby
+    // that wins the lease at once rewinds as a writer does (`start_with`).
+    let mut rewound = false;
     let fence = loop {
+        match crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node).await {
+            Ok(f) => break f,
+            Err(crate::fence::FenceError::Held { checkpoint, .. }) if !rewound => {
+                rewind(&config, crate::rewind::Lease::Another(checkpoint)).await?;
+                rewound = true;
+            }
+            Err(crate::fence::FenceError::Held { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, "standby: campaigning for the lease failed"),
+        }
         // Follow the bucket as soon as a writer has published to it.
-        if replica.is_none() {
+        if rewound && replica.is_none() {
             match start_replica_in(as_replica.clone(), None, data_dir.clone()).await {
                 Ok(r) => {
                     if let Some(say) = listening.take() {
@@ -623,11 +640,6 @@ pub async fn run_standby(
                 }
                 Err(e) => tracing::warn!(error = %e, "standby: not following the bucket yet"),
             }
-        }
-        match crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node).await {
-            Ok(f) => break f,
-            Err(crate::fence::FenceError::Held { .. }) => {}
-            Err(e) => tracing::warn!(error = %e, "standby: campaigning for the lease failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}

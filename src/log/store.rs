@@ -53,8 +53,11 @@ const META_IDENTITIES: &[u8] = b"identities";
 const META_LEAF_RULE: &[u8] = b"leaf_rule";
 /// The largest size known to be in the log's published history (u64 BE):
 /// the publisher's last checkpoint (its lease's compare-and-swap, when
-/// fenced), or the last head a follower verified from the bucket. Heads
-/// above it were signed here and never published (`crate::rewind`).
+/// fenced), or the last head a follower verified from the bucket. It may
+/// lag the log's published size: the publisher writes it after each round's
+/// checkpoint, unsynced, and at resume the bucket's (which follows etcd's).
+/// Heads above it may be unpublished (`crate::rewind`, which also asks etcd).
+/// Absent: a store no publisher or follower wrote (nothing known).
 const META_PUBLISHED: &[u8] = b"published";
 
 /// Rows per write batch while backfilling identity rows: bounds the
@@ -247,13 +250,13 @@ impl Store {
     }
 
     /// The size of the log's published history this store holds
-    /// ([`META_PUBLISHED`]); 0 when nothing was recorded.
-    pub fn published_size(&self) -> Result<u64, LogError> {
+    /// ([`META_PUBLISHED`]); `None` when nothing was recorded.
+    pub fn published_size(&self) -> Result<Option<u64>, LogError> {
         match self.get(CF_META, META_PUBLISHED)? {
-            None => Ok(0),
-            Some(v) => {
-                be_u64(&v).ok_or_else(|| LogError::Corrupt("meta published is not 8 bytes".into()))
-            }
+            None => Ok(None),
+            Some(v) => be_u64(&v)
+                .map(Some)
+                .ok_or_else(|| LogError::Corrupt("meta published is not 8 bytes".into())),
         }
     }
 
