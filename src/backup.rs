@@ -54,7 +54,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<FsckReport, BackupError> 
     if !src.join("CURRENT").exists() {
         return Err(BackupError::NotABackup(from.display().to_string()));
     }
-    let dst = crate::rewind::store_dir(data_dir)?;
+    let (dst, _hold) = crate::rewind::store_dir(data_dir)?;
     if dst.exists() {
         return Err(BackupError::WouldOverwrite(dst.display().to_string()));
     }

@@ -96,6 +96,46 @@ fn parse_checkpoint(v: &[u8]) -> Option<FencedCheckpoint> {
     Some((size.parse().ok()?, crate::merkle::from_hex(root)?))
 }
 
+/// The keys an acquiring transaction read: the leader's name (when held by
+/// another), etcd's checkpoint and its `mod_revision`, the unswept size.
+type AcquireRead = (String, Option<FencedCheckpoint>, i64, Option<u64>);
+
+fn read_keys(
+    r: &etcd_client::TxnResponse,
+    leader_key: &str,
+    sweep_key: &str,
+) -> Result<AcquireRead, FenceError> {
+    let (mut holder, mut at_start, mut rev, mut unswept_at_start) = (String::new(), None, 0, None);
+    for op in r.op_responses() {
+        if let etcd_client::TxnOpResponse::Get(g) = op
+            && let Some(kv) = g.kvs().first()
+        {
+            let unparsable = |what: &str| {
+                FenceError::Setup(format!(
+                    "{} holds {:?}, not {what}",
+                    String::from_utf8_lossy(kv.key()),
+                    String::from_utf8_lossy(kv.value())
+                ))
+            };
+            if kv.key() == leader_key.as_bytes() {
+                holder = String::from_utf8_lossy(kv.value()).into_owned();
+            } else if kv.key() == sweep_key.as_bytes() {
+                let size = std::str::from_utf8(kv.value())
+                    .ok()
+                    .and_then(|v| v.parse().ok());
+                unswept_at_start = Some(size.ok_or_else(|| unparsable("a size"))?);
+            } else {
+                at_start = Some(
+                    parse_checkpoint(kv.value())
+                        .ok_or_else(|| unparsable("\"<size> <root hex>\""))?,
+                );
+                rev = kv.mod_revision();
+            }
+        }
+    }
+    Ok((holder, at_start, rev, unswept_at_start))
+}
+
 impl Fence {
     /// Wins the lease, or says who holds it.
     pub async fn acquire(
@@ -140,37 +180,14 @@ impl Fence {
                 TxnOp::get(checkpoint_key.clone(), None),
             ]);
         let r = client.txn(txn).await?;
-        let (mut holder, mut at_start, mut rev, mut unswept_at_start) =
-            (String::new(), None, 0, None);
-        for op in r.op_responses() {
-            if let etcd_client::TxnOpResponse::Get(g) = op
-                && let Some(kv) = g.kvs().first()
-            {
-                let unparsable = |what: &str| {
-                    FenceError::Setup(format!(
-                        "{} holds {:?}, not {what}",
-                        String::from_utf8_lossy(kv.key()),
-                        String::from_utf8_lossy(kv.value())
-                    ))
-                };
-                if kv.key() == leader_key.as_bytes() {
-                    holder = String::from_utf8_lossy(kv.value()).into_owned();
-                } else if kv.key() == sweep_key.as_bytes() {
-                    let size = std::str::from_utf8(kv.value())
-                        .ok()
-                        .and_then(|v| v.parse().ok());
-                    unswept_at_start = Some(size.ok_or_else(|| unparsable("a size"))?);
-                } else {
-                    at_start = Some(
-                        parse_checkpoint(kv.value())
-                            .ok_or_else(|| unparsable("\"<size> <root hex>\""))?,
-                    );
-                    rev = kv.mod_revision();
-                }
-            }
-        }
-        if !r.succeeded() {
+        let read = read_keys(&r, &leader_key, &sweep_key);
+        if !r.succeeded() || read.is_err() {
+            // Not ours, or ours with keys this writer cannot read: the
+            // leader key goes with the lease, at once.
             let _ = client.lease_revoke(lease.id()).await;
+        }
+        let (holder, at_start, rev, unswept_at_start) = read?;
+        if !r.succeeded() {
             return Err(FenceError::Held {
                 holder,
                 checkpoint: at_start,
@@ -233,6 +250,13 @@ impl Fence {
         })
     }
 
+    /// Why this writer is fenced for good, once it is (its lease gone, or
+    /// another writer's token on the leader key): it will never acknowledge
+    /// again under this lease.
+    pub fn fenced_for_good(&self) -> Option<String> {
+        read(&self.fenced).clone()
+    }
+
     /// [`Fence::holds`], telling a writer fenced for good
     /// ([`FenceError::Fenced`]) from one whose lease renewal is late
     /// ([`FenceError::Lapsed`], which a renewal ends).
@@ -279,13 +303,26 @@ impl Fence {
             };
             match tokio::time::timeout(period.max(Duration::from_millis(300)), renewed).await {
                 Ok(Ok(Some(ttl))) if ttl > 0 => self.extend(sent),
+                // etcd's answer that the lease is gone: a live TTL of 0 on
+                // the stream, or (opening a new stream) etcd-client's
+                // error for that same answer.
                 Ok(Ok(Some(_))) => {
                     self.fence(format!("the lease {:x} expired in etcd", self.lease));
                     return;
                 }
-                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => {
+                Ok(Err(etcd_client::Error::LeaseKeepAliveError(m))) if m == "lease not found" => {
+                    self.fence(format!("the lease {:x} expired in etcd", self.lease));
+                    return;
+                }
+                failed => {
                     // etcd unreachable or the stream broke: a new stream
                     // next time; the deadline runs out meanwhile.
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "no answer in time".to_owned(),
+                        _ => "the stream ended".to_owned(),
+                    };
+                    tracing::debug!(lease = self.lease, why, "lease keep-alive failed");
                     stream = None;
                 }
             }

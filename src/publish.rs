@@ -415,38 +415,40 @@ async fn round(
             }
             let (b, fence) = (bucket.clone(), fence.clone());
             set.spawn(async move {
+                let conflict = |name: &str| {
+                    PublishError::Alarm(format!(
+                        "{name} in the bucket holds bytes this log did not write"
+                    ))
+                };
                 match b.put_immutable(&name, body.clone(), OCTETS).await {
                     // Every object of a round lies beyond the bucket's
                     // checkpoint. Fenced, other bytes there are what a
                     // deposed writer left mid-round: replaced once etcd
-                    // confirms this writer holds the log.
-                    Err(BucketError::Conflict(_)) if fence.is_some() => {
-                        if let Some(f) = &fence {
-                            f.confirm().await.map_err(|e| {
-                                BucketError::Conflict(format!("{name} ({e})"))
-                            })?;
-                        }
+                    // confirms this writer holds the log (a failed confirm
+                    // is retried; a lost lease stops publishing), and only
+                    // within the lease's deadline, like every request.
+                    Err(BucketError::Conflict(_)) => {
+                        let Some(f) = &fence else {
+                            return Err(conflict(&name));
+                        };
+                        f.confirm().await?;
+                        f.check()?;
                         tracing::warn!(object = %name, "replacing an object a deposed writer left beyond the checkpoint");
-                        b.replace_orphan(&name, body, OCTETS)
-                            .await
-                            .map(|()| crate::bucket::Put::Created)
+                        match b.replace_orphan(&name, body, OCTETS).await {
+                            Ok(()) => Ok(()),
+                            Err(BucketError::Conflict(_)) => Err(conflict(&name)),
+                            Err(e) => Err(e.into()),
+                        }
                     }
-                    other => other,
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e.into()),
                 }
             });
         }
         let Some(done) = set.join_next().await else {
             break;
         };
-        match done.map_err(|e| PublishError::Local(e.to_string()))? {
-            Ok(_) => {}
-            Err(BucketError::Conflict(name)) => {
-                return Err(PublishError::Alarm(format!(
-                    "{name} in the bucket holds bytes this log did not write"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        done.map_err(|e| PublishError::Local(e.to_string()))??;
     }
     let head = plan.head;
     // Fenced: the checkpoint advances in etcd first, under this writer's

@@ -129,6 +129,8 @@ pub struct Replica {
     last_error: RwLock<Option<String>>,
     pub rounds: AtomicU64,
     poll: Duration,
+    /// Dropped after `store`: no rewind while the cache is open.
+    _hold: crate::rewind::StoreHold,
 }
 
 impl Replica {
@@ -169,7 +171,7 @@ impl Replica {
             Err(_) => crate::durable::write_atomically(&pin, vkey.as_bytes())
                 .map_err(|e| ReplicaError::Setup(e.to_string()))?,
         }
-        let cache = crate::rewind::store_dir(&c.cache_dir)
+        let (cache, hold) = crate::rewind::store_dir(&c.cache_dir)
             .map_err(|e| ReplicaError::Setup(e.to_string()))?;
         let rule = tc.leaf_rule;
         let store = tokio::task::spawn_blocking(move || Store::open_log(&cache, rule))
@@ -214,6 +216,7 @@ impl Replica {
             last_error: RwLock::new(None),
             rounds: AtomicU64::new(0),
             poll: c.poll,
+            _hold: hold,
         }))
     }
 
@@ -490,8 +493,11 @@ pub async fn restore(
     // Only into an empty data dir or one an earlier restore made (it pinned
     // the bucket's checkpoint key): a writer's own data dir is never
     // touched, whatever log it holds.
-    let db = crate::rewind::store_dir(&data_dir).map_err(|e| ReplicaError::Setup(e.to_string()))?;
-    if db.exists() && !crate::config::Config::checkpoint_pin_file_in(&data_dir).exists() {
+    let (db, hold) =
+        crate::rewind::store_dir(&data_dir).map_err(|e| ReplicaError::Setup(e.to_string()))?;
+    let fresh = !db.exists();
+    drop(hold);
+    if !fresh && !crate::config::Config::checkpoint_pin_file_in(&data_dir).exists() {
         return Err(ReplicaError::Setup(format!(
             "{} already holds a log that was not restored from a bucket; restore into an empty data dir",
             data_dir.display()

@@ -77,7 +77,7 @@ pub enum RewindError {
     /// written by no publisher or follower of this version, and does not
     /// hold etcd's checkpoint. Rewinding it to 0 could discard a whole log.
     #[error(
-        "{dir} holds a log up to size {size} but records no published size, and does not hold the checkpoint etcd records: which of its heads were published is unknown, so it is not rewound. Move it aside and start this node with --standby (it catches up from the bucket), or `vcon-scitt restore --from <bucket>` into a fresh data dir"
+        "{dir} holds a log up to size {size} but records no published size, and does not hold the checkpoint etcd records: which of its heads were published is unknown, so it is not rewound. Move it aside and start again (an empty data dir catches up from the bucket), or `vcon-scitt restore --from <bucket>` into a fresh data dir"
     )]
     Unknown { dir: PathBuf, size: u64 },
 }
@@ -124,7 +124,7 @@ pub fn to_published(config: &Config, lease: Lease) -> Result<Rewind, RewindError
         return Ok(Rewind::Nothing);
     }
     // Held to the end: no other process opens a store here mid-swap.
-    let _lock = lock(&dir).map_err(files)?;
+    let _lock = lock(&dir, Mode::Exclusive).map_err(files)?;
     finish_interrupted(&dir).map_err(files)?;
     if !db.exists() {
         return Ok(Rewind::Nothing);
@@ -211,25 +211,48 @@ pub fn to_published(config: &Config, lease: Lease) -> Result<Rewind, RewindError
     Ok(Rewind::Discarded(rewound))
 }
 
-/// The store directory in `data_dir`, once any rewind interrupted there is
-/// finished or undone (and none is running): every process that opens a
-/// data dir's store for writing goes through here, so none creates a new
-/// store where a swap left none.
-pub fn store_dir(data_dir: &Path) -> Result<PathBuf, RewindError> {
-    if data_dir.exists() {
-        let files = |why: String| RewindError::Files {
-            dir: data_dir.to_owned(),
-            why,
-        };
-        let _lock = lock(data_dir).map_err(files)?;
-        finish_interrupted(data_dir).map_err(files)?;
-    }
-    Ok(paths(data_dir).0)
+/// A shared hold on a data dir's store, kept for as long as the store is
+/// open: no rewind (which takes `rewind.lock` exclusively) starts in a data
+/// dir while any process holds one, and none is taken while a rewind runs.
+#[derive(Debug)]
+pub struct StoreHold {
+    _lock: std::fs::File,
 }
 
-/// An exclusive lock on `dir/rewind.lock` while a rewind (or the check for
-/// an interrupted one) runs; released when the file is dropped.
-fn lock(dir: &Path) -> Result<std::fs::File, String> {
+/// The store directory in `data_dir` and a hold on it, once any rewind
+/// interrupted there is finished or undone: every process that opens a data
+/// dir's store for writing goes through here and keeps the hold while the
+/// store is open, so none opens (or creates) a store mid-swap.
+pub fn store_dir(data_dir: &Path) -> Result<(PathBuf, StoreHold), RewindError> {
+    let files = |why: String| RewindError::Files {
+        dir: data_dir.to_owned(),
+        why,
+    };
+    crate::durable::create_private_dir_all(data_dir).map_err(|e| files(e.to_string()))?;
+    let shared = lock(data_dir, Mode::Shared).map_err(files)?;
+    let (_, building, deposed) = paths(data_dir);
+    if !building.exists() && !deposed.exists() {
+        return Ok((paths(data_dir).0, StoreHold { _lock: shared }));
+    }
+    // A rewind was interrupted: finished (or undone) alone, then held.
+    drop(shared);
+    let exclusive = lock(data_dir, Mode::Exclusive).map_err(files)?;
+    finish_interrupted(data_dir).map_err(files)?;
+    drop(exclusive);
+    // Between the two a rewind could only start on a settled data dir.
+    let shared = lock(data_dir, Mode::Shared).map_err(files)?;
+    Ok((paths(data_dir).0, StoreHold { _lock: shared }))
+}
+
+enum Mode {
+    /// A rewind, or settling an interrupted one.
+    Exclusive,
+    /// A store open.
+    Shared,
+}
+
+/// Locks `dir/rewind.lock`; released when the file is dropped.
+fn lock(dir: &Path, mode: Mode) -> Result<std::fs::File, String> {
     let path = dir.join("rewind.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -237,11 +260,19 @@ fn lock(dir: &Path) -> Result<std::fs::File, String> {
         .write(true)
         .open(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    match file.try_lock() {
+    let locked = match mode {
+        Mode::Exclusive => file.try_lock(),
+        Mode::Shared => file.try_lock_shared(),
+    };
+    match locked {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "{} is locked: another process is rewinding this data dir",
-            path.display()
+            "{} is locked: {}",
+            path.display(),
+            match mode {
+                Mode::Exclusive => "the store is open, or being rewound, in another process",
+                Mode::Shared => "another process is rewinding this data dir",
+            }
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
     }

@@ -101,6 +101,8 @@ pub struct Service {
     pub publishing: std::sync::OnceLock<Arc<crate::bucket::PublishStatus>>,
     /// The single-writer lease, when fenced by etcd.
     pub fence: std::sync::OnceLock<Arc<crate::fence::Fence>>,
+    /// Dropped after `log`: no rewind while the store is open.
+    _hold: crate::rewind::StoreHold,
 }
 
 impl Service {
@@ -158,7 +160,7 @@ impl Service {
         {
             return Err("leaf_rule payload-sha256 binds only the payload (not the issuer's header or signature): it is allowed only in the conserver compatibility profile, with policy.legacy_compat = true (spec-notes/interop.md)".into());
         }
-        let db = crate::rewind::store_dir(&config.data_dir).map_err(|e| e.to_string())?;
+        let (db, hold) = crate::rewind::store_dir(&config.data_dir).map_err(|e| e.to_string())?;
         let store = Store::open_log(&db, config.new_log_leaf_rule()).map_err(|e| e.to_string())?;
         if let Some(asked) = config.leaf_rule
             && asked != store.leaf_rule()
@@ -195,6 +197,7 @@ impl Service {
             tracing::info!(path = %config.key_file().display(), kid = %hex::encode(&current_kid), "generated a new service key");
         }
         let svc = Arc::new(Service {
+            _hold: hold,
             map,
             policy_entry: std::sync::RwLock::new(None),
             service_key,
@@ -339,6 +342,12 @@ impl Service {
         body: &[u8],
         wait: Option<Duration>,
     ) -> Result<Registered, ServiceError> {
+        // Fenced, or past the lease's local deadline: nothing is signed
+        // that this writer may be unable to publish (another writer may be
+        // signing those sizes).
+        if let Some(fence) = self.fence.get() {
+            fence.holds().map_err(ServiceError::Unavailable)?;
+        }
         let now = crate::time::now_secs();
         let st = SignedStatement::parse(body, self.config.registration.max_statement_bytes)?;
         // Signature checks run here, on the request's worker thread, so they

@@ -351,9 +351,9 @@ async fn failovers(kills: usize) -> Failovers {
     let (moto, etcd) = (Moto::start().await, Etcd::start().await);
     let dir = tempfile::tempdir().unwrap();
     let cfg = writer_config_file(dir.path());
-    // Object-storage requests end within 3 s: a new writer sweeps the heads
-    // objects a deposed one's late requests left 3 s + the lease TTL after
-    // it took over.
+    // Object-storage requests end within 3 s (12 s with retries): a new
+    // writer sweeps the heads objects a deposed one's late requests left
+    // 12 s + the lease TTL after it took over.
     let mut toml = std::fs::read_to_string(&cfg).unwrap();
     toml.push_str("[publish]\nrequest_timeout_ms = 3000\n");
     std::fs::write(&cfg, toml).unwrap();
@@ -493,8 +493,8 @@ async fn failovers(kills: usize) -> Failovers {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    // The late heads objects are swept (request timeout + TTL after each
-    // takeover), or replaced by the writer's own round of that size.
+    // The late heads objects are swept (four request timeouts + TTL after
+    // each takeover), or replaced by the writer's own round of that size.
     assert!(!late.is_empty(), "no late heads object was planted");
     let started = Instant::now();
     for (name, forged) in &late {
@@ -581,12 +581,13 @@ async fn a_writer_cut_off_from_etcd_acknowledges_nothing_once_the_standby_has_ta
     let link = Link::to(etcd.client_port()).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = writer_config_file(dir.path());
+    // A runs as a standby node: the lease is free, so it is the writer at
+    // once; fenced, it rejoins as the standby.
+    let mut a_args = fenced_args_via(&link.endpoint(), &cfg);
+    a_args.push("--standby".into());
     let a = Server::spawn(
         &dir.path().join("a"),
-        &fenced_args_via(&link.endpoint(), &cfg)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
         &moto.env(),
     );
     let b = standby(&moto, &etcd, &dir.path().join("b"), &cfg);
@@ -628,12 +629,40 @@ async fn a_writer_cut_off_from_etcd_acknowledges_nothing_once_the_standby_has_ta
         "{} 201s from the cut-off writer after the standby took over",
         late.len()
     );
-    // Healed, A stays fenced: its lease is gone, its token outdated.
-    assert_ne!(post(&a.url, "urn:example:a:healed").await.0, 201);
+    // Healed, A is fenced (its lease gone, its token outdated): it stops as
+    // the writer and rejoins as the standby on the same address, a replica
+    // of B's log that sends registrations to the writer (421).
+    let started = Instant::now();
+    loop {
+        let status = try_post(&a.url, "urn:example:a:healed").await.map(|r| r.0);
+        assert_ne!(
+            status,
+            Some(201),
+            "the fenced writer acknowledged after the heal"
+        );
+        if status == Some(421) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the fenced writer did not rejoin as the standby (last answer {status:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for i in 0..10 {
         let (status, id, receipt) = post(&b.url, &format!("urn:example:b:{i}")).await;
         assert_eq!(status, 201);
         acked.push((id, receipt));
+    }
+    // It follows B: its heads above the published log were rewound.
+    let size = tree_size(&b.url).await;
+    let started = Instant::now();
+    while tree_size(&a.url).await < size {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the rejoined standby did not follow the writer to size {size}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     acked.extend(from_a.into_iter().map(|(_, id, r)| (id, r)));
     for (id, receipt) in &acked {
@@ -643,10 +672,17 @@ async fn a_writer_cut_off_from_etcd_acknowledges_nothing_once_the_standby_has_ta
         assert_eq!(got.status, 200, "acknowledged entry {id} lost");
         assert_eq!(&got.body, receipt);
     }
-    let size = tree_size(&b.url).await;
     assert_eq!(etcd_checkpoint(&etcd).unwrap().0, size);
-    drop(a);
+    a.stop();
     b.stop();
+    let published = bucket_heads(&moto, 0).await;
+    for (size, root) in heads_of(&dir.path().join("a").join("db")).range(1..) {
+        assert_eq!(
+            published.get(size),
+            Some(root),
+            "the demoted writer keeps a head at size {size} the bucket does not publish"
+        );
+    }
     let (code, out) = cli(&moto, &["fsck", "--bucket", "s3://log"]);
     assert_eq!(code, 0, "{out}");
     // Every heads object agrees with every other (bucket_heads checks).

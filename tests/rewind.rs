@@ -52,7 +52,7 @@ async fn a_store_that_records_no_published_size_is_never_rewound_to_zero() {
         "{err}"
     );
     let err = to_published(&cfg, Lease::Another(None)).unwrap_err();
-    assert!(err.to_string().contains("--standby"), "{err}");
+    assert!(err.to_string().contains("Move it aside"), "{err}");
     assert_eq!(heads(root.path()), before, "the store is untouched");
 }
 
@@ -62,6 +62,12 @@ async fn a_deposed_store_holding_etcds_checkpoint_rewinds_to_it() {
     let (cfg, before) = written(root.path()).await;
     let (size, head_root) = before[before.len() - 2];
     let latest = before[before.len() - 1].0;
+    // No rewind while the store is open (here, a hold another opener keeps).
+    let hold = store_dir(root.path()).unwrap();
+    let err = to_published(&cfg, Lease::Another(Some((size, head_root)))).unwrap_err();
+    assert!(err.to_string().contains("the store is open"), "{err}");
+    drop(hold);
+    assert_eq!(heads(root.path()), before, "the store is untouched");
     // This node holds the lease and the checkpoint: nothing is touched.
     assert_eq!(
         to_published(&cfg, Lease::Ours((size, head_root))).unwrap(),
@@ -131,7 +137,7 @@ fn no_store_is_opened_in_a_data_dir_a_rewind_holds_or_left_mid_swap() {
     assert!(!d.path().join("db").exists());
     held.unlock().unwrap();
     // Once free, the swap is undone before the store's path is handed out.
-    let db = store_dir(d.path()).unwrap();
+    let (db, _hold) = store_dir(d.path()).unwrap();
     assert_eq!(std::fs::read_to_string(db.join("marker")).unwrap(), "old");
     assert!(!d.path().join("db.deposed").exists());
 }

@@ -584,6 +584,101 @@ fn node_name(config: &Config) -> String {
         .unwrap_or_else(|| format!("{} pid {}", config.service_url(), std::process::id()))
 }
 
+/// Ends a term (its shutdown sender, taken once).
+fn fire(tx: &std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>) {
+    if let Some(t) = crate::sync::lock(tx).take() {
+        let _ = t.send(());
+    }
+}
+
+/// What a `serve --standby` node is, each time that changes.
+pub enum NodeTerm<'a> {
+    /// Listening (the standby's replica, or a writer that won at once).
+    Listening(&'a str),
+    /// The writer, having won the lease.
+    Writer(&'a Running),
+    /// The writer was fenced at run time (its lease lost to another): it
+    /// stopped, and the node rejoins as the standby on the same address.
+    Demoted(&'a str),
+}
+
+/// `serve --standby` for the life of the process: the standby until it
+/// wins the lease ([`run_standby`]), then the writer until `shutdown` fires
+/// or it is fenced for good. A writer fenced at run time (cut off from etcd
+/// while its lease expired and another writer took it) already acknowledges
+/// nothing; it then stops cleanly and rejoins as the standby on the same
+/// address, rewinding the heads it signed that were never published, and
+/// follows the new writer: a partition heals into two nodes again, not a
+/// writer answering 503 until someone restarts it.
+pub async fn run_standby_node(
+    mut config: Config,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+    mut tell: impl FnMut(NodeTerm<'_>),
+) -> Result<(), String> {
+    let (stopping, stop_rx) = tokio::sync::watch::channel(false);
+    let forward_stop = tokio::spawn(async move {
+        if shutdown.await.is_ok() {
+            let _ = stopping.send(true);
+        }
+    });
+    let result = loop {
+        // Each term's shutdown: the process's, or the fence's.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+        let on_stop = {
+            let (tx, mut stop_rx) = (tx.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                if stop_rx.wait_for(|s| *s).await.is_ok() {
+                    fire(&tx);
+                }
+            })
+        };
+        let running =
+            match run_standby(config.clone(), rx, |url| tell(NodeTerm::Listening(url))).await {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    on_stop.abort();
+                    break Ok(());
+                }
+                Err(e) => {
+                    on_stop.abort();
+                    break Err(e);
+                }
+            };
+        tell(NodeTerm::Writer(&running));
+        let demoted = Arc::new(std::sync::Mutex::new(None::<String>));
+        let on_fenced = running.service.fence.get().cloned().map(|fence| {
+            let (tx, demoted) = (tx.clone(), demoted.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Some(why) = fence.fenced_for_good() {
+                        *crate::sync::lock(&demoted) = Some(why);
+                        fire(&tx);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        });
+        let addr = running.addr;
+        let ended = running.wait().await;
+        on_stop.abort();
+        if let Some(t) = on_fenced {
+            t.abort();
+        }
+        let why = crate::sync::lock(&demoted).take();
+        match why {
+            Some(why) if !*stop_rx.borrow() => {
+                tell(NodeTerm::Demoted(&why));
+                config.listen = addr;
+            }
+            _ => break ended.map_err(|e| e.to_string()),
+        }
+    };
+    forward_stop.abort();
+    result
+}
+
 /// `serve --standby`: a read replica of the bucket whose cache is the data
 /// dir's own store, until the log's lease is free; then, on the same
 /// address, the writer (which first catches up from the bucket to the
@@ -627,7 +722,16 @@ pub async fn run_standby(
                 rewound = true;
             }
             Err(crate::fence::FenceError::Held { .. }) => {}
-            Err(e) => tracing::warn!(error = %e, "standby: campaigning for the lease failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "standby: campaigning for the lease failed");
+                // etcd unreachable: the store's own record bounds the
+                // rewind (it never exceeds what was published), and the
+                // standby follows the bucket meanwhile.
+                if !rewound {
+                    rewind(&config, crate::rewind::Lease::Another(None)).await?;
+                    rewound = true;
+                }
+            }
         }
         // Follow the bucket as soon as a writer has published to it.
         if rewound && replica.is_none() {

@@ -224,7 +224,12 @@ impl Server {
             .env("VCON_SCITT_RATE_LIMIT", "0")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // VCON_SCITT_TEST_LOGS=1 shows the servers' logs (debugging).
+            .stderr(if std::env::var_os("VCON_SCITT_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

@@ -226,7 +226,12 @@ pub fn backup(
             let Some(out) = out else {
                 bail!("offline backup needs --out DIR");
             };
-            let store = Store::open(&dir.join("db"))?;
+            // Settled and held: never a store opened mid-rewind.
+            let (db, _hold) = vcon_scitt::rewind::store_dir(&dir)?;
+            if !db.exists() {
+                bail!("{} holds no store", db.display());
+            }
+            let store = Store::open(&db)?;
             let keyset = std::fs::read(Config::keyset_file_in(&dir)).ok();
             let size = vcon_scitt::backup::write(&store, keyset.as_deref(), &out)?;
             println!("backup of tree size {size} written to {}", out.display());

@@ -2,6 +2,7 @@
 //! cleanly on SIGINT/SIGTERM.
 
 use vcon_scitt::config::LogFormat;
+use vcon_scitt::http::{NodeTerm, Running};
 
 use crate::args::{ServeArgs, effective_config};
 
@@ -41,54 +42,63 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
             return serve_replica(config, rx).await;
         }
         let publish = config.publish.bucket.clone();
-        let running = if standby {
-            let standby = vcon_scitt::http::run_standby(config, rx, |url| {
-                println!("vcon-scitt standby listening on {url}");
-                println!("  a read replica of the writer's bucket until the log's lease is free");
-            });
-            match standby.await.map_err(anyhow::Error::msg)? {
-                Some(running) => {
+        if standby {
+            vcon_scitt::http::run_standby_node(config, rx, |term| match term {
+                NodeTerm::Listening(url) => {
+                    println!("vcon-scitt standby listening on {url}");
+                    println!(
+                        "  a read replica of the writer's bucket until the log's lease is free"
+                    );
+                }
+                NodeTerm::Writer(running) => {
                     println!("took over as the writer on {}", running.url());
-                    running
+                    announce(running, publish.as_deref());
                 }
-                None => {
-                    tracing::info!("stopped cleanly (still a standby)");
-                    return Ok(0);
+                NodeTerm::Demoted(why) => {
+                    println!("fenced ({why}): the writer stopped; rejoining as the standby");
                 }
-            }
-        } else {
-            vcon_scitt::http::start(config, Some(rx))
-                .await
-                .map_err(anyhow::Error::msg)?
-        };
-        let svc = &running.service;
-        let url = running.url();
-        let data_dir = svc.config.data_dir.display().to_string();
-        println!("vcon-scitt listening on {url}");
-        println!("  data dir:      {data_dir} (RocksDB in {data_dir}/db)");
-        println!(
-            "  service key:   {} (kid {})",
-            svc.config.key_file().display(),
-            hex::encode(&svc.current_kid)
-        );
-        println!(
-            "  public keys:   {data_dir}/keys/scitt-keys.cbor, or GET {url}/.well-known/scitt-keys"
-        );
-        println!("  tree size:     {}", svc.log.latest().head.size);
-        println!(
-            "  issuers:       {} registered, {} trust anchor(s)",
-            svc.trust.registry.len(),
-            svc.trust.anchors.len()
-        );
-        if let Some(bucket) = publish {
-            println!("  publishing to: {bucket} (tiles, bundles, heads; checkpoint last)");
+            })
+            .await
+            .map_err(anyhow::Error::msg)?;
+            tracing::info!("stopped cleanly");
+            return Ok(0);
         }
-        println!("  try:           curl -s {url}/healthz");
-        tracing::info!(%url, "serving");
+        let running = vcon_scitt::http::start(config, Some(rx))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        announce(&running, publish.as_deref());
         running.wait().await?;
         tracing::info!("stopped cleanly");
         Ok(0)
     })
+}
+
+/// Where the writer listens and what it serves.
+fn announce(running: &Running, publish: Option<&str>) {
+    let svc = &running.service;
+    let url = running.url();
+    let data_dir = svc.config.data_dir.display().to_string();
+    println!("vcon-scitt listening on {url}");
+    println!("  data dir:      {data_dir} (RocksDB in {data_dir}/db)");
+    println!(
+        "  service key:   {} (kid {})",
+        svc.config.key_file().display(),
+        hex::encode(&svc.current_kid)
+    );
+    println!(
+        "  public keys:   {data_dir}/keys/scitt-keys.cbor, or GET {url}/.well-known/scitt-keys"
+    );
+    println!("  tree size:     {}", svc.log.latest().head.size);
+    println!(
+        "  issuers:       {} registered, {} trust anchor(s)",
+        svc.trust.registry.len(),
+        svc.trust.anchors.len()
+    );
+    if let Some(bucket) = publish {
+        println!("  publishing to: {bucket} (tiles, bundles, heads; checkpoint last)");
+    }
+    println!("  try:           curl -s {url}/healthz");
+    tracing::info!(%url, "serving");
 }
 
 /// `serve --replica-of s3://…`: a read replica of a published log.
