@@ -13,10 +13,11 @@
 # publishing, before vs after, alternated the same way.
 # With FENCED=1, also `replicated` unfenced vs fenced by etcd (Debian
 # `etcd-server`, started here on loopback), directory store; with BEFORE set
-# too, `replicated` before vs after on the directory store. SKIP_MODES=1
+# too, `replicated` before vs after on the directory store, unfenced and
+# fenced. SKIP_MODES=1
 # skips the local-vs-replicated rows.
 # Environment: B, BEFORE, FENCED, SKIP_MODES, CONNS (256), SECS (15), RATE
-# (1000). About 6 minutes (+ 3 for FENCED, + 1.5 for BEFORE).
+# (1000). About 6 minutes (+ 3 for FENCED, + 1.5 for BEFORE, + 1.5 for both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-${CARGO_TARGET_DIR:-target}/release/vcon-scitt}
@@ -97,6 +98,16 @@ if [ -n "${FENCED:-}" ]; then
       stop_last
     done
   done
+  if [ -n "${BEFORE:-}" ]; then
+    echo "== directory store, replicated, fenced, full load: before ($BEFORE) vs after ($B)"
+    for run in before1 after1 after2 before2; do
+      bin=$B; [ "${run%[0-9]}" = before ] && bin=$BEFORE
+      ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$EP" del --prefix /vcon-scitt/ >/dev/null
+      serve "$bin" "fenced-$run" --publish-to "file://$OUT/pub-fenced-$run" --durability replicated --etcd "http://127.0.0.1:$EP"
+      load "fenced-$run"
+      stop_last
+    done
+  fi
 fi
 
 [ -n "${SKIP_MODES:-}" ] && exit 0
