@@ -73,6 +73,10 @@ pub enum RewindError {
     Store { dir: PathBuf, why: LogError },
     #[error("rewinding {dir}: {why}")]
     Files { dir: PathBuf, why: String },
+    /// `rewind.lock` is held: by an open store (a rewind waits for it to
+    /// close) or by a rewind (an opener waits for it to end).
+    #[error("{dir}/rewind.lock is locked: {why}")]
+    Busy { dir: PathBuf, why: &'static str },
     /// Nothing says which of the store's heads were published: it was
     /// written by no publisher or follower of this version, and does not
     /// hold etcd's checkpoint. Rewinding it to 0 could discard a whole log.
@@ -124,7 +128,7 @@ pub fn to_published(config: &Config, lease: Lease) -> Result<Rewind, RewindError
         return Ok(Rewind::Nothing);
     }
     // Held to the end: no other process opens a store here mid-swap.
-    let _lock = lock(&dir, Mode::Exclusive).map_err(files)?;
+    let _lock = lock(&dir, Mode::Exclusive)?;
     finish_interrupted(&dir).map_err(files)?;
     if !db.exists() {
         return Ok(Rewind::Nothing);
@@ -229,18 +233,18 @@ pub fn store_dir(data_dir: &Path) -> Result<(PathBuf, StoreHold), RewindError> {
         why,
     };
     crate::durable::create_private_dir_all(data_dir).map_err(|e| files(e.to_string()))?;
-    let shared = lock(data_dir, Mode::Shared).map_err(files)?;
+    let shared = lock(data_dir, Mode::Shared)?;
     let (_, building, deposed) = paths(data_dir);
     if !building.exists() && !deposed.exists() {
         return Ok((paths(data_dir).0, StoreHold { _lock: shared }));
     }
     // A rewind was interrupted: finished (or undone) alone, then held.
     drop(shared);
-    let exclusive = lock(data_dir, Mode::Exclusive).map_err(files)?;
+    let exclusive = lock(data_dir, Mode::Exclusive)?;
     finish_interrupted(data_dir).map_err(files)?;
     drop(exclusive);
     // Between the two a rewind could only start on a settled data dir.
-    let shared = lock(data_dir, Mode::Shared).map_err(files)?;
+    let shared = lock(data_dir, Mode::Shared)?;
     Ok((paths(data_dir).0, StoreHold { _lock: shared }))
 }
 
@@ -252,29 +256,32 @@ enum Mode {
 }
 
 /// Locks `dir/rewind.lock`; released when the file is dropped.
-fn lock(dir: &Path, mode: Mode) -> Result<std::fs::File, String> {
+fn lock(dir: &Path, mode: Mode) -> Result<std::fs::File, RewindError> {
     let path = dir.join("rewind.lock");
+    let failed = |e: std::io::Error| RewindError::Files {
+        dir: dir.to_owned(),
+        why: format!("{}: {e}", path.display()),
+    };
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(failed)?;
     let locked = match mode {
         Mode::Exclusive => file.try_lock(),
         Mode::Shared => file.try_lock_shared(),
     };
     match locked {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "{} is locked: {}",
-            path.display(),
-            match mode {
+        Err(std::fs::TryLockError::WouldBlock) => Err(RewindError::Busy {
+            dir: dir.to_owned(),
+            why: match mode {
                 Mode::Exclusive => "the store is open, or being rewound, in another process",
                 Mode::Shared => "another process is rewinding this data dir",
-            }
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: {e}", path.display())),
+            },
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(failed(e)),
     }
 }
 

@@ -673,7 +673,7 @@ async fn a_writer_cut_off_from_etcd_acknowledges_nothing_once_the_standby_has_ta
         assert_eq!(&got.body, receipt);
     }
     assert_eq!(etcd_checkpoint(&etcd).unwrap().0, size);
-    a.stop();
+    assert!(a.stop(), "the demoted node did not stop cleanly on SIGTERM");
     b.stop();
     let published = bucket_heads(&moto, 0).await;
     for (size, root) in heads_of(&dir.path().join("a").join("db")).range(1..) {

@@ -110,8 +110,12 @@ async fn serve_api(
     let limits = api.limits.clone();
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection's task, so that none outlives the server (each
+    // holds the backend, whose store a demoted writer's rewind reopens).
+    let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while conns.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -130,7 +134,7 @@ async fn serve_api(
             continue;
         };
         let conn = graceful.watch(api_connection(api.clone(), TokioIo::new(stream), peer));
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let _ = conn.await;
             drop(permit);
         });
@@ -140,6 +144,8 @@ async fn serve_api(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; closing"),
     }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
     Ok(())
 }
 
@@ -330,6 +336,7 @@ impl<B: Backed> Running<B> {
             {
                 tracing::warn!("background task still running after 15 s; stopping it");
                 task.abort();
+                let _ = task.await;
             }
         }
         let svc = self.service.clone();
@@ -529,12 +536,15 @@ async fn start_with(
 async fn rewind(
     config: &Config,
     lease: crate::rewind::Lease,
-) -> Result<crate::rewind::Rewind, String> {
+) -> Result<crate::rewind::Rewind, crate::rewind::RewindError> {
+    let dir = config.data_dir.clone();
     let config = config.clone();
     tokio::task::spawn_blocking(move || crate::rewind::to_published(&config, lease))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::rewind::RewindError::Files {
+            dir,
+            why: e.to_string(),
+        })?
 }
 
 /// A writer that won the lease continues the log etcd records: its store
@@ -706,7 +716,7 @@ pub async fn run_standby(
     as_replica.replica.of = Some(bucket);
     let data_dir = config.data_dir.clone();
     let node = node_name(&config);
-    let period = Duration::from_millis((config.fence.ttl_secs.max(2) as u64) * 500);
+    let period = Duration::from_millis((config.fence.ttl_secs.max(2) as u64).saturating_mul(500));
     let mut listening = Some(listening);
     let mut replica: Option<Running<Replica>> = None;
     // A deposed writer rejoining rewinds first (the writer holding the
@@ -718,20 +728,29 @@ pub async fn run_standby(
         match crate::fence::Fence::acquire(&config.fence, &config.log_id(), &node).await {
             Ok(f) => break f,
             Err(crate::fence::FenceError::Held { checkpoint, .. }) if !rewound => {
-                rewind(&config, crate::rewind::Lease::Another(checkpoint)).await?;
-                rewound = true;
+                match rewind(&config, crate::rewind::Lease::Another(checkpoint)).await {
+                    Ok(_) => rewound = true,
+                    // The store still open (a demoted writer's last
+                    // connections closing): again next period.
+                    Err(e @ crate::rewind::RewindError::Busy { .. }) => {
+                        tracing::warn!(error = %e, "standby: not rewound yet; retrying")
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
             }
             Err(crate::fence::FenceError::Held { .. }) => {}
-            Err(e) => {
+            Err(e @ crate::fence::FenceError::Etcd(_)) if !rewound => {
                 tracing::warn!(error = %e, "standby: campaigning for the lease failed");
                 // etcd unreachable: the store's own record bounds the
                 // rewind (it never exceeds what was published), and the
-                // standby follows the bucket meanwhile.
-                if !rewound {
-                    rewind(&config, crate::rewind::Lease::Another(None)).await?;
-                    rewound = true;
+                // standby follows the bucket meanwhile. A store that
+                // records nothing waits for etcd's checkpoint.
+                match rewind(&config, crate::rewind::Lease::Another(None)).await {
+                    Ok(_) => rewound = true,
+                    Err(e) => tracing::warn!(error = %e, "standby: not rewound without etcd"),
                 }
             }
+            Err(e) => tracing::warn!(error = %e, "standby: campaigning for the lease failed"),
         }
         // Follow the bucket as soon as a writer has published to it.
         if rewound && replica.is_none() {

@@ -248,11 +248,12 @@ impl Server {
     }
 
     /// SIGTERM (a clean stop: the publisher's last round), then wait.
-    pub fn stop(mut self) {
+    /// Returns whether it exited cleanly (status 0).
+    pub fn stop(mut self) -> bool {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
-        let _ = self.child.wait();
+        self.child.wait().is_ok_and(|s| s.success())
     }
 }
 

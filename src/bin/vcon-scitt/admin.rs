@@ -226,11 +226,11 @@ pub fn backup(
             let Some(out) = out else {
                 bail!("offline backup needs --out DIR");
             };
+            if !dir.join("db").exists() && !dir.join("db.deposed").exists() {
+                bail!("{} holds no store", dir.display());
+            }
             // Settled and held: never a store opened mid-rewind.
             let (db, _hold) = vcon_scitt::rewind::store_dir(&dir)?;
-            if !db.exists() {
-                bail!("{} holds no store", db.display());
-            }
             let store = Store::open(&db)?;
             let keyset = std::fs::read(Config::keyset_file_in(&dir)).ok();
             let size = vcon_scitt::backup::write(&store, keyset.as_deref(), &out)?;

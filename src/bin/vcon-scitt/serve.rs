@@ -2,6 +2,15 @@
 //! cleanly on SIGINT/SIGTERM.
 
 use vcon_scitt::config::LogFormat;
+
+/// `println!` that never panics: a node prints each change of role, and a
+/// closed stdout must not stop the server.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 use vcon_scitt::http::{NodeTerm, Running};
 
 use crate::args::{ServeArgs, effective_config};
@@ -45,17 +54,15 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
         if standby {
             vcon_scitt::http::run_standby_node(config, rx, |term| match term {
                 NodeTerm::Listening(url) => {
-                    println!("vcon-scitt standby listening on {url}");
-                    println!(
-                        "  a read replica of the writer's bucket until the log's lease is free"
-                    );
+                    say!("vcon-scitt standby listening on {url}");
+                    say!("  a read replica of the writer's bucket until the log's lease is free");
                 }
                 NodeTerm::Writer(running) => {
-                    println!("took over as the writer on {}", running.url());
+                    say!("took over as the writer on {}", running.url());
                     announce(running, publish.as_deref());
                 }
                 NodeTerm::Demoted(why) => {
-                    println!("fenced ({why}): the writer stopped; rejoining as the standby");
+                    say!("fenced ({why}): the writer stopped; rejoining as the standby");
                 }
             })
             .await
@@ -78,26 +85,24 @@ fn announce(running: &Running, publish: Option<&str>) {
     let svc = &running.service;
     let url = running.url();
     let data_dir = svc.config.data_dir.display().to_string();
-    println!("vcon-scitt listening on {url}");
-    println!("  data dir:      {data_dir} (RocksDB in {data_dir}/db)");
-    println!(
+    say!("vcon-scitt listening on {url}");
+    say!("  data dir:      {data_dir} (RocksDB in {data_dir}/db)");
+    say!(
         "  service key:   {} (kid {})",
         svc.config.key_file().display(),
         hex::encode(&svc.current_kid)
     );
-    println!(
-        "  public keys:   {data_dir}/keys/scitt-keys.cbor, or GET {url}/.well-known/scitt-keys"
-    );
-    println!("  tree size:     {}", svc.log.latest().head.size);
-    println!(
+    say!("  public keys:   {data_dir}/keys/scitt-keys.cbor, or GET {url}/.well-known/scitt-keys");
+    say!("  tree size:     {}", svc.log.latest().head.size);
+    say!(
         "  issuers:       {} registered, {} trust anchor(s)",
         svc.trust.registry.len(),
         svc.trust.anchors.len()
     );
     if let Some(bucket) = publish {
-        println!("  publishing to: {bucket} (tiles, bundles, heads; checkpoint last)");
+        say!("  publishing to: {bucket} (tiles, bundles, heads; checkpoint last)");
     }
-    println!("  try:           curl -s {url}/healthz");
+    say!("  try:           curl -s {url}/healthz");
     tracing::info!(%url, "serving");
 }
 
@@ -113,12 +118,12 @@ async fn serve_replica(
         .map_err(anyhow::Error::msg)?;
     let r = &running.service;
     let url = running.url();
-    println!("vcon-scitt read replica listening on {url}");
-    println!("  following:     {}", r.bucket_url());
-    println!("  writer:        {} (registrations go there)", r.writer());
-    println!("  cache:         {}", cache.display());
-    println!("  tree size:     {} (verified)", r.latest_head().head.size);
-    println!("  try:           curl -s {url}/healthz");
+    say!("vcon-scitt read replica listening on {url}");
+    say!("  following:     {}", r.bucket_url());
+    say!("  writer:        {} (registrations go there)", r.writer());
+    say!("  cache:         {}", cache.display());
+    say!("  tree size:     {} (verified)", r.latest_head().head.size);
+    say!("  try:           curl -s {url}/healthz");
     tracing::info!(%url, bucket = %r.bucket_url(), "serving as a read replica");
     running.wait().await?;
     tracing::info!("stopped cleanly");
