@@ -203,7 +203,8 @@ pub fn to_published(config: &Config, lease: Lease) -> Result<Rewind, RewindError
         published,
         discarded_entries: stored.saturating_sub(published),
         discarded_heads,
-        to_etcd_checkpoint: held.is_some_and(|h| h <= published),
+        // `published` is at least the held checkpoint's size.
+        to_etcd_checkpoint: held.is_some(),
     };
     tracing::warn!(
         published,

@@ -656,18 +656,14 @@ pub async fn run_standby_node(
                 }
             };
         tell(NodeTerm::Writer(&running));
-        let demoted = Arc::new(std::sync::Mutex::new(None::<String>));
-        let on_fenced = running.service.fence.get().cloned().map(|fence| {
-            let (tx, demoted) = (tx.clone(), demoted.clone());
+        let fence = running.service.fence.get().cloned();
+        let on_fenced = fence.clone().map(|fence| {
+            let tx = tx.clone();
             tokio::spawn(async move {
-                loop {
-                    if let Some(why) = fence.fenced_for_good() {
-                        *crate::sync::lock(&demoted) = Some(why);
-                        fire(&tx);
-                        return;
-                    }
+                while fence.fenced_for_good().is_none() {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+                fire(&tx);
             })
         });
         let addr = running.addr;
@@ -676,8 +672,7 @@ pub async fn run_standby_node(
         if let Some(t) = on_fenced {
             t.abort();
         }
-        let why = crate::sync::lock(&demoted).take();
-        match why {
+        match fence.and_then(|f| f.fenced_for_good()) {
             Some(why) if !*stop_rx.borrow() => {
                 tell(NodeTerm::Demoted(&why));
                 config.listen = addr;
